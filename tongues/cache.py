@@ -1,0 +1,216 @@
+"""Key/value caches for decoder attention.
+
+A cache is passed into a model's forward and returned from it; modules never keep one. Every
+cache stores, per layer, keys and values shaped ``(B, H_kv, T, D)``.
+
+- :class:`DynamicCache` grows by concatenation (the default, and the one generation uses).
+- :class:`StaticCache` is preallocated to ``max_cache_len`` and written in place, so decoding does
+  no per-step allocation.
+- The legacy format is a tuple with one ``(key, value)`` pair per layer. Models given a legacy
+  tuple return one ("same format out as in").
+
+Example::
+
+    cache = DynamicCache()
+    k, v = cache.update(key, value, layer_idx=0)   # k: (B, H, past + T, D)
+    cache.get_seq_length()                         # past + T
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+import torch
+
+LegacyCache = tuple[tuple[torch.Tensor, torch.Tensor], ...]
+
+
+class Cache:
+    """Common interface of the caches. Subclasses implement ``update`` and the storage."""
+
+    is_static = False
+
+    def update(
+        self, key: torch.Tensor, value: torch.Tensor, layer_idx: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Append ``key``/``value`` ``(B, H, T, D)`` to layer ``layer_idx``; return all of that layer's keys/values."""
+        raise NotImplementedError
+
+    def get_seq_length(self, layer_idx: int = 0) -> int:
+        """Number of positions already cached for ``layer_idx``."""
+        raise NotImplementedError
+
+    def get_max_length(self) -> int | None:
+        """Capacity of the cache, or ``None`` when it grows without bound."""
+        return None
+
+    def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
+        """Select batch rows ``beam_idx`` in place (beam search)."""
+        raise NotImplementedError
+
+    def batch_repeat_interleave(self, repeats: int) -> None:
+        """Repeat every batch row ``repeats`` times in place (expanding a prompt to beams)."""
+        raise NotImplementedError
+
+    def crop(self, max_length: int) -> None:
+        """Drop cached positions beyond ``max_length``."""
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def to_legacy_cache(self) -> LegacyCache:
+        """The tuple-of-(key, value) format, one pair per layer."""
+        return tuple((k, v) for k, v in self.layers())
+
+    def layers(self) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
+        raise NotImplementedError
+
+
+class DynamicCache(Cache):
+    """A cache that grows along the time axis as tokens are added."""
+
+    def __init__(self) -> None:
+        self.keys: list[torch.Tensor] = []
+        self.values: list[torch.Tensor] = []
+
+    @classmethod
+    def from_legacy_cache(cls, past: Sequence[Sequence[torch.Tensor]] | None) -> "DynamicCache":
+        """Build a cache from the legacy tuple format; validates that each layer is a (key, value) pair."""
+        cache = cls()
+        if past is None:
+            return cache
+        for layer_idx, pair in enumerate(past):
+            if not isinstance(pair, (tuple, list)) or len(pair) < 2:
+                raise ValueError(
+                    f"past_key_values[{layer_idx}] must be a (key, value) pair of tensors shaped "
+                    f"(batch, heads, seq, head_dim); got {type(pair).__name__}"
+                )
+            key, value = pair[0], pair[1]
+            if not (torch.is_tensor(key) and torch.is_tensor(value)) or key.dim() != 4 or value.dim() != 4:
+                raise ValueError(
+                    f"past_key_values[{layer_idx}] must hold two 4-D tensors (batch, heads, seq, head_dim); "
+                    f"got shapes {getattr(key, 'shape', None)} and {getattr(value, 'shape', None)}"
+                )
+            cache.keys.append(key)
+            cache.values.append(value)
+        return cache
+
+    def update(self, key, value, layer_idx):
+        if layer_idx < len(self.keys):
+            self.keys[layer_idx] = torch.cat([self.keys[layer_idx], key], dim=-2)
+            self.values[layer_idx] = torch.cat([self.values[layer_idx], value], dim=-2)
+        elif layer_idx == len(self.keys):
+            self.keys.append(key)
+            self.values.append(value)
+        else:
+            raise IndexError(f"cache has {len(self.keys)} layers; cannot update layer {layer_idx}")
+        return self.keys[layer_idx], self.values[layer_idx]
+
+    def get_seq_length(self, layer_idx: int = 0) -> int:
+        if layer_idx >= len(self.keys):
+            return 0
+        return self.keys[layer_idx].shape[-2]
+
+    def reorder_cache(self, beam_idx):
+        for i in range(len(self.keys)):
+            self.keys[i] = self.keys[i].index_select(0, beam_idx.to(self.keys[i].device))
+            self.values[i] = self.values[i].index_select(0, beam_idx.to(self.values[i].device))
+
+    def batch_repeat_interleave(self, repeats):
+        for i in range(len(self.keys)):
+            self.keys[i] = self.keys[i].repeat_interleave(repeats, dim=0)
+            self.values[i] = self.values[i].repeat_interleave(repeats, dim=0)
+
+    def crop(self, max_length):
+        for i in range(len(self.keys)):
+            self.keys[i] = self.keys[i][..., :max_length, :]
+            self.values[i] = self.values[i][..., :max_length, :]
+
+    def __len__(self):
+        return len(self.keys)
+
+    def layers(self):
+        return zip(self.keys, self.values)
+
+
+class StaticCache(Cache):
+    """A preallocated cache of ``max_cache_len`` positions, written in place.
+
+    ``update`` returns views over the filled prefix ``[:, :, :length]``, so attention reads exactly
+    the positions written so far and the cached and uncached paths stay one code path.
+    """
+
+    is_static = True
+
+    def __init__(
+        self,
+        num_layers: int,
+        batch_size: int,
+        num_kv_heads: int,
+        head_dim: int,
+        max_cache_len: int,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str = "cpu",
+        value_head_dim: int | None = None,
+    ) -> None:
+        shape = (batch_size, num_kv_heads, max_cache_len, head_dim)
+        value_shape = (batch_size, num_kv_heads, max_cache_len, value_head_dim or head_dim)
+        self.max_cache_len = max_cache_len
+        self.keys = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(num_layers)]
+        self.values = [torch.zeros(value_shape, dtype=dtype, device=device) for _ in range(num_layers)]
+        self.lengths = [0] * num_layers
+
+    def update(self, key, value, layer_idx):
+        start, T = self.lengths[layer_idx], key.shape[-2]
+        if start + T > self.max_cache_len:
+            raise ValueError(
+                f"StaticCache holds {self.max_cache_len} positions; writing {T} more after {start} would overflow. "
+                "Allocate a larger max_cache_len."
+            )
+        self.keys[layer_idx][:, :, start : start + T].copy_(key)
+        self.values[layer_idx][:, :, start : start + T].copy_(value)
+        self.lengths[layer_idx] = start + T
+        return self.keys[layer_idx][:, :, : start + T], self.values[layer_idx][:, :, : start + T]
+
+    def get_seq_length(self, layer_idx: int = 0) -> int:
+        return self.lengths[layer_idx] if layer_idx < len(self.lengths) else 0
+
+    def get_max_length(self) -> int:
+        return self.max_cache_len
+
+    def reorder_cache(self, beam_idx):
+        for i in range(len(self.keys)):
+            self.keys[i].copy_(self.keys[i].index_select(0, beam_idx.to(self.keys[i].device)))
+            self.values[i].copy_(self.values[i].index_select(0, beam_idx.to(self.values[i].device)))
+
+    def batch_repeat_interleave(self, repeats):
+        for i in range(len(self.keys)):
+            self.keys[i] = self.keys[i].repeat_interleave(repeats, dim=0)
+            self.values[i] = self.values[i].repeat_interleave(repeats, dim=0)
+
+    def crop(self, max_length):
+        self.lengths = [min(n, max_length) for n in self.lengths]
+
+    def __len__(self):
+        return len(self.keys)
+
+    def layers(self):
+        for k, v, n in zip(self.keys, self.values, self.lengths):
+            yield k[:, :, :n], v[:, :, :n]
+
+
+def as_cache(past_key_values) -> tuple[Cache | None, bool]:
+    """Normalise a forward's ``past_key_values`` argument.
+
+    Returns ``(cache, was_legacy)``: a legacy tuple is wrapped in a :class:`DynamicCache` and
+    ``was_legacy`` tells the model to hand back a tuple too.
+    """
+    if past_key_values is None or isinstance(past_key_values, Cache):
+        return past_key_values, False
+    if isinstance(past_key_values, (tuple, list)):
+        return DynamicCache.from_legacy_cache(past_key_values), True
+    raise TypeError(
+        "past_key_values must be a tongues Cache or a tuple of (key, value) pairs; "
+        f"got {type(past_key_values).__name__}"
+    )

@@ -1,0 +1,1 @@
+"""Shared math: one module per primitive. Family files wire these under their checkpoint names."""

@@ -1,0 +1,60 @@
+"""Checks and bookkeeping every model forward shares: inputs, cache, collected outputs."""
+
+from __future__ import annotations
+
+import torch
+
+from ..cache import Cache, DynamicCache, as_cache
+
+
+def check_inputs(input_ids: torch.Tensor | None, inputs_embeds: torch.Tensor | None, vocab_size: int) -> None:
+    """Exactly one of ``input_ids`` (B, T) / ``inputs_embeds`` (B, T, D); ids within ``[0, vocab_size)``."""
+    if (input_ids is None) == (inputs_embeds is None):
+        raise ValueError("Pass exactly one of input_ids or inputs_embeds.")
+    if input_ids is not None:
+        if input_ids.dim() != 2:
+            raise ValueError(f"input_ids must be 2-D (batch, sequence); got shape {tuple(input_ids.shape)}")
+        if input_ids.dtype.is_floating_point or input_ids.dtype == torch.bool:
+            raise TypeError(f"input_ids must hold integer token ids; got dtype {input_ids.dtype}")
+        if input_ids.numel() == 0:
+            raise ValueError(f"input_ids is empty (shape {tuple(input_ids.shape)}): give at least one token")
+        low, high = int(input_ids.min()), int(input_ids.max())
+        if low < 0 or high >= vocab_size:
+            bad = low if low < 0 else high
+            raise ValueError(f"input_ids holds token id {bad}, outside the vocabulary [0, {vocab_size})")
+    elif inputs_embeds.dim() != 3 or inputs_embeds.shape[1] == 0:
+        raise ValueError(f"inputs_embeds must be (batch, sequence>0, hidden); got shape {tuple(inputs_embeds.shape)}")
+
+
+def prepare_cache(past_key_values, use_cache: bool) -> tuple[Cache | None, bool]:
+    """``(cache, return_legacy)``: wraps a legacy tuple, and starts a DynamicCache when caching with none given."""
+    cache, legacy = as_cache(past_key_values)
+    if use_cache and cache is None:
+        cache = DynamicCache()
+    return cache, legacy
+
+
+def returned_cache(cache: Cache | None, use_cache: bool, legacy: bool):
+    """The cache to hand back: none without ``use_cache``; a tuple when a tuple came in."""
+    if not use_cache or cache is None:
+        return None
+    return cache.to_legacy_cache() if legacy else cache
+
+
+class Collector:
+    """Gathers per-layer hidden states and attention maps when asked for."""
+
+    def __init__(self, hidden_states: bool, attentions: bool, cross_attentions: bool = False) -> None:
+        self.hidden = () if hidden_states else None
+        self.attentions = () if attentions else None
+        self.cross = () if cross_attentions else None
+
+    def add_hidden(self, h: torch.Tensor) -> None:
+        if self.hidden is not None:
+            self.hidden += (h,)
+
+    def add_attention(self, a: torch.Tensor | None, cross: torch.Tensor | None = None) -> None:
+        if self.attentions is not None:
+            self.attentions += (a,)
+        if self.cross is not None:
+            self.cross += (cross,)
