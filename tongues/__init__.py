@@ -29,7 +29,17 @@ _export("tongues.auto", "AutoConfig", "AutoModel", "AutoModelForCausalLM", "Auto
         "AutoModelForSequenceClassification", "AutoModelForTokenClassification", "AutoModelForQuestionAnswering",
         "AutoModelForMultipleChoice", "AutoTokenizer")
 _export("tongues.models.bloom", "BloomConfig", "BloomModel", "BloomForCausalLM", "BloomForSequenceClassification",
-        "BloomForTokenClassification", "BloomForQuestionAnswering", "BloomTokenizerFast", "BloomPreTrainedModel")
+        "BloomForTokenClassification", "BloomForQuestionAnswering", "BloomTokenizerFast", "BloomPreTrainedModel",
+        "FlaxBloomModel", "FlaxBloomForCausalLM")
+_export("tongues.models.xglm", "XGLMConfig", "XGLMTokenizer", "XGLMTokenizerFast", "XGLMModel", "XGLMForCausalLM",
+        "XGLMPreTrainedModel", "TFXGLMModel", "TFXGLMForCausalLM", "FlaxXGLMModel", "FlaxXGLMForCausalLM")
+_export("tongues.models.xlm", "XLMConfig", "XLMTokenizer", "XLMForQuestionAnsweringOutput", "XLMModel",
+        "XLMWithLMHeadModel", "XLMForSequenceClassification", "XLMForQuestionAnsweringSimple",
+        "XLMForQuestionAnswering", "XLMForTokenClassification", "XLMForMultipleChoice", "XLMPreTrainedModel",
+        "TFXLMModel", "TFXLMWithLMHeadModel", "TFXLMForSequenceClassification", "TFXLMForMultipleChoice",
+        "TFXLMForTokenClassification", "TFXLMForQuestionAnsweringSimple", "TFXLMWithLMHeadModelOutput")
+_export("tongues.models.glm", "GlmConfig", "GlmModel", "GlmForCausalLM", "GlmForSequenceClassification",
+        "GlmForTokenClassification", "GlmPreTrainedModel", "ChatGLM4Tokenizer")
 
 
 def __getattr__(name: str):
