@@ -1,0 +1,20 @@
+"""The Python examples in the docs run as written (blocks fenced as ```python in the listed pages)."""
+
+from __future__ import annotations
+
+import pathlib
+import re
+
+import pytest
+
+DOCS = pathlib.Path(__file__).parent.parent.parent / "docs"
+RUNNABLE = ["models/bloom.md"]
+
+
+@pytest.mark.parametrize("page", RUNNABLE)
+def test_examples_run(page, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    blocks = re.findall(r"```python\n(.*?)```", (DOCS / page).read_text(), re.S)
+    assert blocks, f"{page} has no python example"
+    for code in blocks:
+        exec(compile(code, f"{page}", "exec"), {})
