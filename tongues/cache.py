@@ -156,6 +156,10 @@ class StaticCache(Cache):
     ) -> None:
         shape = (batch_size, num_kv_heads, max_cache_len, head_dim)
         value_shape = (batch_size, num_kv_heads, max_cache_len, value_head_dim or head_dim)
+        element = torch.empty((), dtype=dtype).element_size()
+        needed = num_layers * element * batch_size * num_kv_heads * max_cache_len * (head_dim + (value_head_dim or head_dim))
+        check_memory(needed, f"a KV cache of {num_layers} layers x {batch_size} rows x {max_cache_len} positions",
+                     device)
         self.max_cache_len = max_cache_len
         self.keys = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(num_layers)]
         self.values = [torch.zeros(value_shape, dtype=dtype, device=device) for _ in range(num_layers)]
@@ -198,6 +202,32 @@ class StaticCache(Cache):
     def layers(self):
         for k, v, n in zip(self.keys, self.values, self.lengths):
             yield k[:, :, :n], v[:, :, :n]
+
+
+def available_memory(device: torch.device | str = "cpu") -> int | None:
+    """Bytes of memory free for new allocations on ``device`` (``None`` when unknown)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return free
+    if device.type == "cpu":
+        try:
+            import os
+
+            return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            return None
+    return None
+
+
+def check_memory(needed: int, what: str, device: torch.device | str = "cpu") -> None:
+    """Raise ``MemoryError`` naming ``what`` when ``needed`` bytes exceed the free memory of ``device``."""
+    free = available_memory(device)
+    if free is not None and needed > free:
+        raise MemoryError(
+            f"{what} needs {needed / 2**30:.2f} GiB but only {free / 2**30:.2f} GiB is free on {device}; "
+            "lower max_new_tokens, the batch size or use a smaller dtype"
+        )
 
 
 def as_cache(past_key_values) -> tuple[Cache | None, bool]:

@@ -205,3 +205,10 @@ def test_bad_dtype_argument(tmp_path):
     good_checkpoint(tmp_path)
     with pytest.raises(ValueError, match="dtype must be"):
         BloomForCausalLM.from_pretrained(tmp_path, dtype="float13")
+
+
+def test_static_cache_checks_memory_before_allocating():
+    from tongues.cache import StaticCache
+
+    with pytest.raises(MemoryError, match=r"KV cache of 24 layers x 64 rows x 10000000 positions needs"):
+        StaticCache(24, 64, 16, 64, 10**7)
