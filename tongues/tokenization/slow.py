@@ -1,0 +1,490 @@
+"""``PreTrainedTokenizer``: the base of tokenizers written in Python (sentencepiece, Moses + BPE...).
+
+A subclass implements the model-specific steps:
+
+- ``_tokenize(text)``: split plain text (no added tokens in it) into vocabulary tokens;
+- ``_convert_token_to_id(token)`` / ``_convert_id_to_token(index)``;
+- ``convert_tokens_to_string(tokens)``;
+- ``vocab_size`` and ``get_vocab()`` (base vocabulary plus ``self.added_tokens_encoder``);
+- ``save_vocabulary(save_directory, filename_prefix)``;
+- optionally ``build_inputs_with_special_tokens``, ``get_special_tokens_mask``,
+  ``create_token_type_ids_from_sequences`` (the defaults add no special tokens) and
+  ``prepare_for_tokenization`` (text clean-up before splitting; it consumes its own keyword arguments).
+
+The subclass must load its vocabulary *before* calling ``super().__init__(**kwargs)``: the base adds
+special tokens missing from the vocabulary at its end, which needs ``get_vocab()``.
+
+The base handles added tokens the way Hugging Face tokenizers do: they are matched whole in the
+input (leftmost, then longest), honour their ``lstrip``/``rstrip``/``single_word`` flags, and never
+reach ``_tokenize``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tokenizers import AddedToken
+
+from .base import (
+    BatchEncoding,
+    PaddingStrategy,
+    PreTrainedTokenizerBase,
+    TruncationStrategy,
+)
+
+_END = ""  # marks the end of a word in the trie's nested dicts
+
+
+class Trie:
+    """The added tokens, for splitting a text around them in one pass.
+
+    >>> trie = Trie(["<s>", "extra_id_1", "extra_id_100"])
+    >>> trie.split("<s> a extra_id_100")
+    ['<s>', ' a ', 'extra_id_100']
+    """
+
+    def __init__(self, words=()):
+        self.data: dict = {}
+        self._tokens: set[str] = set()
+        for word in words:
+            self.add(word)
+
+    def add(self, word: str) -> None:
+        if not word or word in self._tokens:
+            return
+        self._tokens.add(word)
+        node = self.data
+        for char in word:
+            node = node.setdefault(char, {})
+        node[_END] = True
+
+    def split(self, text: str) -> list[str]:
+        """``text`` cut around every added token: at each position the leftmost match wins, and the
+        longest word among those starting there (as the ``tokenizers`` library matches added tokens)."""
+        pieces: list[str] = []
+        start = position = 0
+        length = len(text)
+        while position < length:
+            node, cursor, match_end = self.data, position, -1
+            while cursor < length and text[cursor] in node:
+                node = node[text[cursor]]
+                cursor += 1
+                if _END in node:
+                    match_end = cursor
+            if match_end < 0:
+                position += 1
+                continue
+            if start < position:
+                pieces.append(text[start:position])
+            pieces.append(text[position:match_end])
+            start = position = match_end
+        if start < length:
+            pieces.append(text[start:])
+        return pieces
+
+
+class PreTrainedTokenizer(PreTrainedTokenizerBase):
+    """Base class of pure-Python tokenizers; see the module docstring for what a subclass provides."""
+
+    def __init__(self, **kwargs):
+        self.tokens_trie = Trie()
+        if not hasattr(self, "_added_tokens_decoder"):
+            self._added_tokens_decoder: dict[int, AddedToken] = {}
+        for index, token in (kwargs.pop("added_tokens_decoder", None) or {}).items():
+            if isinstance(token, dict):
+                token = AddedToken(**token)
+            elif isinstance(token, str):
+                token = AddedToken(token)
+            if not isinstance(token, AddedToken):
+                raise TypeError(f"added_tokens_decoder[{index}] must be an AddedToken, got {type(token).__name__}.")
+            self._added_tokens_decoder[int(index)] = token
+        self._added_tokens_encoder: dict[str, int] = {
+            token.content: index for index, token in self._added_tokens_decoder.items()
+        }
+        super().__init__(**kwargs)
+        # Special tokens the vocabulary lacks are appended to it, named ones first.
+        specials = [
+            value
+            for value in [*self._special_tokens_map.values(), *self._additional_special_tokens]
+            if value is not None and str(value) not in self._added_tokens_encoder
+        ]
+        self._add_tokens(specials, special_tokens=True)
+        self._update_trie()
+
+    @property
+    def is_fast(self) -> bool:
+        return False
+
+    @property
+    def added_tokens_decoder(self) -> dict[int, AddedToken]:
+        return dict(sorted(self._added_tokens_decoder.items()))
+
+    @property
+    def added_tokens_encoder(self) -> dict[str, int]:
+        return {token.content: index for index, token in sorted(self._added_tokens_decoder.items())}
+
+    def __len__(self) -> int:
+        return len(self.get_vocab())
+
+    def _add_tokens(self, new_tokens: list[str | AddedToken], special_tokens: bool = False) -> int:
+        vocab = dict(self.get_vocab())
+        next_index = len(vocab)
+        added = 0
+        for token in new_tokens:
+            if str(token) == "":
+                continue
+            if isinstance(token, str):
+                if token in self._added_tokens_encoder:
+                    continue
+                is_special = special_tokens or token in self.all_special_tokens
+                token = AddedToken(token, rstrip=False, lstrip=False, normalized=not is_special, special=is_special)
+            elif special_tokens and not token.special:
+                token = AddedToken(
+                    token.content,
+                    single_word=token.single_word,
+                    lstrip=token.lstrip,
+                    rstrip=token.rstrip,
+                    normalized=token.normalized,
+                    special=True,
+                )
+            if token.content in vocab:
+                index = vocab[token.content]
+            else:
+                index = next_index + added
+                vocab[token.content] = index
+                added += 1
+            if token.special and token.content not in self.all_special_tokens:
+                # So that decode(skip_special_tokens=True) drops it too.
+                self._additional_special_tokens.append(token)
+            self._added_tokens_decoder[index] = token
+            self._added_tokens_encoder[token.content] = index
+        self._update_trie()
+        return added
+
+    def _update_trie(self) -> None:
+        for token in self._added_tokens_decoder.values():
+            self.tokens_trie.add(token.content)
+
+    # -- text -> tokens --------------------------------------------------------------------------
+
+    def prepare_for_tokenization(self, text: str, is_split_into_words: bool = False, **kwargs) -> tuple[str, dict]:
+        """Adjust ``text`` before splitting; return it with the keyword arguments not consumed."""
+        return text, kwargs
+
+    def tokenize(self, text: str, pair: str | None = None, add_special_tokens: bool = False, **kwargs) -> list[str]:
+        """Split ``text`` into tokens: added tokens whole, the rest through ``_tokenize``.
+
+        ``pair`` and ``add_special_tokens`` are accepted for signature parity with fast tokenizers;
+        with either, the tokens of the full model input (pair and special tokens included) are returned.
+        """
+        if pair is not None or add_special_tokens:
+            ids = self.encode(text, pair, add_special_tokens=add_special_tokens, **kwargs)
+            return self.convert_ids_to_tokens(ids)
+        split_special_tokens = kwargs.pop("split_special_tokens", self.split_special_tokens)
+        text, unused = self.prepare_for_tokenization(text, **kwargs)
+        if unused:
+            raise TypeError(f"{type(self).__name__}.tokenize() got unexpected keyword arguments {sorted(unused)}.")
+        if split_special_tokens:
+            return self._tokenize(text)
+
+        pieces = self.tokens_trie.split(text)
+        for i, piece in enumerate(pieces):
+            index = self._added_tokens_encoder.get(piece)
+            if index is None:
+                continue
+            token = self._added_tokens_decoder[index]
+            left = pieces[i - 1] if i > 0 else None
+            right = pieces[i + 1] if i < len(pieces) - 1 else None
+            if token.rstrip and right:
+                pieces[i + 1] = right.lstrip()
+            if token.lstrip and left:
+                pieces[i - 1] = left.rstrip()
+            if token.single_word:
+                # Inside a word the token is not a token: glue it back to its neighbour.
+                if left and left[-1] != " ":
+                    pieces[i - 1] += piece
+                    pieces[i] = ""
+                elif right and right[0] != " ":
+                    pieces[i + 1] = piece + pieces[i + 1]
+                    pieces[i] = ""
+
+        tokens: list[str] = []
+        for piece in pieces:
+            if not piece:
+                continue
+            if piece in self._added_tokens_encoder:
+                tokens.append(piece)
+            else:
+                tokens.extend(self._tokenize(piece))
+        return tokens
+
+    def _tokenize(self, text: str) -> list[str]:
+        raise NotImplementedError(f"{type(self).__name__} must implement _tokenize(text).")
+
+    def _convert_token_to_id_with_added_voc(self, token: str) -> int:
+        if token in self._added_tokens_encoder:
+            return self._added_tokens_encoder[token]
+        return self._convert_token_to_id(token)
+
+    def _convert_token_to_id(self, token: str) -> int:
+        raise NotImplementedError(f"{type(self).__name__} must implement _convert_token_to_id(token).")
+
+    def _convert_id_to_token(self, index: int) -> str:
+        raise NotImplementedError(f"{type(self).__name__} must implement _convert_id_to_token(index).")
+
+    def convert_ids_to_tokens(self, ids, skip_special_tokens: bool = False):
+        if isinstance(ids, int):
+            return self._token_of(ids)
+        skipped = set(self.all_special_ids) if skip_special_tokens else set()
+        return [self._token_of(int(index)) for index in ids if int(index) not in skipped]
+
+    def _token_of(self, index: int) -> str:
+        if index in self._added_tokens_decoder:
+            return self._added_tokens_decoder[index].content
+        return self._convert_id_to_token(index)
+
+    def convert_tokens_to_string(self, tokens: list[str]) -> str:
+        return " ".join(tokens)
+
+    def _decode(
+        self, token_ids: list[int], skip_special_tokens: bool = False, clean_up_tokenization_spaces=None, **kwargs
+    ) -> str:
+        if kwargs:
+            raise TypeError(f"{type(self).__name__}.decode() got unexpected keyword arguments {sorted(kwargs)}.")
+        tokens = self.convert_ids_to_tokens(token_ids, skip_special_tokens=skip_special_tokens)
+        return self._clean_up_if_asked(self.convert_tokens_to_string(tokens), clean_up_tokenization_spaces)
+
+    # -- ids -> model inputs ---------------------------------------------------------------------
+
+    def _encode(
+        self,
+        items,
+        is_batched,
+        *,
+        add_special_tokens=True,
+        padding_strategy=PaddingStrategy.DO_NOT_PAD,
+        truncation_strategy=TruncationStrategy.DO_NOT_TRUNCATE,
+        max_length=None,
+        stride=0,
+        is_split_into_words=False,
+        pad_to_multiple_of=None,
+        padding_side=None,
+        return_tensors=None,
+        return_token_type_ids=None,
+        return_attention_mask=None,
+        return_overflowing_tokens=False,
+        return_special_tokens_mask=False,
+        return_offsets_mapping=False,
+        return_length=False,
+        verbose=True,
+        split_special_tokens=None,
+        **kwargs,
+    ) -> BatchEncoding:
+        if return_offsets_mapping:
+            raise NotImplementedError(
+                f"return_offsets_mapping needs a fast tokenizer; {type(self).__name__} is pure Python."
+            )
+        if split_special_tokens is not None:
+            kwargs["split_special_tokens"] = split_special_tokens
+
+        def ids_of(value) -> list[int]:
+            if isinstance(value, str):
+                return self.convert_tokens_to_ids(self.tokenize(value, **kwargs))
+            if value and isinstance(value[0], int):
+                return list(value)  # already ids
+            if is_split_into_words:
+                return self.convert_tokens_to_ids(
+                    [token for word in value for token in self.tokenize(word, is_split_into_words=True, **kwargs)]
+                )
+            return self.convert_tokens_to_ids(list(value))
+
+        common = dict(
+            add_special_tokens=add_special_tokens,
+            truncation=truncation_strategy,
+            max_length=max_length,
+            stride=stride,
+            return_token_type_ids=return_token_type_ids,
+            return_overflowing_tokens=return_overflowing_tokens,
+            return_special_tokens_mask=return_special_tokens_mask,
+            return_length=return_length,
+            verbose=verbose,
+        )
+        if not is_batched:
+            first, second = items[0]
+            return self.prepare_for_model(
+                ids_of(first),
+                None if second is None else ids_of(second),
+                padding=padding_strategy,
+                pad_to_multiple_of=pad_to_multiple_of,
+                padding_side=padding_side,
+                return_tensors=return_tensors,
+                return_attention_mask=return_attention_mask,
+                prepend_batch_axis=True,
+                **common,
+            )
+
+        rows = [
+            self.prepare_for_model(
+                ids_of(first),
+                None if second is None else ids_of(second),
+                padding=PaddingStrategy.DO_NOT_PAD,  # the batch is padded as a whole below
+                return_attention_mask=False,
+                **common,
+            )
+            for first, second in items
+        ]
+        batch: dict[str, list] = {key: [] for row in rows for key in row}
+        # Only truncated rows report an overflow; the others get an empty one so that every key has a value per row.
+        defaults = {"overflowing_tokens": [], "num_truncated_tokens": 0}
+        for row in rows:
+            for key in batch:
+                batch[key].append(row[key] if key in row else defaults[key])
+        if return_tensors and return_overflowing_tokens:
+            # Overflow lists differ in length per row, so they cannot become one tensor.
+            batch.pop("overflowing_tokens", None)
+            batch.pop("num_truncated_tokens", None)
+        if not items:
+            batch = {"input_ids": []}
+        padded = self.pad(
+            batch,
+            padding=padding_strategy,
+            max_length=max_length,
+            pad_to_multiple_of=pad_to_multiple_of,
+            padding_side=padding_side,
+            return_attention_mask=return_attention_mask,
+        )
+        return BatchEncoding(dict(padded), tensor_type=return_tensors)
+
+    def prepare_for_model(
+        self,
+        ids: list[int],
+        pair_ids: list[int] | None = None,
+        add_special_tokens: bool = True,
+        padding=False,
+        truncation=None,
+        max_length: int | None = None,
+        stride: int = 0,
+        pad_to_multiple_of: int | None = None,
+        padding_side: str | None = None,
+        return_tensors=None,
+        return_token_type_ids: bool | None = None,
+        return_attention_mask: bool | None = None,
+        return_overflowing_tokens: bool = False,
+        return_special_tokens_mask: bool = False,
+        return_length: bool = False,
+        verbose: bool = True,
+        prepend_batch_axis: bool = False,
+    ) -> BatchEncoding:
+        """Model inputs from ids: truncate, add special tokens, build the masks, pad."""
+        padding_strategy, truncation_strategy, max_length = self._get_padding_truncation_strategies(
+            padding=padding, truncation=truncation, max_length=max_length, pad_to_multiple_of=pad_to_multiple_of,
+            verbose=verbose,
+        )
+        if (
+            return_overflowing_tokens
+            and truncation_strategy == TruncationStrategy.LONGEST_FIRST
+            and pair_ids is not None
+        ):
+            raise ValueError(
+                "return_overflowing_tokens=True cannot be used with truncation='longest_first' on a pair of "
+                "sequences; use truncation='only_first' or 'only_second'."
+            )
+        if return_token_type_ids is None:
+            return_token_type_ids = "token_type_ids" in self.model_input_names
+        if return_attention_mask is None:
+            return_attention_mask = "attention_mask" in self.model_input_names
+
+        num_special = self.num_special_tokens_to_add(pair=pair_ids is not None) if add_special_tokens else 0
+        total_length = len(ids) + len(pair_ids or []) + num_special
+        overflowing: list[int] = []
+        if truncation_strategy != TruncationStrategy.DO_NOT_TRUNCATE and max_length and total_length > max_length:
+            ids, pair_ids, overflowing = self.truncate_sequences(
+                ids,
+                pair_ids=pair_ids,
+                num_tokens_to_remove=total_length - max_length,
+                truncation_strategy=truncation_strategy,
+                stride=stride,
+            )
+
+        if add_special_tokens:
+            sequence = self.build_inputs_with_special_tokens(ids, pair_ids)
+            token_type_ids = self.create_token_type_ids_from_sequences(ids, pair_ids)
+        else:
+            sequence = list(ids) + list(pair_ids or [])
+            token_type_ids = [0] * len(sequence)
+
+        encoded: dict[str, Any] = {"input_ids": sequence}
+        if return_token_type_ids:
+            encoded["token_type_ids"] = token_type_ids
+        if return_special_tokens_mask:
+            encoded["special_tokens_mask"] = (
+                self.get_special_tokens_mask(ids, pair_ids) if add_special_tokens else [0] * len(sequence)
+            )
+        if return_overflowing_tokens and not return_tensors and overflowing:
+            encoded["overflowing_tokens"] = overflowing
+            encoded["num_truncated_tokens"] = total_length - max_length if max_length else 0
+        self._eventual_warn_about_too_long_sequence(sequence, max_length, verbose)
+
+        if padding_strategy != PaddingStrategy.DO_NOT_PAD or return_attention_mask:
+            encoded = dict(
+                self.pad(
+                    encoded,
+                    padding=padding_strategy,
+                    max_length=max_length,
+                    pad_to_multiple_of=pad_to_multiple_of,
+                    padding_side=padding_side,
+                    return_attention_mask=return_attention_mask,
+                )
+            )
+        if return_length:
+            encoded["length"] = len(encoded["input_ids"])
+        return BatchEncoding(encoded, tensor_type=return_tensors, prepend_batch_axis=prepend_batch_axis)
+
+    def truncate_sequences(
+        self,
+        ids: list[int],
+        pair_ids: list[int] | None = None,
+        num_tokens_to_remove: int = 0,
+        truncation_strategy: str | TruncationStrategy = "longest_first",
+        stride: int = 0,
+    ) -> tuple[list[int], list[int] | None, list[int]]:
+        """Remove ``num_tokens_to_remove`` tokens on ``truncation_side``; return ``(ids, pair_ids, overflow)``.
+
+        ``overflow`` holds the removed tokens plus ``stride`` tokens of context (``only_first``,
+        ``only_second``, or ``longest_first`` on a single sequence). ``longest_first`` on a pair takes
+        tokens from the longer sequence first, then from both alternately, and returns no overflow.
+        """
+        if num_tokens_to_remove <= 0:
+            return ids, pair_ids, []
+        strategy = TruncationStrategy(truncation_strategy)
+        right = self.truncation_side == "right"
+        if strategy == TruncationStrategy.ONLY_FIRST or (
+            strategy == TruncationStrategy.LONGEST_FIRST and pair_ids is None
+        ):
+            window = min(len(ids), stride + num_tokens_to_remove)
+            if right:
+                return ids[:-num_tokens_to_remove], pair_ids, ids[-window:]
+            return ids[num_tokens_to_remove:], pair_ids, ids[:window]
+        if strategy == TruncationStrategy.LONGEST_FIRST:
+            first_length, second_length = len(ids), len(pair_ids)
+            from_longer = min(abs(first_length - second_length), num_tokens_to_remove)
+            from_both = num_tokens_to_remove - from_longer
+            if first_length > second_length:
+                cut_first, cut_second = from_longer + from_both // 2, from_both - from_both // 2
+            else:
+                cut_first, cut_second = from_both // 2, from_longer + from_both - from_both // 2
+            if right:
+                ids = ids[:-cut_first] if cut_first else ids
+                pair_ids = pair_ids[:-cut_second] if cut_second else pair_ids
+            else:
+                ids, pair_ids = ids[cut_first:], pair_ids[cut_second:]
+            return ids, pair_ids, []
+        if strategy == TruncationStrategy.ONLY_SECOND and pair_ids:
+            window = min(len(pair_ids), stride + num_tokens_to_remove)
+            if right:
+                return ids, pair_ids[:-num_tokens_to_remove], pair_ids[-window:]
+            return ids, pair_ids[num_tokens_to_remove:], pair_ids[:window]
+        return ids, pair_ids, []
+
+    def save_vocabulary(self, save_directory: str, filename_prefix: str | None = None) -> tuple[str, ...]:
+        raise NotImplementedError(f"{type(self).__name__} must implement save_vocabulary(save_directory, prefix).")
