@@ -13,6 +13,13 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 sys.path.insert(0, os.path.dirname(__file__))
 
 
+def pytest_configure(config):
+    import torch
+
+    # Tiny test models run fastest on one thread; more threads only contend on a 2-core machine.
+    torch.set_num_threads(1)
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     import torch
