@@ -383,6 +383,13 @@ class PreTrainedModel(nn.Module):
         """Hook: rename a checkpoint key from a foreign layout (``None`` drops it). Default: unchanged."""
         return key
 
+    def convert_checkpoint_tensor(self, key: str, tensor: torch.Tensor) -> Iterator[tuple[str, torch.Tensor]]:
+        """Hook: the ``(key, tensor)`` pairs one checkpoint tensor becomes (none drops it; several split a
+        fused weight). Default: the tensor itself, under :meth:`convert_checkpoint_key`'s name."""
+        new_key = self.convert_checkpoint_key(key)
+        if new_key is not None:
+            yield new_key, tensor
+
     def _load_checkpoint(self, files: list[str], fmt: str, target_dtype: torch.dtype | None,
                          ignore_mismatched_sizes: bool, device) -> LoadReport:
         expected = dict(self.state_dict(keep_vars=True))
@@ -391,10 +398,9 @@ class PreTrainedModel(nn.Module):
         tied_targets = set(self.tied_weights) if getattr(self.config, "tie_word_embeddings", True) else set()
         report = LoadReport()
         loaded: set[str] = set()
-        for raw_key, tensor in iter_checkpoint(files, fmt):
-            key = self.convert_checkpoint_key(raw_key)
-            if key is None:
-                continue
+        converted = ((raw_key, key, tensor) for raw_key, raw in iter_checkpoint(files, fmt)
+                     for key, tensor in self.convert_checkpoint_tensor(raw_key, raw))
+        for raw_key, key, tensor in converted:
             key = self._match_prefix(key, expected, prefix, has_prefix_in_model)
             if key not in expected:
                 if not any(re.search(p, key) for p in self.ignore_unexpected):
