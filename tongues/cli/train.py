@@ -1,0 +1,143 @@
+"""``tongues train``: train a causal LM on text files or folders (fine-tune a checkpoint, or from scratch).
+
+From a checkpoint: ``--model DIR`` (its tokenizer is used). From scratch: ``--config config.json``
+with ``--tokenizer DIR``, or without one a byte-level BPE tokenizer is trained on the data
+(``--vocab-size``) and the config's ``vocab_size`` is set to it. ``--resume OUTPUT/checkpoint-N``
+continues a run exactly (pass the same data and flags).
+
+Example::
+
+    $ tongues train --data corpus/ --config tiny-bloom.json --vocab-size 4000 --output runs/tiny --steps 500
+    $ tongues train --data corpus/ --config tiny-bloom.json --output runs/tiny --steps 1000 \\
+          --resume runs/tiny/checkpoint-500
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from . import CommandError
+from .generate import positive_float, positive_int
+
+
+def register(subparsers) -> argparse.ArgumentParser:
+    """Add the ``train`` subcommand to ``subparsers``."""
+    parser = subparsers.add_parser(
+        "train", help="train or fine-tune a causal LM on text files",
+        description="Train a causal language model on text files or folders: AdamW with warm-up and cosine decay, "
+                    "gradient clipping and accumulation, held-out evaluation, resumable checkpoints.")
+    parser.add_argument("--data", nargs="+", required=True, help="text files and/or folders of .txt/.md files")
+    parser.add_argument("--output", required=True, help="folder for checkpoints and the final model")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", help="checkpoint directory to fine-tune")
+    source.add_argument("--config", help="config.json of a model to train from scratch")
+    parser.add_argument("--tokenizer", default=None, help="tokenizer directory (from scratch; default: train one)")
+    parser.add_argument("--vocab-size", type=positive_int, default=None,
+                        help="vocabulary of the trained tokenizer (default: the config's vocab_size)")
+    parser.add_argument("--resume", default=None, help="checkpoint-N folder of an earlier run to continue")
+    parser.add_argument("--held-out", type=float, default=0.05, help="fraction of each file's lines held out (0.05)")
+    parser.add_argument("--steps", type=positive_int, default=1000, help="optimizer steps (1000)")
+    parser.add_argument("--batch-size", type=positive_int, default=8, help="blocks per micro-batch (8)")
+    parser.add_argument("--block-size", type=positive_int, default=128, help="tokens per block (128)")
+    parser.add_argument("--grad-accum", type=positive_int, default=1, help="micro-batches per step (1)")
+    parser.add_argument("--lr", type=positive_float, default=1e-3, help="peak learning rate (1e-3)")
+    parser.add_argument("--min-lr-ratio", type=float, default=0.1, help="final lr / peak lr (0.1)")
+    parser.add_argument("--warmup", type=int, default=100, help="warm-up steps (100)")
+    parser.add_argument("--weight-decay", type=float, default=0.1, help="AdamW weight decay on matrices (0.1)")
+    parser.add_argument("--max-grad-norm", type=float, default=1.0, help="gradient clipping norm; 0 = off (1.0)")
+    parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast (CPU)")
+    parser.add_argument("--eval-every", type=int, default=100, help="evaluate every N steps; 0 = at the end only")
+    parser.add_argument("--save-every", type=int, default=0, help="checkpoint every N steps; 0 = at the end only")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the init, data order and dropout (0)")
+    parser.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def _from_scratch(args, documents):
+    import torch
+
+    from ..auto import AutoConfig, AutoModelForCausalLM
+    from ..configuration import PretrainedConfig
+    from ..training import load_tokenizer, save_tokenizer, train_bpe_tokenizer
+
+    if not Path(args.config).is_file():
+        raise CommandError(f"--config {args.config}: no such file")
+    data = PretrainedConfig.load_json(args.config)
+    config_class = AutoConfig.config_class(data.get("model_type"))
+    if args.tokenizer is not None:
+        tokenizer_dir = Path(args.tokenizer)
+        tokenizer = load_tokenizer(tokenizer_dir)
+        vocab_size = len(tokenizer) if hasattr(tokenizer, "__len__") else tokenizer.get_vocab_size()
+        data["vocab_size"] = max(int(data.get("vocab_size", 0)), vocab_size)
+    else:
+        vocab_size = args.vocab_size or int(data.get("vocab_size", 8000))
+        print(f"tongues train: training a byte-level BPE tokenizer of {vocab_size} tokens", file=sys.stderr)
+        tokenizer = train_bpe_tokenizer(texts=documents, vocab_size=vocab_size)
+        tokenizer_dir = Path(args.output) / "tokenizer"
+        save_tokenizer(tokenizer, tokenizer_dir, tokenizer_class=_fast_tokenizer_class(data.get("model_type")))
+        data["vocab_size"] = tokenizer.get_vocab_size()
+        for name, token in (("bos_token_id", "<s>"), ("eos_token_id", "</s>"), ("pad_token_id", "<pad>")):
+            data[name] = tokenizer.token_to_id(token)
+    config = config_class.from_dict(data)
+    torch.manual_seed(args.seed)
+    return AutoModelForCausalLM.from_config(config), tokenizer, tokenizer_dir
+
+
+def _fast_tokenizer_class(model_type: str | None) -> str:
+    from .. import registry
+
+    fast = registry.family(model_type).TOKENIZERS[-1]
+    return fast or "PreTrainedTokenizerFast"
+
+
+def run(args) -> int:
+    """Train; returns the exit code."""
+    from ..auto import AutoModelForCausalLM
+    from ..training import Trainer, TrainingArguments, load_tokenizer, read_documents, split_held_out, \
+        tokenize_and_pack
+
+    if not 0.0 <= args.held_out < 1.0:
+        raise CommandError(f"--held-out must be in [0, 1); got {args.held_out}")
+    try:
+        documents = read_documents(args.data)
+    except (FileNotFoundError, ValueError) as err:
+        raise CommandError(f"--data: {err}") from None
+    train_docs, held_docs = split_held_out(documents, args.held_out)
+    try:
+        if args.resume is not None or args.model is not None:
+            source = args.resume or args.model
+            if not (Path(source) / "config.json").is_file():
+                raise CommandError(f"{'--resume' if args.resume else '--model'} {source}: not a checkpoint "
+                                   f"directory (no config.json)")
+            model = AutoModelForCausalLM.from_pretrained(source, dtype="float32")
+            tokenizer, tokenizer_dir = load_tokenizer(source), Path(source)
+        else:
+            model, tokenizer, tokenizer_dir = _from_scratch(args, train_docs)
+        training = TrainingArguments(
+            output_dir=args.output, max_steps=args.steps, batch_size=args.batch_size, block_size=args.block_size,
+            gradient_accumulation_steps=args.grad_accum, learning_rate=args.lr, min_lr_ratio=args.min_lr_ratio,
+            warmup_steps=args.warmup, weight_decay=args.weight_decay, max_grad_norm=args.max_grad_norm or None,
+            bf16=args.bf16, eval_every=args.eval_every or args.steps, save_every=args.save_every, seed=args.seed,
+            num_threads=args.threads)
+        train_blocks = tokenize_and_pack(train_docs, tokenizer, args.block_size)
+        eval_blocks = None
+        try:
+            eval_blocks = tokenize_and_pack(held_docs, tokenizer, args.block_size) if held_docs else None
+        except ValueError:
+            print(f"tongues train: the held-out slice is shorter than one block of {args.block_size} tokens; "
+                  f"no evaluation", file=sys.stderr)
+        trainer = Trainer(model, training, train_blocks, eval_blocks, tokenizer_dir=tokenizer_dir)
+        result = trainer.train(resume_from=args.resume)
+        trainer.save_model(Path(args.output) / "final")
+    except CommandError:
+        raise
+    except (OSError, ValueError, TypeError, KeyError) as err:
+        raise CommandError(str(err).splitlines()[0]) from None
+    summary = {"step": result.step, "train_loss": result.train_loss, **result.eval,
+               "model": str(Path(args.output) / "final")}
+    print(json.dumps(summary))
+    return 0
