@@ -1,0 +1,71 @@
+"""Weight-only int8/int4 quantisation (tongues/quantization.py)."""
+
+import pytest
+import torch
+from torch import nn
+
+from tongues.models.bloom import BloomConfig, BloomForCausalLM
+from tongues.quantization import QuantLinear, quantize_int8, quantize_model
+
+
+def tiny_bloom(tmp_path):
+    torch.manual_seed(0)
+    config = BloomConfig(vocab_size=256, hidden_size=128, n_layer=2, n_head=4)
+    model = BloomForCausalLM(config).eval()
+    model.save_pretrained(tmp_path)
+    return model
+
+
+def test_int8_round_trip_error_is_within_half_a_step():
+    torch.manual_seed(0)
+    w = torch.randn(48, 64)
+    q, scale = quantize_int8(w)
+    assert q.dtype == torch.int8 and scale.shape == (48,)
+    assert (q.float() * scale[:, None] - w).abs().max() <= scale.max() / 2 + 1e-6
+
+
+@pytest.mark.parametrize("method", ["int8", "int4"])
+@pytest.mark.parametrize("rows", [1, 7])
+def test_quant_linear_close_to_float(method, rows):
+    torch.manual_seed(0)
+    linear = nn.Linear(256, 64)
+    x = torch.randn(2, rows, 256)
+    expected = linear(x)
+    got = QuantLinear(linear, method)(x)
+    assert got.shape == expected.shape and got.dtype == expected.dtype
+    tolerance = 0.02 if method == "int8" else 0.25
+    assert (got - expected).abs().max() / expected.abs().max() < tolerance
+
+
+def test_int8_argmax_agrees_with_fp32_on_tiny_bloom(tmp_path):
+    tiny_bloom(tmp_path)
+    fp32 = BloomForCausalLM.from_pretrained(tmp_path)
+    int8 = BloomForCausalLM.from_pretrained(tmp_path, quantization="int8")
+    assert isinstance(int8.lm_head, QuantLinear)
+    assert isinstance(int8.transformer.h[0].self_attention.query_key_value, QuantLinear)
+    torch.manual_seed(1)
+    ids = torch.randint(0, 256, (4, 64))
+    with torch.no_grad():
+        a = fp32(ids).logits.argmax(-1)
+        b = int8(ids).logits.argmax(-1)
+    assert (a == b).float().mean() >= 0.99
+
+
+def test_quantized_model_generates(tmp_path):
+    tiny_bloom(tmp_path)
+    model = BloomForCausalLM.from_pretrained(tmp_path, quantization="int4")
+    out = model.generate(torch.tensor([[5, 6, 7]]), max_new_tokens=4, min_new_tokens=4, do_sample=False)
+    assert out.shape == (1, 7)
+
+
+def test_small_heads_stay_float_and_shared_modules_quantised_once():
+    shared = nn.Linear(32, 32)
+    model = nn.Sequential(shared, nn.ReLU(), shared, nn.Linear(32, 2))
+    quantize_model(model, "int8")
+    assert model[0] is model[2] and isinstance(model[0], QuantLinear)
+    assert type(model[3]) is nn.Linear
+
+
+def test_unknown_method_is_named():
+    with pytest.raises(ValueError, match="int3"):
+        quantize_model(nn.Linear(4, 4), "int3")

@@ -1,0 +1,131 @@
+"""Weight-only quantisation of linear layers for CPU inference: ``int8`` and ``int4``.
+
+``from_pretrained(..., quantization="int8")`` loads the checkpoint as usual, then
+:func:`quantize_model` replaces every ``nn.Linear`` by a :class:`QuantLinear` holding integer
+weights and scales; activations keep the model's dtype.
+
+- ``int8``: symmetric, one scale per output channel: ``w ≈ q * scale``, ``q`` in [-127, 127].
+  Products run through :func:`tongues.fast.kernels.upcast_linear`: int8 slices widened to fp32
+  in a cache-sized buffer, fp32 accumulation, the scale applied to the output.
+- ``int4``: asymmetric, one scale and offset per group of ``group_size`` (128) inputs per output
+  channel, in torch's packed CPU layout (``_convert_weight_to_int4pack_for_cpu``); products run in
+  ``torch.ops.aten._weight_int4pack_mm_for_cpu`` with bf16 activations. Layers the packed layout
+  cannot hold (input width not a multiple of the group size, output width not a multiple of 16)
+  are quantised to int8 instead.
+
+Embedding / LM-head policy: the input embedding is a lookup (one row per token, no bandwidth to
+save), so it stays in the model's dtype; the LM head (often tied to it) is quantised like any
+linear layer, because at decode time it is the single largest read (BLOOM-560m: 257M of 559M
+weights). A tied head gets its own quantised copy, so the tie ends: a quantised model is for
+inference, not for training or ``save_pretrained``. Task heads narrower than 16 outputs (classifiers,
+QA spans) are kept as they are, since quantising them saves nothing and costs accuracy.
+
+Quality, measured as argmax agreement with fp32 over every position of the benchmark prompts, is
+in docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .fast.kernels import upcast_linear
+
+METHODS = ("int8", "int4")
+INT4_GROUP_SIZE = 128
+MIN_OUT_FEATURES = 16
+
+
+def quantize_int8(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-output-channel symmetric int8: (N, K) float -> ``(q (N, K) int8, scale (N,) fp32)``."""
+    w = weight.detach().float()
+    scale = w.abs().amax(dim=1).clamp(min=1e-12) / 127.0
+    q = torch.round(w / scale[:, None]).clamp_(-127, 127).to(torch.int8)
+    return q, scale
+
+
+def quantize_int4(weight: torch.Tensor, group_size: int = INT4_GROUP_SIZE) -> tuple[torch.Tensor, torch.Tensor]:
+    """Grouped asymmetric int4 in torch's CPU packed layout.
+
+    Returns ``(packed, scales_and_zeros)`` where ``scales_and_zeros`` is (K / group_size, N, 2) bf16
+    and the weight is ``q * scale + min`` with ``q`` in [0, 15] (torch stores the offset as
+    ``min + 8 * scale`` because its kernel subtracts 8).
+    """
+    N, K = weight.shape
+    if K % group_size:
+        raise ValueError(f"int4 needs the input width ({K}) to be a multiple of the group size ({group_size})")
+    w = weight.detach().float().reshape(N, K // group_size, group_size)
+    low, high = w.amin(dim=-1, keepdim=True), w.amax(dim=-1, keepdim=True)
+    scale = (high - low).clamp(min=1e-6) / 15.0
+    q = ((w - low) / scale).round_().clamp_(0, 15).to(torch.int32).reshape(N, K)
+    zeros = low + 8.0 * scale
+    scales_and_zeros = torch.cat([scale, zeros], dim=-1).transpose(0, 1).contiguous().to(torch.bfloat16)  # (K/g, N, 2)
+    packed = torch.ops.aten._convert_weight_to_int4pack_for_cpu(q, 1)
+    return packed, scales_and_zeros
+
+
+class QuantLinear(nn.Module):
+    """A linear layer with weight-only quantised weights (inference only).
+
+    Buffers: ``int8``: ``qweight`` (N, K) int8 and ``scale`` (N,) fp32; ``int4``: ``qweight`` (packed)
+    and ``scales_and_zeros`` (K / group_size, N, 2) bf16. ``bias`` keeps the model's dtype.
+    """
+
+    def __init__(self, linear: nn.Linear, method: str, group_size: int = INT4_GROUP_SIZE) -> None:
+        super().__init__()
+        if method not in METHODS:
+            raise ValueError(f"quantization must be one of {METHODS}; got {method!r}")
+        if linear.weight.device.type != "cpu":
+            raise ValueError(f"weight-only quantisation runs on CPU; the layer's weight is on {linear.weight.device}")
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+        self.method, self.group_size = method, group_size
+        self.compute_dtype = linear.weight.dtype
+        if method == "int4":
+            qweight, scales = quantize_int4(linear.weight, group_size)
+            self.register_buffer("qweight", qweight)
+            self.register_buffer("scales_and_zeros", scales)
+        else:
+            qweight, scale = quantize_int8(linear.weight)
+            self.register_buffer("qweight", qweight)
+            self.register_buffer("scale", scale)
+        self.bias = None if linear.bias is None else nn.Parameter(linear.bias.detach().clone(), requires_grad=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.method == "int8":
+            return upcast_linear(x, self.qweight, self.bias, self.scale)
+        lead = x.shape[:-1]
+        x2 = x.reshape(-1, self.in_features).to(torch.bfloat16)  # (M, K): the packed kernel takes bf16
+        out = torch.ops.aten._weight_int4pack_mm_for_cpu(x2, self.qweight, self.group_size, self.scales_and_zeros)
+        if self.bias is not None:
+            out = out + self.bias.to(out.dtype)
+        return out.to(x.dtype).reshape(*lead, self.out_features)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, method={self.method}"
+
+
+def quantize_model(model: nn.Module, method: str, group_size: int = INT4_GROUP_SIZE) -> nn.Module:
+    """Replace the model's ``nn.Linear`` layers by :class:`QuantLinear` in place; returns ``model``.
+
+    Args:
+        model: a loaded model on CPU.
+        method: ``"int8"`` (per-channel) or ``"int4"`` (grouped; layers the packed layout cannot
+            hold fall back to int8).
+
+    Raises:
+        ValueError: an unknown method, or weights not on CPU.
+    """
+    if method not in METHODS:
+        raise ValueError(f"quantization must be one of {METHODS} (or None); got {method!r}")
+    replaced = {}
+    for parent in list(model.modules()):
+        for name, child in list(parent._modules.items()):  # named_children() hides a module reused twice
+            if not isinstance(child, nn.Linear) or child.out_features < MIN_OUT_FEATURES:
+                continue
+            if id(child) not in replaced:  # a module reused in two places is quantised once
+                packable = child.in_features % group_size == 0 and child.out_features % 16 == 0
+                layer_method = "int4" if method == "int4" and packable else "int8"
+                replaced[id(child)] = QuantLinear(child, layer_method, group_size)
+            setattr(parent, name, replaced[id(child)])
+    model.quantization = method
+    return model
