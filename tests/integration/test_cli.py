@@ -53,14 +53,7 @@ def test_generate_score_info_in_a_subprocess(tiny_checkpoint):
     assert "bloom (BloomForCausalLM)" in done.stdout and "BloomTokenizerFast" in done.stdout
 
 
-def test_default_model_is_used_and_announced():
-    done = tongues("generate", "Tous les êtres humains", "--max-new-tokens", "4", "--no-stream")
-    assert done.returncode == 0, done.stderr
-    assert "demonstration model" in done.stderr
-    assert done.stdout.startswith("Tous les êtres humains")
-
-
-def test_missing_or_broken_model_fails_with_one_line(tmp_path):
+def test_missing_or_broken_model_fails_with_one_line(tmp_path, capsys):
     missing = tmp_path / "nowhere"
     done = tongues("generate", "hi", "--model", str(missing))
     assert done.returncode == 1
@@ -69,10 +62,10 @@ def test_missing_or_broken_model_fails_with_one_line(tmp_path):
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "config.json").write_text("{not json", encoding="utf-8")
-    done = tongues("score", "some text", "--model", str(broken))
-    assert done.returncode == 1
-    assert len(done.stderr.strip().splitlines()) == 1
-    assert str(broken) in done.stderr and "not valid JSON" in done.stderr
+    assert main(["score", "some text", "--model", str(broken)]) == 1
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert str(broken) in err and "not valid JSON" in err
 
 
 def test_wrong_family_and_missing_weights(tmp_path, tiny_checkpoint, capsys):
@@ -152,3 +145,17 @@ def test_train_from_scratch_then_resume(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["step"] == 3
     assert main(["train", "--data", str(tmp_path / "nope"), "--config", str(config), "--output", "x"]) == 1
     assert "--data" in capsys.readouterr().err
+
+
+def test_fine_tune_a_checkpoint(tmp_path, tiny_checkpoint, capsys):
+    data = tmp_path / "corpus.txt"
+    data.write_text("".join(TEXTS) * 2, encoding="utf-8")
+    argv = ["train", "--data", str(data), "--model", str(tiny_checkpoint), "--output", str(tmp_path / "ft"),
+            "--steps", "2", "--batch-size", "2", "--block-size", "8", "--warmup", "0", "--held-out", "0.25"]
+    assert main(argv) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["step"] == 2 and summary["eval_perplexity"] > 1
+    assert main(["score", "Tous les", "--model", summary["model"], "--summary"]) == 0
+    assert "perplexity" in capsys.readouterr().out
+    assert main(["train", "--data", str(data), "--model", str(tmp_path / "none"), "--output", "x"]) == 1
+    assert "no config.json" in capsys.readouterr().err
