@@ -8,10 +8,8 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 # torch is pinned in pyproject.toml, so pip takes the local CPU wheel and never a CUDA build.
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
-if [ -f requirements-frameworks.txt ]; then
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-frameworks.txt
-fi
+# The flax and tf extras let the suite check the TensorFlow and Flax classes too.
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test,flax,tf]'
 status=0
 .venv/bin/python -m pytest "$@" || status=$?
 # pytest exits 5 when it collected nothing: that is a failure of the set-up, not a pass.

@@ -20,6 +20,10 @@ def __getattr__(name):
         from . import modeling_bloom
 
         return getattr(modeling_bloom, name)
+    if name in FLAX_MODELS.values() or name == "FlaxBloomPreTrainedModel":
+        from . import modeling_flax_bloom
+
+        return getattr(modeling_flax_bloom, name)
     if name == "BloomTokenizerFast":
         from .tokenization_bloom_fast import BloomTokenizerFast
 

@@ -1,0 +1,160 @@
+"""Flax building blocks every Flax family shares: outputs, masks, the attention kernel, the KV cache,
+ALiBi and sinusoidal positions.
+
+The cache follows the reference's Flax convention: a fixed-size buffer per attention layer in the
+``"cache"`` collection (``cached_key``, ``cached_value`` of shape (B, max_length, H, D) and a scalar
+``cache_index``), created by ``model.init_cache(batch, max_length)`` and written in place with
+``lax.dynamic_update_slice``, so a decode step has static shapes and compiles once under ``jax.jit``.
+With a cache, ``attention_mask`` covers the whole buffer: (B, max_length).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from . import require_flax
+
+require_flax()
+
+import flax  # noqa: E402
+import flax.linen as nn  # noqa: E402
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+from jax import lax  # noqa: E402
+
+from .shared import ModelOutput, alibi_slopes, sinusoidal_table  # noqa: E402
+
+Array = Any
+
+
+@flax.struct.dataclass
+class FlaxBaseModelOutputWithPastAndCrossAttentions(ModelOutput):
+    last_hidden_state: Array = None
+    past_key_values: Optional[dict] = None
+    hidden_states: Optional[tuple] = None
+    attentions: Optional[tuple] = None
+    cross_attentions: Optional[tuple] = None
+
+
+@flax.struct.dataclass
+class FlaxCausalLMOutputWithCrossAttentions(ModelOutput):
+    logits: Array = None
+    past_key_values: Optional[dict] = None
+    hidden_states: Optional[tuple] = None
+    attentions: Optional[tuple] = None
+    cross_attentions: Optional[tuple] = None
+
+
+# The reference names these outputs without "WithCrossAttentions" for BLOOM; the fields are the same.
+FlaxBaseModelOutput = FlaxBaseModelOutputWithPastAndCrossAttentions
+FlaxCausalLMOutput = FlaxCausalLMOutputWithCrossAttentions
+
+
+def dense(features: int, config, dtype, name: str | None = None, use_bias: bool = True) -> nn.Dense:
+    """A Dense layer with the family's normal(initializer_range) init."""
+    std = getattr(config, "initializer_range", None) or getattr(config, "init_std", 0.02)
+    return nn.Dense(features, use_bias=use_bias, dtype=dtype, kernel_init=jax.nn.initializers.normal(std), name=name)
+
+
+def update_cache(module: nn.Module, k: Array, v: Array, init_cache: bool):
+    """Write this step's keys/values (B, T, H, D) into ``module``'s fixed-size cache.
+
+    Returns ``(keys, values, offset)``: the whole buffer (B, max_length, H, D) and the absolute
+    position of the first query. Without a cache (or while ``init_cache`` builds it) returns the
+    inputs and offset 0.
+    """
+    initialized = module.has_variable("cache", "cached_key")
+    if not (initialized or init_cache):
+        return k, v, 0
+    cached_key = module.variable("cache", "cached_key", jnp.zeros, k.shape, k.dtype)
+    cached_value = module.variable("cache", "cached_value", jnp.zeros, v.shape, v.dtype)
+    cache_index = module.variable("cache", "cache_index", lambda: jnp.array(0, dtype=jnp.int32))
+    if not initialized:
+        return k, v, 0
+    offset, T = cache_index.value, k.shape[1]
+    k = lax.dynamic_update_slice(cached_key.value, k.astype(cached_key.value.dtype), (0, offset, 0, 0))
+    v = lax.dynamic_update_slice(cached_value.value, v.astype(cached_value.value.dtype), (0, offset, 0, 0))
+    cached_key.value, cached_value.value = k, v
+    cache_index.value = offset + T
+    return k, v, offset
+
+
+def attention_bias(key_mask: Array, query_length: int, offset, causal: bool, dtype) -> Array:
+    """Additive bias (B, 1, Tq, Tk): 0 where query ``i`` (absolute position ``offset + i``) may see a
+    key, the dtype's minimum elsewhere. ``key_mask`` (B, Tk) is 1 for real tokens."""
+    allowed = key_mask[:, None, None, :].astype(bool)
+    if causal:
+        q_pos = offset + jnp.arange(query_length)[:, None]
+        k_pos = jnp.arange(key_mask.shape[-1])[None, :]
+        allowed = allowed & (k_pos <= q_pos)[None, None]
+    return jnp.where(allowed, 0.0, jnp.finfo(dtype).min).astype(dtype)
+
+
+def alibi_bias(key_mask: Array, num_heads: int, dtype) -> Array:
+    """ALiBi scores (B, H, 1, Tk) = slope_h * (key's position among the row's real tokens), so left
+    padding leaves a row's biases unchanged (same rule as tongues.layers.alibi)."""
+    mask = key_mask.astype(jnp.int32)
+    positions = ((jnp.cumsum(mask, axis=-1) - 1) * mask)[:, None, None, :]  # (B, 1, 1, Tk)
+    slopes = jnp.asarray(alibi_slopes(num_heads))[None, :, None, None]  # (1, H, 1, 1)
+    return (slopes * positions).astype(dtype)
+
+
+def sinusoidal_positions(num_positions: int, dim: int, padding_idx: int | None = None) -> Array:
+    """fairseq's sinusoidal table as a constant jnp array (num_positions, dim)."""
+    return jnp.asarray(sinusoidal_table(num_positions, dim, padding_idx))
+
+
+def attend(q: Array, k: Array, v: Array, bias: Array | None, scale: float, dropout_rate: float,
+           deterministic: bool, dropout_rng, dtype) -> tuple[Array, Array]:
+    """softmax(q kᵀ · scale + bias) v with the softmax in fp32.
+
+    q (B, Tq, H, D), k/v (B, Tk, H, D), bias broadcastable to (B, H, Tq, Tk).
+    Returns out (B, Tq, H, D) and the probabilities (B, H, Tq, Tk).
+    """
+    scores = jnp.einsum("bqhd,bkhd->bhqk", q, k) * scale  # (B, H, Tq, Tk)
+    if bias is not None:
+        scores = scores + bias.astype(scores.dtype)
+    probs = jax.nn.softmax(scores.astype(jnp.float32), axis=-1).astype(dtype)
+    if not deterministic and dropout_rate > 0.0:
+        keep = jax.random.bernoulli(dropout_rng, 1.0 - dropout_rate, probs.shape)
+        probs = jnp.where(keep, probs / (1.0 - dropout_rate), 0.0).astype(dtype)
+    out = jnp.einsum("bhqk,bkhd->bqhd", probs, v)  # (B, Tq, H, D)
+    return out, probs
+
+
+class Collector:
+    """Gathers per-layer hidden states and attention probabilities when asked for."""
+
+    def __init__(self, hidden: bool, attentions: bool, cross: bool = False) -> None:
+        self.hidden = () if hidden else None
+        self.attentions = () if attentions else None
+        self.cross = () if (attentions and cross) else None
+
+    def add_hidden(self, x) -> None:
+        if self.hidden is not None:
+            self.hidden += (x,)
+
+    def add_attention(self, probs, cross_probs=None) -> None:
+        if self.attentions is not None:
+            self.attentions += (probs,)
+        if self.cross is not None:
+            self.cross += (cross_probs,)
+
+
+_ACTIVATIONS = {
+    "gelu": lambda x: jax.nn.gelu(x, approximate=False),
+    "gelu_new": lambda x: jax.nn.gelu(x, approximate=True),
+    "gelu_pytorch_tanh": lambda x: jax.nn.gelu(x, approximate=True),
+    "relu": jax.nn.relu,
+    "silu": jax.nn.silu,
+    "swish": jax.nn.silu,
+    "tanh": jnp.tanh,
+}
+
+
+def get_activation(name: str):
+    """The activation called ``name`` in a config (``activation_function``, ``hidden_act``)."""
+    if name not in _ACTIVATIONS:
+        raise ValueError(f"activation {name!r} is not supported by tongues' Flax models; use one of "
+                         f"{', '.join(sorted(_ACTIVATIONS))}")
+    return _ACTIVATIONS[name]
