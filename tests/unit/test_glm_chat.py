@@ -132,3 +132,19 @@ def test_chat_template_file_round_trip(tokenizer, tmp_path):
     again = ChatGLM4Tokenizer.from_pretrained(tmp_path)
     messages = CONVERSATIONS["tools-observation"]
     assert again.apply_chat_template(messages) == tokenizer.apply_chat_template(messages)
+
+
+@pytest.mark.parametrize("name", sorted(CONVERSATIONS))
+def test_hf_layout_tokenizing_rendered_text_adds_no_second_prefix(name):
+    fast = glm4_fast()
+    messages = CONVERSATIONS[name]
+    ids = fast.apply_chat_template(messages, add_generation_prompt=True)
+    text = fast.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    encoded = fast([text, "你好"], return_offsets_mapping=True)
+    assert encoded.input_ids[0] == ids and encoded.input_ids[0].count(GMASK) == 1
+    # A text without the prefix still gets it from the post-processor.
+    assert encoded.input_ids[1][:2] == [GMASK, SOP] and encoded.input_ids[1].count(GMASK) == 1
+    # Offsets still point into the text as given (prefix included): as when encoding without specials.
+    plain = fast(text, add_special_tokens=False, return_offsets_mapping=True)
+    assert plain.input_ids == encoded.input_ids[0]
+    assert plain.offset_mapping[2:] == encoded.offset_mapping[0][2:]

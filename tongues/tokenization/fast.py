@@ -317,6 +317,33 @@ class PreTrainedTokenizerFast(PreTrainedTokenizerBase):
     def num_special_tokens_to_add(self, pair: bool = False) -> int:
         return self._tokenizer.num_special_tokens_to_add(pair)
 
+    def _leading_special_text(self) -> str:
+        """The text of the special tokens the post-processor puts before the first sequence ("" if none)."""
+        text = ""
+        for kind, payload, _ in self._layout(pair=False):
+            if kind != "special":
+                break
+            text += "".join(self._tokenizer.id_to_token(i) or "" for i in payload)
+        return text
+
+    def _strip_leading_specials(self, inputs: list) -> list[int]:
+        """Drop from each text a prefix the post-processor is about to add anyway; return the chars dropped.
+
+        # A chat prompt rendered by its template already starts with the checkpoint's prefix (GLM-4's
+        # "[gMASK]<sop>"); encoding it with special tokens would otherwise repeat that prefix.
+        """
+        prefix = self._leading_special_text()
+        shifts = [0] * len(inputs)
+        if not prefix:
+            return shifts
+        for i, value in enumerate(inputs):
+            first = value[0] if isinstance(value, tuple) else value
+            if isinstance(first, str) and first.startswith(prefix):
+                stripped = first[len(prefix):]
+                inputs[i] = (stripped, value[1]) if isinstance(value, tuple) else stripped
+                shifts[i] = len(prefix)
+        return shifts
+
     # -- encoding --------------------------------------------------------------------------------
 
     def _check_pretokenized_input(self, is_split_into_words: bool) -> None:
@@ -394,6 +421,9 @@ class PreTrainedTokenizerFast(PreTrainedTokenizerBase):
                     )
             inputs.append(first if second is None else (first, second))
 
+        shifts = [0] * len(inputs)
+        if add_special_tokens and not is_split_into_words:
+            shifts = self._strip_leading_specials(inputs)
         if split_special_tokens is None:
             split_special_tokens = self.split_special_tokens
         self._tokenizer.encode_special_tokens = split_special_tokens
@@ -426,7 +456,11 @@ class PreTrainedTokenizerFast(PreTrainedTokenizerBase):
         if return_special_tokens_mask:
             data["special_tokens_mask"] = [row.special_tokens_mask for row in rows]
         if return_offsets_mapping:
-            data["offset_mapping"] = [row.offsets for row in rows]
+            data["offset_mapping"] = [
+                [(a + shifts[sample], b + shifts[sample]) if seq == 0 else (a, b)
+                 for (a, b), seq in zip(row.offsets, row.sequence_ids)]
+                for row, sample in zip(rows, sample_of_row)
+            ]
         if return_length:
             data["length"] = [len(row.ids) for row in rows]
         if return_overflowing_tokens:
