@@ -22,7 +22,7 @@ def _export(module: str, *names: str) -> None:
 _export("tongues.configuration", "PretrainedConfig", "ConfigError")
 _export("tongues.checkpoint.files", "CheckpointError")
 _export("tongues.modeling", "PreTrainedModel")
-_export("tongues.cache", "Cache", "DynamicCache", "StaticCache")
+_export("tongues.cache", "Cache", "DynamicCache", "StaticCache", "EncoderDecoderCache")
 _export("tongues.generation", "GenerationConfig", "GenerationMixin", "TextStreamer", "TextIteratorStreamer")
 _export("tongues.tokenization", "PreTrainedTokenizer", "PreTrainedTokenizerFast", "BatchEncoding")
 _export("tongues.auto", "AutoConfig", "AutoModel", "AutoModelForCausalLM", "AutoModelForMaskedLM",

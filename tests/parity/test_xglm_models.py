@@ -14,7 +14,7 @@ import transformers
 from oracle import assert_close
 from tongues import AutoConfig, AutoModel, AutoModelForCausalLM, DynamicCache, XGLMConfig, XGLMForCausalLM, XGLMModel
 from tongues.configuration import ConfigError
-from tongues.models.xglm.cache_cross import EncoderDecoderCache
+from tongues.cache import EncoderDecoderCache
 from xglm_helpers import CONFIGS, DECODER_ONLY, PAD, VOCAB, encoder_inputs, mask_positions, oracle_config, padded, pair
 
 PAIRS = [(transformers.XGLMModel, XGLMModel), (transformers.XGLMForCausalLM, XGLMForCausalLM)]

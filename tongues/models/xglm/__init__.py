@@ -12,7 +12,6 @@ _LAZY = {
     "XGLMModel": "modeling_xglm",
     "XGLMForCausalLM": "modeling_xglm",
     "XGLMPreTrainedModel": "modeling_xglm",
-    "EncoderDecoderCache": "cache_cross",
     "XGLMTokenizer": "tokenization_xglm",
     "XGLMTokenizerFast": "tokenization_xglm_fast",
     "TFXGLMModel": "modeling_tf_xglm",

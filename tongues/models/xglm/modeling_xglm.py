@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...cache import Cache, DynamicCache, as_cache
+from ...cache import Cache, DynamicCache, EncoderDecoderCache, as_cache
 from ...generation import GenerationMixin
 from ...heads import CausalLMHead, finish
 from ...layers.activations import get_activation
@@ -25,7 +25,6 @@ from ...layers.masks import causal_bias, padding_bias
 from ...layers.sinusoidal import sinusoidal_table
 from ...modeling import PreTrainedModel, checkpointed
 from ...outputs import BaseModelOutputWithPastAndCrossAttentions, CausalLMOutputWithCrossAttentions
-from .cache_cross import EncoderDecoderCache
 from .configuration_xglm import XGLMConfig
 
 
