@@ -305,12 +305,19 @@ def available_memory(device: torch.device | str = "cpu") -> int | None:
     return None
 
 
+def _human_bytes(n: int) -> str:
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            return f"{n / size:.2f} {unit}"
+    return f"{n} bytes"
+
+
 def check_memory(needed: int, what: str, device: torch.device | str = "cpu") -> None:
     """Raise ``MemoryError`` naming ``what`` when ``needed`` bytes exceed the free memory of ``device``."""
     free = available_memory(device)
     if free is not None and needed > free:
         raise MemoryError(
-            f"{what} needs {needed / 2**30:.2f} GiB but only {free / 2**30:.2f} GiB is free on {device}; "
+            f"{what} needs {_human_bytes(needed)} but only {_human_bytes(free)} is free on {device}; "
             "lower max_new_tokens, the batch size or use a smaller dtype"
         )
 

@@ -52,6 +52,9 @@ _COMMON_DEFAULTS: dict[str, Any] = {
     "tokenizer_class": None,
 }
 
+# Norm epsilons of every family: a string or a negative value would only fail (or give NaN) in the forward.
+_POSITIVE_FLOAT_FIELDS = ("layer_norm_epsilon", "layer_norm_eps", "rms_norm_eps")
+
 _PROBLEM_TYPES = ("regression", "single_label_classification", "multi_label_classification")
 
 # Keys that describe the saving library, not the model: read and dropped.
@@ -127,6 +130,8 @@ class PretrainedConfig:
             id2label = {0: "LABEL_0", 1: "LABEL_1"}
         if label2id is None:
             label2id = {v: k for k, v in id2label.items()}
+        elif not isinstance(label2id, dict):
+            raise ConfigError(f"label2id must be a dict of label -> index; got {type(label2id).__name__}")
         self.id2label = id2label
         self.label2id = dict(label2id)
 
@@ -147,6 +152,10 @@ class PretrainedConfig:
                 continue
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ConfigError(f"{type(self).__name__}.{name} must be a positive integer; got {value!r}")
+        for name in _POSITIVE_FLOAT_FIELDS:
+            value = self.__dict__.get(name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0):
+                raise ConfigError(f"{type(self).__name__}.{name} must be a positive number; got {value!r}")
         if self.problem_type is not None and self.problem_type not in _PROBLEM_TYPES:
             raise ConfigError(f"problem_type must be one of {_PROBLEM_TYPES}; got {self.problem_type!r}")
         for name in ("bos_token_id", "pad_token_id", "sep_token_id", "decoder_start_token_id"):
@@ -162,6 +171,10 @@ class PretrainedConfig:
     def check_divisible(self, numerator: str, denominator: str) -> None:
         """Raise unless ``getattr(numerator)`` is divisible by ``getattr(denominator)``."""
         a, b = getattr(self, numerator), getattr(self, denominator)
+        for name, value in ((numerator, a), (denominator, b)):
+            # Checked here too: a None or float would otherwise fail below with a bare TypeError.
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ConfigError(f"{type(self).__name__}.{name} must be a positive integer; got {value!r}")
         if b and a % b:
             raise ConfigError(
                 f"{type(self).__name__}: {numerator}={a} must be divisible by {denominator}={b}"

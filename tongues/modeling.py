@@ -359,7 +359,7 @@ class PreTrainedModel(nn.Module):
         requested = torch_dtype if torch_dtype is not None and dtype == "auto" else dtype
         target_dtype = parse_dtype(requested) or parse_dtype(getattr(config, "dtype", None), "config.dtype")
 
-        with torch.device("meta"):
+        with torch.device("meta"), _skip_module_init():
             model = cls(config, *model_args)
         report = model._load_checkpoint(files, fmt, target_dtype, ignore_mismatched_sizes, device)
         model.name_or_path = path
@@ -398,7 +398,7 @@ class PreTrainedModel(nn.Module):
         tied_targets = set(self.tied_weights) if getattr(self.config, "tie_word_embeddings", True) else set()
         report = LoadReport()
         loaded: set[str] = set()
-        converted = ((raw_key, key, tensor) for raw_key, raw in iter_checkpoint(files, fmt)
+        converted = ((raw_key, key, tensor) for raw_key, raw in iter_checkpoint(files, fmt, target_dtype)
                      for key, tensor in self.convert_checkpoint_tensor(raw_key, raw))
         for raw_key, key, tensor in converted:
             key = self._match_prefix(key, expected, prefix, has_prefix_in_model)
@@ -489,6 +489,25 @@ class PreTrainedModel(nn.Module):
         reset = getattr(module, "reset_buffers", None)
         if callable(reset):
             reset()
+
+
+@contextlib.contextmanager
+def _skip_module_init() -> Iterator[None]:
+    """Make ``torch.nn.init``'s fill functions no-ops while modules are built on the meta device.
+
+    # Their random init is wasted there, and torch's meta path for ``normal_`` imports
+    # torch._dynamo: 1.5-3 s of the first load in a process (measured, benchmarks/run.py).
+    """
+    names = ("uniform_", "normal_", "trunc_normal_", "kaiming_uniform_", "kaiming_normal_", "xavier_uniform_",
+             "xavier_normal_", "constant_", "zeros_", "ones_", "orthogonal_")
+    saved = {name: getattr(nn.init, name) for name in names if hasattr(nn.init, name)}
+    for name in saved:
+        setattr(nn.init, name, lambda tensor, *args, **kwargs: tensor)
+    try:
+        yield
+    finally:
+        for name, fn in saved.items():
+            setattr(nn.init, name, fn)
 
 
 @contextlib.contextmanager

@@ -5,8 +5,9 @@
 weights and scales; activations keep the model's dtype.
 
 - ``int8``: symmetric, one scale per output channel: ``w ≈ q * scale``, ``q`` in [-127, 127].
-  Products run through :func:`tongues.fast.kernels.upcast_linear`: int8 slices widened to fp32
-  in a cache-sized buffer, fp32 accumulation, the scale applied to the output.
+  Decoding (up to 16 rows) uses ``torch.ops.aten._weight_int8pack_mm`` with bf16 activations;
+  longer inputs go through :func:`tongues.fast.kernels.upcast_linear` (int8 slices widened to fp32
+  in a cache-sized buffer, fp32 accumulation, the scale applied to the output).
 - ``int4``: asymmetric, one scale and offset per group of ``group_size`` (128) inputs per output
   channel, in torch's packed CPU layout (``_convert_weight_to_int4pack_for_cpu``); products run in
   ``torch.ops.aten._weight_int4pack_mm_for_cpu`` with bf16 activations. Layers the packed layout
@@ -34,6 +35,9 @@ from .fast.kernels import upcast_linear
 METHODS = ("int8", "int4")
 INT4_GROUP_SIZE = 128
 MIN_OUT_FEATURES = 16
+# Up to this many rows int8 products use torch's packed int8 kernel (bf16 activations); above it
+# (prefill) the weight is widened to fp32 slice by slice, where compute, not reading, dominates.
+PACKED_INT8_MAX_ROWS = 16
 
 
 def quantize_int8(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -88,11 +92,22 @@ class QuantLinear(nn.Module):
             qweight, scale = quantize_int8(linear.weight)
             self.register_buffer("qweight", qweight)
             self.register_buffer("scale", scale)
+        self.scale_bf16: torch.Tensor | None = None
         self.bias = None if linear.bias is None else nn.Parameter(linear.bias.detach().clone(), requires_grad=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.method == "int8":
-            return upcast_linear(x, self.qweight, self.bias, self.scale)
+            rows = x.numel() // self.in_features
+            if rows > PACKED_INT8_MAX_ROWS or x.device.type != "cpu":
+                return upcast_linear(x, self.qweight, self.bias, self.scale)
+            # Decoding: torch's int8 kernel reads 1 byte a weight, but only with bf16 activations.
+            if self.scale_bf16 is None:
+                self.scale_bf16 = self.scale.to(torch.bfloat16)
+            lead = x.shape[:-1]
+            out = torch.ops.aten._weight_int8pack_mm(x.reshape(rows, -1).to(torch.bfloat16), self.qweight, self.scale_bf16)
+            if self.bias is not None:
+                out = out.float() + self.bias.float()
+            return out.to(x.dtype).reshape(*lead, self.out_features)
         lead = x.shape[:-1]
         x2 = x.reshape(-1, self.in_features).to(torch.bfloat16)  # (M, K): the packed kernel takes bf16
         out = torch.ops.aten._weight_int4pack_mm_for_cpu(x2, self.qweight, self.group_size, self.scales_and_zeros)

@@ -36,7 +36,8 @@ TASKS = (
 
 def family(model_type: str | None) -> ModuleType:
     """Import and return the family package serving ``model_type``; a clear error for unknown types."""
-    if model_type not in FAMILIES:
+    # A hand-edited config may hold any JSON there (a list would not even hash).
+    if not isinstance(model_type, str) or model_type not in FAMILIES:
         known = ", ".join(sorted(FAMILIES))
         raise ValueError(f"Unknown model_type {model_type!r}: tongues knows {known}.")
     return importlib.import_module(FAMILIES[model_type])

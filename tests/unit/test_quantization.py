@@ -25,7 +25,7 @@ def test_int8_round_trip_error_is_within_half_a_step():
 
 
 @pytest.mark.parametrize("method", ["int8", "int4"])
-@pytest.mark.parametrize("rows", [1, 7])
+@pytest.mark.parametrize("rows", [1, 7, 20])  # 20 x 2 rows: past the packed kernel
 def test_quant_linear_close_to_float(method, rows):
     torch.manual_seed(0)
     linear = nn.Linear(256, 64)

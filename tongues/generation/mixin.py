@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 import torch
 
-from ..cache import Cache, DynamicCache
+from ..cache import Cache, DynamicCache, check_memory
 from .configuration import GENERATION_DEFAULTS, GenerationConfig
 from .processors import build_logits_processors
 from .search import beam_search, sample_search
@@ -215,8 +215,10 @@ class GenerationMixin:
             model_kwargs["logits_to_keep"] = 1
         self._check_lengths(config, prompt_length, has_default_max_length)
 
-        # 5. Cache.
+        # 5. Cache (its final size checked against free memory before decoding starts).
         self._prepare_cache(config, model_kwargs)
+        if model_kwargs.get("past_key_values") is not None:
+            self._check_cache_memory(input_ids.shape[0], config.max_length, device)
 
         # 6. Processors and stopping criteria.
         mask = model_kwargs.get("attention_mask")
@@ -400,6 +402,19 @@ class GenerationMixin:
             config.min_length = config.min_new_tokens + prompt_length
 
     def _check_lengths(self, config, prompt_length, has_default_max_length) -> None:
+        # Learned positions bound the whole sequence: the last token is never fed back, so a prompt
+        # may grow to one more than the longest input. A default length is cut there; an explicit one
+        # that goes further is refused now rather than failing deep in the forward mid-generation.
+        limit = self._max_positions()
+        if limit is not None and config.max_length > limit + 1:
+            if has_default_max_length and config.max_new_tokens is None:
+                config.max_length = limit + 1
+            else:
+                raise ValueError(
+                    f"max_length={config.max_length} (the prompt's {prompt_length} tokens + new tokens) goes beyond "
+                    f"what {type(self).__name__}'s learned positions allow (config.max_position_embeddings): "
+                    f"ask for at most {limit + 1 - prompt_length} new tokens (max_new_tokens)."
+                )
         if config.max_new_tokens is not None and config.max_new_tokens > MAX_NEW_TOKENS_LIMIT:
             raise ValueError(
                 f"max_new_tokens={config.max_new_tokens} is beyond the supported {MAX_NEW_TOKENS_LIMIT:,}; "
@@ -441,7 +456,59 @@ class GenerationMixin:
             return
         if not config.use_cache or "past_key_values" not in _forward_signature(self)[0]:
             return
+        # [fast decode, tongues/fast] A preallocated cache of prompt + max_new_tokens positions for
+        # models whose layers write through Cache.update (greedy/sampling; beams keep DynamicCache).
+        if config.num_beams == 1 and self._prepare_fast_decode():
+            from ..fast import decode_cache
+
+            # Capped: a huge max_length must not reserve memory up front (the cache grows if needed).
+            model_kwargs["past_key_values"] = decode_cache(max(1, min(config.max_length or 1, 8192)))
+            return
         model_kwargs["past_key_values"] = DynamicCache()
+
+    def _prepare_fast_decode(self) -> bool:
+        """[fast decode, tongues/fast] Swap in the CPU decode kernels (idempotent, parameters shared).
+
+        Returns whether ``generate`` may decode into a preallocated cache: tongues models without
+        cross-attention, whose attention layers all write through ``Cache.update``.
+        """
+        from ..modeling import PreTrainedModel
+
+        if not isinstance(self, PreTrainedModel) or getattr(self.config, "add_cross_attention", False):
+            return False
+        from ..fast import prepare_for_decode
+
+        prepare_for_decode(self)
+        return True
+
+    def _kv_cache_bytes(self, rows: int, positions: int) -> int | None:
+        """Bytes a full KV cache of ``rows`` x ``positions`` takes (keys + values of every layer);
+        ``None`` when the config does not say how many layers / channels it has."""
+        config = self.config
+        layers = getattr(config, "num_hidden_layers", None)
+        heads = getattr(config, "num_attention_heads", None)
+        hidden = getattr(config, "hidden_size", None)
+        if not isinstance(layers, int) or not isinstance(heads, int) or not heads:
+            return None
+        head_dim = getattr(config, "head_dim", None) or (hidden // heads if isinstance(hidden, int) else None)
+        kv_heads = getattr(config, "num_key_value_heads", None) or heads
+        if not isinstance(head_dim, int) or not isinstance(kv_heads, int):
+            return None
+        try:
+            element = next(self.parameters()).element_size()
+        except (StopIteration, AttributeError):
+            element = 4
+        return 2 * layers * rows * kv_heads * head_dim * positions * element
+
+    def _check_cache_memory(self, rows: int, max_length: int, device) -> None:
+        """Raise ``MemoryError`` before decoding when the cache would outgrow free memory (tongues.cache.check_memory)."""
+        needed = self._kv_cache_bytes(rows, max_length)
+        if needed is not None:
+            check_memory(
+                needed,
+                f"generate's KV cache ({self.config.num_hidden_layers} layers x {rows} rows x {max_length} positions)",
+                device,
+            )
 
     # -- scores ------------------------------------------------------------------------------
     def compute_transition_scores(

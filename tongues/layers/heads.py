@@ -23,8 +23,30 @@ def last_token_index(input_ids: torch.Tensor | None, pad_token_id: int | None, b
     return (columns * not_pad).argmax(-1)
 
 
+def check_labels(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = -100) -> None:
+    """``labels`` (B, T) must match ``logits`` (B, T, V) and hold ids in ``[0, V)`` or ``ignore_index``.
+
+    Without this, torch fails inside cross-entropy with a batch-size mismatch or an IndexError.
+    """
+    if not isinstance(labels, torch.Tensor):
+        raise TypeError(f"labels must be a torch.Tensor of token ids; got {type(labels).__name__}")
+    if labels.dtype.is_floating_point or labels.dtype == torch.bool:
+        raise TypeError(f"labels must hold integer ids; got dtype {labels.dtype}")
+    if tuple(labels.shape) != tuple(logits.shape[:-1]):
+        raise ValueError(
+            f"labels has shape {tuple(labels.shape)}, expected {tuple(logits.shape[:-1])} (one label per scored position)"
+        )
+    real = labels[labels != ignore_index]
+    if real.numel() and (int(real.min()) < 0 or int(real.max()) >= logits.shape[-1]):
+        bad = int(real.min()) if int(real.min()) < 0 else int(real.max())
+        raise ValueError(
+            f"labels holds {bad}, outside [0, {logits.shape[-1]}) (use {ignore_index} for positions to ignore)"
+        )
+
+
 def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = -100) -> torch.Tensor:
     """Next-token cross-entropy: position t predicts label t+1; labels of -100 are ignored. Computed in fp32."""
+    check_labels(logits, labels, ignore_index)
     labels = F.pad(labels, (0, 1), value=ignore_index)[..., 1:]
     return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1).to(logits.device),
                            ignore_index=ignore_index)
@@ -32,6 +54,7 @@ def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int
 
 def token_loss(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = -100) -> torch.Tensor:
     """Cross-entropy per position without shifting (masked LM, token classification); computed in fp32."""
+    check_labels(logits, labels, ignore_index)
     return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1).to(logits.device),
                            ignore_index=ignore_index)
 

@@ -7,10 +7,16 @@ import torch
 from ..cache import Cache, DynamicCache, as_cache
 
 
-def check_inputs(input_ids: torch.Tensor | None, inputs_embeds: torch.Tensor | None, vocab_size: int) -> None:
-    """Exactly one of ``input_ids`` (B, T) / ``inputs_embeds`` (B, T, D); ids within ``[0, vocab_size)``."""
+def check_inputs(input_ids: torch.Tensor | None, inputs_embeds: torch.Tensor | None, vocab_size: int,
+                 hidden_size: int | None = None) -> None:
+    """Exactly one of ``input_ids`` (B, T) / ``inputs_embeds`` (B, T, D); ids within ``[0, vocab_size)``;
+    D == ``hidden_size`` when given."""
     if (input_ids is None) == (inputs_embeds is None):
         raise ValueError("Pass exactly one of input_ids or inputs_embeds.")
+    # Lists or arrays would otherwise fail deep inside torch with an AttributeError.
+    for name, value in (("input_ids", input_ids), ("inputs_embeds", inputs_embeds)):
+        if value is not None and not isinstance(value, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor; got {type(value).__name__} (wrap it in torch.tensor)")
     if input_ids is not None:
         if input_ids.dim() != 2:
             raise ValueError(f"input_ids must be 2-D (batch, sequence); got shape {tuple(input_ids.shape)}")
@@ -24,6 +30,11 @@ def check_inputs(input_ids: torch.Tensor | None, inputs_embeds: torch.Tensor | N
             raise ValueError(f"input_ids holds token id {bad}, outside the vocabulary [0, {vocab_size})")
     elif inputs_embeds.dim() != 3 or inputs_embeds.shape[1] == 0:
         raise ValueError(f"inputs_embeds must be (batch, sequence>0, hidden); got shape {tuple(inputs_embeds.shape)}")
+    elif hidden_size is not None and inputs_embeds.shape[-1] != hidden_size:
+        raise ValueError(
+            f"inputs_embeds has shape {tuple(inputs_embeds.shape)}: its last dimension must be the model's "
+            f"hidden size {hidden_size}"
+        )
 
 
 def prepare_cache(past_key_values, use_cache: bool) -> tuple[Cache | None, bool]:

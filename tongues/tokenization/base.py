@@ -1454,6 +1454,24 @@ def _local_named_templates(source: str, subfolder: str | None) -> dict[str, str]
     return {os.path.basename(path)[: -len(".jinja")]: path for path in paths}
 
 
+def check_encodable(text: str, name: str = "text") -> str:
+    """``text`` unchanged, or a ValueError naming the first lone surrogate (U+D800..U+DFFF).
+
+    # A lone surrogate is not Unicode text (it has no UTF-8 form): backends would otherwise fail
+    # with unrelated messages (a pybind cast error, a type error) or silently drop it.
+    """
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise ValueError(
+            f"{name} holds a lone surrogate U+{ord(text[err.start]):04X} at index {err.start}: it is not valid "
+            "Unicode and cannot be tokenized (decode bytes with errors='replace', or remove it)"
+        ) from None
+    return text
+
+
 def _batch_items(text, text_pair, is_split_into_words: bool, text_name: str, pair_name: str):
     """Normalise ``__call__`` inputs to ``([(first, second_or_None), ...], is_batched)``."""
 
@@ -1469,9 +1487,9 @@ def _batch_items(text, text_pair, is_split_into_words: bool, text_name: str, pai
                 raise ValueError(
                     f"{name} is a str but is_split_into_words=True expects a list of words (or a batch of them)."
                 )
-            return value
+            return check_encodable(value, name)
         if is_split_into_words and is_words(value):
-            return list(value)
+            return [check_encodable(word, f"{name}[{i}]") for i, word in enumerate(value)]
         if is_ids(value):
             return list(value)
         raise TypeError(

@@ -30,6 +30,7 @@ from .base import (
     PaddingStrategy,
     PreTrainedTokenizerBase,
     TruncationStrategy,
+    check_encodable,
 )
 
 _END = ""  # marks the end of a word in the trie's nested dicts
@@ -180,6 +181,8 @@ class PreTrainedTokenizer(PreTrainedTokenizerBase):
         if pair is not None or add_special_tokens:
             ids = self.encode(text, pair, add_special_tokens=add_special_tokens, **kwargs)
             return self.convert_ids_to_tokens(ids)
+        if isinstance(text, str):
+            check_encodable(text)
         split_special_tokens = kwargs.pop("split_special_tokens", self.split_special_tokens)
         text, unused = self.prepare_for_tokenization(text, **kwargs)
         if unused:

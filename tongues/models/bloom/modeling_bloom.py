@@ -125,7 +125,7 @@ class BloomModel(BloomPreTrainedModel):
         (B, past + T) with 1 for real tokens; ``past_key_values`` a Cache or legacy tuple (returned in the
         same format); ``head_mask`` (H,) or (L, H). Returns BaseModelOutputWithPastAndCrossAttentions."""
         config = self.config
-        check_inputs(input_ids, inputs_embeds, config.vocab_size)
+        check_inputs(input_ids, inputs_embeds, config.vocab_size, config.hidden_size)
         use_cache = (config.use_cache if use_cache is None else use_cache) and not (self.gradient_checkpointing and self.training)
         output_attentions = config.output_attentions if output_attentions is None else output_attentions
         collect = Collector(config.output_hidden_states if output_hidden_states is None else output_hidden_states,

@@ -140,7 +140,7 @@ class GlmModel(GlmPreTrainedModel):
         config = self.config
         if kwargs:
             raise TypeError(f"GlmModel.forward got unexpected arguments: {', '.join(sorted(kwargs))}")
-        check_inputs(input_ids, inputs_embeds, config.vocab_size)
+        check_inputs(input_ids, inputs_embeds, config.vocab_size, config.hidden_size)
         use_cache = config.use_cache if use_cache is None else use_cache
         use_cache = use_cache and not (self.gradient_checkpointing and self.training)
         output_attentions = config.output_attentions if output_attentions is None else output_attentions

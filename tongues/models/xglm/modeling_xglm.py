@@ -224,7 +224,7 @@ class XGLMModel(XGLMPreTrainedModel):
             BaseModelOutputWithPastAndCrossAttentions (or its tuple when ``return_dict=False``).
         """
         config = self.config
-        check_inputs(input_ids, inputs_embeds, config.vocab_size)
+        check_inputs(input_ids, inputs_embeds, config.vocab_size, config.hidden_size)
         cross = encoder_hidden_states is not None
         if cross and not config.add_cross_attention:
             raise ValueError("encoder_hidden_states was given, but this XGLM model has no cross-attention layers "

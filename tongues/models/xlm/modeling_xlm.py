@@ -258,7 +258,7 @@ class XLMModel(XLMPreTrainedModel):
         ``{"slen": n, layer: (k, v)}`` (or a tongues Cache) updated in place; ``head_mask`` (H,) or (L, H).
         Returns BaseModelOutput (last_hidden_state, hidden_states, attentions)."""
         config = self.config
-        check_inputs(input_ids, inputs_embeds, config.vocab_size)
+        check_inputs(input_ids, inputs_embeds, config.vocab_size, config.hidden_size)
         output_attentions = config.output_attentions if output_attentions is None else output_attentions
         collect = Collector(config.output_hidden_states if output_hidden_states is None else output_hidden_states,
                             output_attentions)
