@@ -22,7 +22,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 from jax import lax  # noqa: E402
 
-from .shared import ModelOutput, alibi_slopes, sinusoidal_table  # noqa: E402
+from .shared import Collector, ModelOutput, alibi_slopes, sinusoidal_table  # noqa: E402,F401 (Collector re-exported)
 
 Array = Any
 
@@ -120,25 +120,6 @@ def attend(q: Array, k: Array, v: Array, bias: Array | None, scale: float, dropo
         probs = jnp.where(keep, probs / (1.0 - dropout_rate), 0.0).astype(dtype)
     out = jnp.einsum("bhqk,bkhd->bqhd", probs, v)  # (B, Tq, H, D)
     return out, probs
-
-
-class Collector:
-    """Gathers per-layer hidden states and attention probabilities when asked for."""
-
-    def __init__(self, hidden: bool, attentions: bool, cross: bool = False) -> None:
-        self.hidden = () if hidden else None
-        self.attentions = () if attentions else None
-        self.cross = () if (attentions and cross) else None
-
-    def add_hidden(self, x) -> None:
-        if self.hidden is not None:
-            self.hidden += (x,)
-
-    def add_attention(self, probs, cross_probs=None) -> None:
-        if self.attentions is not None:
-            self.attentions += (probs,)
-        if self.cross is not None:
-            self.cross += (cross_probs,)
 
 
 _ACTIVATIONS = {

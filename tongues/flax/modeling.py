@@ -9,7 +9,6 @@ tree once and needs no per-family table.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import os
 from typing import Any
@@ -27,6 +26,7 @@ from flax.traverse_util import flatten_dict, unflatten_dict  # noqa: E402
 
 from ..checkpoint.files import CheckpointError, resolve_file, staged_directory  # noqa: E402
 from .shared import pt_key  # noqa: E402
+from .shared import read_pytorch_weights as shared_read_pytorch_weights  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -46,28 +46,7 @@ def _as_dtype(dtype):
 
 def read_pytorch_weights(pretrained: str, **hub_kwargs) -> dict[str, np.ndarray]:
     """Every tensor of a PyTorch checkpoint's safetensors file(s) as fp32 NumPy arrays (no torch import)."""
-    from safetensors import safe_open
-
-    single = resolve_file(pretrained, "model.safetensors", required=False, **hub_kwargs)
-    if single is not None:
-        files = [single]
-    else:
-        index = resolve_file(pretrained, "model.safetensors.index.json", required=False, **hub_kwargs)
-        if index is None:
-            raise CheckpointError(
-                f"{pretrained} has neither model.safetensors nor model.safetensors.index.json: Flax models read "
-                "PyTorch weights from safetensors only (re-save the PyTorch model with tongues to get one)"
-            )
-        with open(index, encoding="utf-8") as f:
-            shards = dict.fromkeys(json.load(f)["weight_map"].values())
-        files = [resolve_file(pretrained, shard, **hub_kwargs) for shard in shards]
-    state = {}
-    for path in files:
-        # framework="flax" understands bfloat16, which plain NumPy does not.
-        with safe_open(path, framework="flax") as f:
-            for key in f.keys():
-                state[key] = np.asarray(f.get_tensor(key).astype(jnp.float32))
-    return state
+    return shared_read_pytorch_weights(pretrained, "flax", lambda t: np.asarray(t.astype(jnp.float32)), **hub_kwargs)
 
 
 class FlaxPreTrainedModel:

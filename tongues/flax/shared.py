@@ -99,3 +99,55 @@ def interleaved_sinusoidal_table(num_positions: int, dim: int) -> np.ndarray:
     table[:, 0::2] = np.sin(angles[:, 0::2])
     table[:, 1::2] = np.cos(angles[:, 1::2])
     return table.astype(np.float32)
+
+
+class Collector:
+    """Gathers per-layer hidden states and attention probabilities when asked for."""
+
+    def __init__(self, hidden: bool, attentions: bool, cross: bool = False) -> None:
+        self.hidden = () if hidden else None
+        self.attentions = () if attentions else None
+        self.cross = () if (attentions and cross) else None
+
+    def add_hidden(self, x) -> None:
+        if self.hidden is not None:
+            self.hidden += (x,)
+
+    def add_attention(self, probs, cross_probs=None) -> None:
+        if self.attentions is not None:
+            self.attentions += (probs,)
+        if self.cross is not None:
+            self.cross += (cross_probs,)
+
+
+def read_pytorch_weights(pretrained: str, framework: str, to_fp32, **hub_kwargs) -> dict[str, np.ndarray]:
+    """Every tensor of a PyTorch checkpoint's safetensors file(s) as fp32 NumPy arrays, without torch.
+
+    ``framework`` is safetensors' ("flax" or "tf", which understand bfloat16 where NumPy does not) and
+    ``to_fp32`` turns one of its tensors into an fp32 NumPy array.
+    """
+    import json
+
+    from safetensors import safe_open
+
+    from ..checkpoint.files import CheckpointError, resolve_file
+
+    single = resolve_file(pretrained, "model.safetensors", required=False, **hub_kwargs)
+    if single is not None:
+        files = [single]
+    else:
+        index = resolve_file(pretrained, "model.safetensors.index.json", required=False, **hub_kwargs)
+        if index is None:
+            raise CheckpointError(
+                f"{pretrained} has neither model.safetensors nor model.safetensors.index.json: {framework} models "
+                "read PyTorch weights from safetensors only (re-save the PyTorch model with tongues to get one)"
+            )
+        with open(index, encoding="utf-8") as f:
+            shards = dict.fromkeys(json.load(f)["weight_map"].values())
+        files = [resolve_file(pretrained, shard, **hub_kwargs) for shard in shards]
+    state = {}
+    for path in files:
+        with safe_open(path, framework=framework) as f:
+            for key in f.keys():
+                state[key] = to_fp32(f.get_tensor(key))
+    return state

@@ -15,7 +15,7 @@ require_tf()
 
 import tensorflow as tf  # noqa: E402
 
-from ..flax.shared import ModelOutput, output_fields, sinusoidal_table  # noqa: E402
+from ..flax.shared import Collector, ModelOutput, output_fields, sinusoidal_table  # noqa: E402,F401 (Collector re-exported)
 from .modeling import keras  # noqa: E402
 
 Tensor = Any
@@ -131,25 +131,6 @@ def masked_cross_entropy(labels: Tensor, logits: Tensor) -> Tensor:
     losses = tf.nn.sparse_softmax_cross_entropy_with_logits(tf.where(keep, labels, 0), logits)
     losses = tf.where(keep, losses, 0.0)
     return tf.reshape(tf.reduce_sum(losses) / tf.maximum(tf.reduce_sum(tf.cast(keep, tf.float32)), 1.0), (1,))
-
-
-class Collector:
-    """Gathers per-layer hidden states and attention probabilities when asked for."""
-
-    def __init__(self, hidden: bool, attentions: bool, cross: bool = False) -> None:
-        self.hidden = () if hidden else None
-        self.attentions = () if attentions else None
-        self.cross = () if (attentions and cross) else None
-
-    def add_hidden(self, x) -> None:
-        if self.hidden is not None:
-            self.hidden += (x,)
-
-    def add_attention(self, probs, cross_probs=None) -> None:
-        if self.attentions is not None:
-            self.attentions += (probs,)
-        if self.cross is not None:
-            self.cross += (cross_probs,)
 
 
 __all__ = [name for name in dir() if name.startswith("TF")] + ["attend", "attention_bias", "dense", "finish",

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import json
 import logging
 import os
 from collections.abc import Mapping
@@ -30,6 +29,7 @@ import tf_keras as keras  # noqa: E402
 
 from ..checkpoint.files import CheckpointError, resolve_file, staged_directory  # noqa: E402
 from ..flax.shared import pt_key  # noqa: E402
+from ..flax.shared import read_pytorch_weights as shared_read_pytorch_weights  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -38,28 +38,7 @@ TF_WEIGHTS_NAME = "tf_model.h5"
 
 def read_pytorch_weights(pretrained: str, **hub_kwargs) -> dict[str, np.ndarray]:
     """Every tensor of a PyTorch checkpoint's safetensors file(s) as fp32 NumPy arrays (no torch import)."""
-    from safetensors import safe_open
-
-    single = resolve_file(pretrained, "model.safetensors", required=False, **hub_kwargs)
-    if single is not None:
-        files = [single]
-    else:
-        index = resolve_file(pretrained, "model.safetensors.index.json", required=False, **hub_kwargs)
-        if index is None:
-            raise CheckpointError(
-                f"{pretrained} has neither model.safetensors nor model.safetensors.index.json: TensorFlow models "
-                "read PyTorch weights from safetensors only (re-save the PyTorch model with tongues to get one)"
-            )
-        with open(index, encoding="utf-8") as f:
-            shards = dict.fromkeys(json.load(f)["weight_map"].values())
-        files = [resolve_file(pretrained, shard, **hub_kwargs) for shard in shards]
-    state = {}
-    for path in files:
-        # framework="tf" understands bfloat16, which plain NumPy does not.
-        with safe_open(path, framework="tf") as f:
-            for key in f.keys():
-                state[key] = tf.cast(f.get_tensor(key), tf.float32).numpy()
-    return state
+    return shared_read_pytorch_weights(pretrained, "tf", lambda t: tf.cast(t, tf.float32).numpy(), **hub_kwargs)
 
 
 def weight_path(weight) -> tuple[str, ...]:
