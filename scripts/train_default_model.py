@@ -3,7 +3,7 @@
 
 Reproduces tongues/assets/default-model/ (see docs/default-model.md for the numbers and the setup):
 
-    python scripts/train_default_model.py            # ~25 minutes on 2 CPU cores
+    python scripts/train_default_model.py            # ~9 minutes on 2 idle CPU cores (docs/default-model.md)
 
 Steps: split each translation by lines (the last 10% of lines are held out), train a byte-level BPE
 tokenizer on the training part, train a BLOOM from scratch with tongues.training, report held-out
@@ -54,18 +54,18 @@ def main(argv=None) -> int:
     parser.add_argument("--output", default=str(ROOT / "tongues" / "assets" / "default-model"))
     parser.add_argument("--work-dir", default=None, help="where checkpoints go (default: a temporary folder)")
     parser.add_argument("--held-out", type=float, default=0.1)
-    parser.add_argument("--vocab-size", type=int, default=4096)
-    parser.add_argument("--hidden-size", type=int, default=128)
+    parser.add_argument("--vocab-size", type=int, default=8192)
+    parser.add_argument("--hidden-size", type=int, default=256)
     parser.add_argument("--layers", type=int, default=4)
-    parser.add_argument("--heads", type=int, default=4)
+    parser.add_argument("--heads", type=int, default=8)
     parser.add_argument("--dropout", type=float, default=0.0)
-    parser.add_argument("--block-size", type=int, default=128)
+    parser.add_argument("--block-size", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--steps", type=int, default=220)
-    parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--steps", type=int, default=500)
+    parser.add_argument("--warmup", type=int, default=30)
     parser.add_argument("--lr", type=float, default=3e-3)
-    parser.add_argument("--eval-every", type=int, default=50)
-    parser.add_argument("--eval-batches", type=int, default=8, help="held-out batches per periodic evaluation")
+    parser.add_argument("--eval-every", type=int, default=100)
+    parser.add_argument("--eval-batches", type=int, default=4, help="held-out batches per periodic evaluation")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
