@@ -3,7 +3,7 @@
 
 Reproduces tongues/assets/default-model/ (see docs/default-model.md for the numbers and the setup):
 
-    python scripts/train_default_model.py            # ~9 minutes on 2 idle CPU cores (docs/default-model.md)
+    python scripts/train_default_model.py            # ~22 minutes on 2 idle CPU cores (docs/default-model.md)
 
 Steps: split each translation by lines (the last 10% of lines are held out), train a byte-level BPE
 tokenizer on the training part, train a BLOOM from scratch with tongues.training, report held-out
@@ -61,8 +61,8 @@ def main(argv=None) -> int:
     parser.add_argument("--dropout", type=float, default=0.0)
     parser.add_argument("--block-size", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--steps", type=int, default=500)
-    parser.add_argument("--warmup", type=int, default=30)
+    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--warmup", type=int, default=90)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--eval-every", type=int, default=100)
     parser.add_argument("--eval-batches", type=int, default=4, help="held-out batches per periodic evaluation")
@@ -106,6 +106,7 @@ def main(argv=None) -> int:
         "held_out_loss": final["eval_loss"], "held_out_perplexity": final["eval_perplexity"],
         "unigram_loss": baseline["loss"], "unigram_perplexity": baseline["perplexity"],
         "train_loss": result.train_loss, "train_minutes": minutes, "parameters": model.num_parameters(),
+        "eval_curve": {r["step"]: r["eval_perplexity"] for r in result.history if "eval_perplexity" in r},
         "train_tokens": train_blocks.numel(), "held_out_tokens": eval_blocks.numel(),
         "tokens_seen": args.steps * args.batch_size * args.block_size, "args": vars(args),
         "torch": torch.__version__,
