@@ -479,9 +479,12 @@ class PreTrainedModel(nn.Module):
                         t.zero_() if name == "bias" else t.normal_(0.0, std)
             self._init_buffers(module)
         # Buffers computed at construction (tables, masks) are never in checkpoints: rebuild them.
+        # Only the meta buffers are replaced: the module's loaded parameters stay as they are.
         for module in self.modules():
-            if any(b is not None and b.is_meta for b in module._buffers.values()):
-                module.to_empty(device=device or "cpu", recurse=False)
+            meta = [name for name, b in module._buffers.items() if b is not None and b.is_meta]
+            for name in meta:
+                module._buffers[name] = torch.empty_like(module._buffers[name], device=device or "cpu")
+            if meta:
                 self._init_buffers(module)
 
     def _init_buffers(self, module: nn.Module) -> None:

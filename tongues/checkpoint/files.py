@@ -47,7 +47,8 @@ def resolve_file(pretrained: str | os.PathLike, filename: str, required: bool = 
     """
     pretrained = os.fspath(pretrained)
     if os.path.isfile(pretrained):
-        if os.path.basename(pretrained) == filename or filename.endswith(".json") and pretrained.endswith(".json"):
+        # A config may be given as its own file under any name; every other file is looked up beside it.
+        if os.path.basename(pretrained) == filename or (filename == "config.json" and pretrained.endswith(".json")):
             return pretrained
         pretrained = os.path.dirname(pretrained)
     if os.path.isdir(pretrained):
