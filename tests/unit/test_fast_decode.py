@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tongues.cache import DynamicCache
-from tongues.fast import DecodeCache, FastLinear, prepare_for_decode, upcast_linear
+from tongues.fast import DecodeCache, FastLinear, fp32_linear, prepare_for_decode, upcast_linear
 
 
 @pytest.mark.parametrize("rows", [1, 3, 64])
@@ -26,16 +26,33 @@ def test_upcast_linear_names_the_bad_shape():
         upcast_linear(torch.randn(1, 3), torch.randn(4, 5))
 
 
-def test_prepare_for_decode_swaps_low_precision_linears_and_keeps_parameters():
-    model = nn.Sequential(nn.Linear(8, 8), nn.Linear(8, 8).bfloat16())
-    weight = model[1].weight
+def test_prepare_for_decode_swaps_linears_and_keeps_parameters():
+    model = nn.Sequential(nn.Linear(8, 8), nn.Linear(8, 8).bfloat16(), nn.Linear(8, 8).to(torch.float64))
+    weights = [m.weight for m in model]
     prepare_for_decode(model)
-    assert type(model[0]) is nn.Linear  # fp32 stays on MKL's kernel
-    assert isinstance(model[1], FastLinear) and model[1].weight is weight
-    assert list(model.state_dict()) == ["0.weight", "0.bias", "1.weight", "1.bias"]
-    x = torch.randn(4, 8).bfloat16()
-    with torch.no_grad():
-        torch.testing.assert_close(model[1](x), F.linear(x, weight, model[1].bias), atol=2e-2, rtol=2e-2)
+    assert isinstance(model[0], FastLinear) and isinstance(model[1], FastLinear)
+    assert type(model[2]) is nn.Linear  # float64: no kernel of ours
+    assert [m.weight for m in model] == weights
+    assert list(model.state_dict()) == ["0.weight", "0.bias", "1.weight", "1.bias", "2.weight", "2.bias"]
+    for layer, dtype, tolerance in ((model[0], torch.float32, 1e-5), (model[1], torch.bfloat16, 2e-2)):
+        for rows in (1, 4):
+            x = torch.randn(rows, 8).to(dtype)
+            with torch.no_grad():
+                torch.testing.assert_close(layer(x), F.linear(x, layer.weight, layer.bias), atol=tolerance,
+                                           rtol=tolerance)
+
+
+def test_fp32_linear_matches_f_linear_for_any_input_shape():
+    torch.manual_seed(0)
+    weight, bias = torch.randn(300, 64), torch.randn(300)
+    for shape in ((64,), (1, 64), (3, 64), (2, 5, 64), (0, 64)):
+        x = torch.randn(*shape)
+        got = fp32_linear(x, weight, bias)
+        assert got.shape == (*shape[:-1], 300)
+        torch.testing.assert_close(got, F.linear(x, weight, bias), atol=1e-5, rtol=1e-5)
+    transposed = torch.randn(64, 300).t()  # not contiguous: falls back to F.linear
+    x = torch.randn(2, 64)
+    torch.testing.assert_close(fp32_linear(x, transposed), F.linear(x, transposed), atol=1e-5, rtol=1e-5)
 
 
 def test_decode_cache_equals_dynamic_cache_and_grows_past_its_plan():

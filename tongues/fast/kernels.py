@@ -1,5 +1,13 @@
 """Matrix products for CPU decoding, chosen by measurement (docs/performance.md).
 
+fp32: :func:`fp32_linear` calls oneDNN's matmul (``torch.ops.mkldnn._linear_pointwise``) on the
+weight as it is stored, no packed copy. On the 2-core AVX2 machine we measured it read BLOOM-560m's
+layer matrices at 27 GB/s for one row where MKL's ``F.linear`` reached 21 GB/s, and 1.7x faster at
+8 rows (MKL's small-M sgemm is slow there). Its sums are accumulated in another order than MKL's,
+so fp32 logits differ from ``F.linear``'s in the last bits (about 1e-6 relative). From about 200
+rows on (long prefills) MKL is as fast or faster (0.86x at 512 rows), so those stay on ``F.linear``,
+as does everything where oneDNN is not built into torch.
+
 On the CPUs we measured (AVX2, no AVX-512 bf16, so oneDNN has no bf16 kernels), torch's bf16
 ``F.linear`` is good for a single row (a matrix-vector product reading 2 bytes a weight) but falls
 to a slow reference loop for several rows: batch-8 decoding and prefill ran 3x slower in bf16
@@ -80,8 +88,35 @@ def upcast_linear(
     return out.to(x.dtype).reshape(*lead, N)
 
 
-def low_precision_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """``F.linear`` for bf16/fp16 weights, routed to the faster measured kernel for the number of rows."""
-    if weight.dtype == torch.float32 or x.numel() == x.shape[-1]:
-        return F.linear(x, weight, bias)  # fp32 (MKL) and single-row bf16 are already at their best
+def _onednn_linear():
+    """oneDNN's linear op when this torch build has it, else ``None`` (looked up once)."""
+    global _ONEDNN
+    if _ONEDNN is False:
+        _ONEDNN = None
+        if torch.backends.mkldnn.is_available():
+            _ONEDNN = getattr(getattr(torch.ops, "mkldnn", None), "_linear_pointwise", None)
+    return _ONEDNN
+
+
+_ONEDNN = False  # not looked up yet
+# Rows from which MKL's sgemm is at least as fast as oneDNN (measured: 1.0x at 192 rows, 0.97x at 256).
+ONEDNN_MAX_ROWS = 192
+
+
+def fp32_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``F.linear`` for fp32 CPU tensors through oneDNN (see the module docstring), else ``F.linear``."""
+    op = _onednn_linear()
+    if (op is None or x.dtype != torch.float32 or weight.device.type != "cpu" or not weight.is_contiguous()
+            or x.dim() < 1 or (bias is not None and bias.dtype != torch.float32)
+            or x.numel() >= ONEDNN_MAX_ROWS * x.shape[-1]):
+        return F.linear(x, weight, bias)
+    return op(x, weight, bias, "none", [], "")
+
+
+def decode_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``F.linear`` routed to the fastest kernel measured for the weight's dtype and the number of rows."""
+    if weight.dtype == torch.float32:
+        return fp32_linear(x, weight, bias)
+    if x.numel() == x.shape[-1]:
+        return F.linear(x, weight, bias)  # single-row bf16/fp16: torch's own gemv is the best we measured
     return upcast_linear(x, weight, bias)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .kernels import low_precision_linear
+from .kernels import decode_linear
 
 
 class FastLinear(nn.Linear):
     """``nn.Linear`` with the same parameters (same objects, so tying and state_dict keys are
-    unchanged) and a kernel picked for low-precision weights on CPU."""
+    unchanged) and a CPU kernel picked by measurement (:func:`~tongues.fast.kernels.decode_linear`)."""
 
     @classmethod
     def from_linear(cls, linear: nn.Linear) -> "FastLinear":
@@ -25,4 +25,4 @@ class FastLinear(nn.Linear):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if torch.is_grad_enabled() and self.weight.requires_grad:
             return super().forward(x)  # the fast kernels are inference-only (no autograd through the slices)
-        return low_precision_linear(x, self.weight, self.bias)
+        return decode_linear(x, self.weight, self.bias)
