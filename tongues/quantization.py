@@ -104,12 +104,13 @@ class QuantLinear(nn.Module):
             if self.scale_bf16 is None:
                 self.scale_bf16 = self.scale.to(torch.bfloat16)
             lead = x.shape[:-1]
-            out = torch.ops.aten._weight_int8pack_mm(x.reshape(rows, -1).to(torch.bfloat16), self.qweight, self.scale_bf16)
+            x2 = x.reshape(rows, -1).to(torch.bfloat16).contiguous()  # the packed kernels take dense bf16 rows
+            out = torch.ops.aten._weight_int8pack_mm(x2, self.qweight, self.scale_bf16)
             if self.bias is not None:
                 out = out.float() + self.bias.float()
             return out.to(x.dtype).reshape(*lead, self.out_features)
         lead = x.shape[:-1]
-        x2 = x.reshape(-1, self.in_features).to(torch.bfloat16)  # (M, K): the packed kernel takes bf16
+        x2 = x.reshape(-1, self.in_features).to(torch.bfloat16).contiguous()  # (M, K): dense bf16 rows
         out = torch.ops.aten._weight_int4pack_mm_for_cpu(x2, self.qweight, self.group_size, self.scales_and_zeros)
         if self.bias is not None:
             out = out + self.bias.to(out.dtype)
