@@ -58,10 +58,16 @@ def family_available(model: str) -> bool:
 
 
 def make_checkpoint(model: str, cache_dir: str) -> str:
-    """Write the random-weight fp32 checkpoint with the reference (once)."""
+    """Write the random-weight fp32 checkpoint with the reference (once, in a subprocess so that the
+    driver stays small)."""
     path = os.path.join(cache_dir, f"{model}-random")
-    if os.path.exists(os.path.join(path, "config.json")):
-        return path
+    if not os.path.exists(os.path.join(path, "config.json")):
+        subprocess.run([sys.executable, os.path.abspath(__file__), "--make-checkpoint", model, "--cache-dir", cache_dir],
+                       check=True)
+    return path
+
+
+def write_checkpoint(model: str, path: str) -> None:
     import torch
     import transformers
 
@@ -71,11 +77,20 @@ def make_checkpoint(model: str, cache_dir: str) -> str:
     ref = getattr(transformers, spec["ref_class"])(config).eval()
     ref.save_pretrained(path + ".tmp")
     os.replace(path + ".tmp", path)
-    return path
 
 
 # -- the measurement (runs in a subprocess) -----------------------------------------------------
 def peak_rss_mib() -> float:
+    """This process's peak resident memory. VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss
+    across fork + exec, so a worker started by a driver that had just written a 2 GB checkpoint would
+    report the driver's peak as its own."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -212,6 +227,7 @@ def main() -> None:
     parser.add_argument("--cache-dir", default=os.path.expanduser("~/.cache/tongues-bench"))
     parser.add_argument("--json", help="also write every result to this file")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--make-checkpoint", help=argparse.SUPPRESS)
     parser.add_argument("--impl", help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
     parser.add_argument("--dtype", help=argparse.SUPPRESS)
@@ -223,6 +239,9 @@ def main() -> None:
     opts = parser.parse_args()
     if opts.worker:
         print(json.dumps(worker(opts)))
+        return
+    if opts.make_checkpoint:
+        write_checkpoint(opts.make_checkpoint, os.path.join(opts.cache_dir, f"{opts.make_checkpoint}-random"))
         return
     if opts.quick:
         opts.prompt, opts.new, opts.prefill, opts.repeats = 32, 16, 128, 1

@@ -103,6 +103,7 @@ class SafetensorsFile:
                 )
             self.entries[name] = (dtype, tuple(shape), begin, end)
         self._map: mmap.mmap | None = None
+        self._stage: bytearray | None = None
 
     def keys(self) -> list[str]:
         return list(self.entries)
@@ -112,44 +113,56 @@ class SafetensorsFile:
 
     def get(self, name: str, cast_to: torch.dtype | None = None) -> torch.Tensor:
         """The tensor ``name``: a view on the map, or (floating tensors, ``cast_to`` given and different)
-        a new tensor of that dtype, cast slice by slice (see :meth:`_cast_releasing`)."""
+        a new tensor of that dtype, read and cast slice by slice (see :meth:`_read_cast`)."""
         dtype, shape, begin, end = self.entries[name]
         if end == begin:
             return torch.empty(shape, dtype=dtype)
+        numel = (end - begin) // _itemsize(dtype)
+        if cast_to is not None and cast_to != dtype and dtype.is_floating_point:
+            return self._read_cast(dtype, numel, cast_to, self.data_start + begin).view(shape)
         if self._map is None:
             with open(self.path, "rb") as f:
                 self._map = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the map is writable (copy-on-write); torch warns anyway on some builds
-            flat = torch.frombuffer(self._map, dtype=dtype, count=(end - begin) // _itemsize(dtype),
-                                    offset=self.data_start + begin)
-        if cast_to is None or cast_to == dtype or not flat.is_floating_point():
-            return flat.view(shape)
-        return self._cast_releasing(flat, cast_to, self.data_start + begin).view(shape)
+            flat = torch.frombuffer(self._map, dtype=dtype, count=numel, offset=self.data_start + begin)
+        return flat.view(shape)
 
-    def _cast_releasing(self, flat: torch.Tensor, dtype: torch.dtype, offset: int) -> torch.Tensor:
-        """Cast a 1-D view on the map slice by slice, dropping each slice's file pages from this process
-        once read (madvise DONTNEED: read-only pages of a file map come back from the file if touched).
+    def _read_cast(self, dtype: torch.dtype, numel: int, cast_to: torch.dtype, offset: int) -> torch.Tensor:
+        """Read ``numel`` elements of ``dtype`` at byte ``offset`` into a new ``cast_to`` tensor, a slice at a
+        time through one reused buffer.
 
-        # Mapped file pages count in the process's RSS: casting a 2.2 GB fp32 checkpoint to bf16 would
-        # otherwise peak at bf16 weights + the whole file. Only pages lying wholly inside this tensor's
-        # bytes are dropped, so neighbouring tensors handed out as views are never affected.
+        Not through the map: mapped file pages count in the process's RSS, so casting a 2.2 GB fp32
+        checkpoint to bf16 from the map would peak at the bf16 weights + the whole file. Reading
+        copies from the page cache into a buffer of at most 16 MiB: the peak is the cast weights + one
+        slice, and no page of the file is mapped into the process.
         """
-        out = torch.empty(flat.shape, dtype=dtype)
-        size, page = flat.element_size(), mmap.PAGESIZE
-        step = max(1, _RELEASE_BYTES // size)
-        for lo in range(0, flat.numel(), step):
-            hi = min(flat.numel(), lo + step)
-            out[lo:hi].copy_(flat[lo:hi])
-            first = -(-(offset + lo * size) // page) * page  # round the byte range inwards to whole pages
-            last = (offset + hi * size) // page * page
-            if last > first and hasattr(mmap, "MADV_DONTNEED"):
-                self._map.madvise(mmap.MADV_DONTNEED, first, last - first)
+        out = torch.empty(numel, dtype=cast_to)
+        size = _itemsize(dtype)
+        step = max(1, _SLICE_BYTES // size)
+        if self._stage is None:  # one buffer for every tensor of the file
+            self._stage = bytearray(_SLICE_BYTES + 16)
+        buffer = self._stage
+        staged = torch.frombuffer(buffer, dtype=dtype, count=min(numel, step))
+        with open(self.path, "rb", buffering=0) as f:
+            for lo in range(0, numel, step):
+                hi = min(numel, lo + step)
+                _read_exactly(f, memoryview(buffer)[: (hi - lo) * size], offset + lo * size, self.path)
+                out[lo:hi].copy_(staged[: hi - lo])
         return out
 
 
-# Bytes cast between two page releases: small next to any model, large enough that the loop costs nothing.
-_RELEASE_BYTES = 16 * 2**20
+def _read_exactly(f, view: memoryview, offset: int, path: str) -> None:
+    f.seek(offset)
+    while len(view):
+        n = f.readinto(view)
+        if not n:
+            raise CheckpointError(f"{path} is truncated: expected {len(view)} more bytes at offset {offset}")
+        view, offset = view[n:], offset + n
+
+
+# Bytes read per slice when casting: small next to any model, large enough that the loop costs nothing.
+_SLICE_BYTES = 16 * 2**20
 
 
 def _itemsize(dtype: torch.dtype) -> int:

@@ -39,12 +39,14 @@ def sinusoidal_table(num_positions: int, dim: int, padding_idx: int | None = Non
         raise ValueError(f"sinusoidal_table: padding_idx {padding_idx} is outside the table of {num_positions} rows")
     half = dim // 2
     # Computed in fp32 then cast, as fairseq does, so tables agree bit for bit across default dtypes.
+    # Always on the CPU, even inside a `with torch.device("meta")` model build: the table is cheap,
+    # and torch's meta kernels for these ops import torch._dynamo (1.5-2 s on a first load).
     step = math.log(10000) / (half - 1)
-    frequencies = torch.exp(torch.arange(half, dtype=torch.int64).float() * -step)  # (h,)
-    angles = torch.arange(num_positions, dtype=torch.int64).float()[:, None] * frequencies[None, :]  # (N, h)
+    frequencies = torch.exp(torch.arange(half, dtype=torch.int64, device="cpu").float() * -step)  # (h,)
+    angles = torch.arange(num_positions, dtype=torch.int64, device="cpu").float()[:, None] * frequencies[None, :]
     table = torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)  # (N, 2h)
     if dim % 2:
-        table = torch.cat([table, torch.zeros(num_positions, 1)], dim=1)  # (N, dim)
+        table = torch.cat([table, torch.zeros(num_positions, 1, device="cpu")], dim=1)  # (N, dim)
     if padding_idx is not None:
         table[padding_idx] = 0
     return table.to(torch.get_default_dtype())
@@ -73,10 +75,11 @@ def interleaved_sinusoidal_table(num_positions: int, dim: int) -> torch.Tensor:
     for name, value in (("num_positions", num_positions), ("dim", dim)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"interleaved_sinusoidal_table: {name} must be a positive integer; got {value!r}")
-    exponents = (2 * (torch.arange(dim, dtype=torch.int64) // 2)).double() / dim  # (dim,)
-    positions = torch.arange(num_positions, dtype=torch.float64)[:, None]
-    angles = positions / torch.pow(torch.tensor(10000.0, dtype=torch.float64), exponents)[None, :]  # (N, dim)
-    table = torch.empty(num_positions, dim, dtype=torch.float64)
+    # On the CPU for the same reason as sinusoidal_table.
+    exponents = (2 * (torch.arange(dim, dtype=torch.int64, device="cpu") // 2)).double() / dim  # (dim,)
+    positions = torch.arange(num_positions, dtype=torch.float64, device="cpu")[:, None]
+    angles = positions / torch.pow(torch.tensor(10000.0, dtype=torch.float64, device="cpu"), exponents)[None, :]
+    table = torch.empty(num_positions, dim, dtype=torch.float64, device="cpu")
     table[:, 0::2] = torch.sin(angles[:, 0::2])
     table[:, 1::2] = torch.cos(angles[:, 1::2])
     return table.to(torch.get_default_dtype())
