@@ -35,6 +35,9 @@ from tongues.training import (  # noqa: E402
     tokenize_and_pack, train_bpe_tokenizer,
 )
 
+# Written into generation_config.json: so small a model loops under greedy search, so it samples by default
+# (docs/default-model.md shows the continuations these settings give).
+DEMO_SAMPLING = {"do_sample": True, "temperature": 0.8, "top_p": 0.9, "repetition_penalty": 1.3}
 MODEL_FILES = ("config.json", "generation_config.json", "model.safetensors", "tokenizer.json",
                "tokenizer_config.json", "special_tokens_map.json")
 
@@ -118,6 +121,9 @@ def main(argv=None) -> int:
     output.mkdir(parents=True, exist_ok=True)
     for name in MODEL_FILES:
         shutil.copyfile(checkpoint / name, output / name)
+    generation = json.loads((output / "generation_config.json").read_text())
+    generation.update(DEMO_SAMPLING)
+    (output / "generation_config.json").write_text(json.dumps(generation, indent=2, sort_keys=True) + "\n")
     (work / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     print(f"model written to {output}; checkpoints and metrics.json in {work}")
     return 0

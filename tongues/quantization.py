@@ -40,11 +40,27 @@ MIN_OUT_FEATURES = 16
 PACKED_INT8_MAX_ROWS = 16
 
 
+# Rows quantised at a time: every step is row-wise, so blocks give the same result as the whole matrix,
+# and the fp32 temporaries stay at about 16 MiB instead of several copies of the largest layer (a
+# BLOOM-560m LM head is 1 GB in fp32).
+QUANTIZE_BLOCK_ELEMENTS = 1 << 22
+
+
+def _row_blocks(weight: torch.Tensor):
+    # A multiple of 64 rows: torch's int4 packing works on groups of output rows.
+    rows = max(64, QUANTIZE_BLOCK_ELEMENTS // max(1, weight.shape[1]) // 64 * 64)
+    for lo in range(0, weight.shape[0], rows):
+        yield lo, weight[lo:lo + rows].detach().float()
+
+
 def quantize_int8(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-output-channel symmetric int8: (N, K) float -> ``(q (N, K) int8, scale (N,) fp32)``."""
-    w = weight.detach().float()
-    scale = w.abs().amax(dim=1).clamp(min=1e-12) / 127.0
-    q = torch.round(w / scale[:, None]).clamp_(-127, 127).to(torch.int8)
+    q = torch.empty(weight.shape, dtype=torch.int8)
+    scale = torch.empty(weight.shape[0], dtype=torch.float32)
+    for lo, w in _row_blocks(weight):
+        s = w.abs().amax(dim=1).clamp(min=1e-12) / 127.0
+        scale[lo:lo + len(w)] = s
+        q[lo:lo + len(w)] = torch.round(w / s[:, None]).clamp_(-127, 127)
     return q, scale
 
 
@@ -58,14 +74,16 @@ def quantize_int4(weight: torch.Tensor, group_size: int = INT4_GROUP_SIZE) -> tu
     N, K = weight.shape
     if K % group_size:
         raise ValueError(f"int4 needs the input width ({K}) to be a multiple of the group size ({group_size})")
-    w = weight.detach().float().reshape(N, K // group_size, group_size)
-    low, high = w.amin(dim=-1, keepdim=True), w.amax(dim=-1, keepdim=True)
-    scale = (high - low).clamp(min=1e-6) / 15.0
-    q = ((w - low) / scale).round_().clamp_(0, 15).to(torch.int32).reshape(N, K)
-    zeros = low + 8.0 * scale
-    scales_and_zeros = torch.cat([scale, zeros], dim=-1).transpose(0, 1).contiguous().to(torch.bfloat16)  # (K/g, N, 2)
-    packed = torch.ops.aten._convert_weight_to_int4pack_for_cpu(q, 1)
-    return packed, scales_and_zeros
+    packed, params = [], []
+    for _, block in _row_blocks(weight):
+        w = block.reshape(len(block), K // group_size, group_size)
+        low, high = w.amin(dim=-1, keepdim=True), w.amax(dim=-1, keepdim=True)
+        scale = (high - low).clamp(min=1e-6) / 15.0
+        q = ((w - low) / scale).round_().clamp_(0, 15).to(torch.int32).reshape(len(block), K)
+        params.append(torch.cat([scale, low + 8.0 * scale], dim=-1))  # (rows, K/g, 2)
+        packed.append(torch.ops.aten._convert_weight_to_int4pack_for_cpu(q, 1))  # row-wise layout: blocks concatenate
+    scales_and_zeros = torch.cat(params).transpose(0, 1).contiguous().to(torch.bfloat16)  # (K/g, N, 2)
+    return torch.cat(packed), scales_and_zeros
 
 
 class QuantLinear(nn.Module):

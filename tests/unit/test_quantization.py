@@ -74,3 +74,18 @@ def test_small_heads_stay_float_and_shared_modules_quantised_once():
 def test_unknown_method_is_named():
     with pytest.raises(ValueError, match="int3"):
         quantize_model(nn.Linear(4, 4), "int3")
+
+
+@pytest.mark.parametrize("shape", [(1040, 128), (304, 256)])
+def test_quantising_in_row_blocks_equals_the_whole_matrix(monkeypatch, shape):
+    # Blocks keep the fp32 temporaries small; the result must not depend on them (1040 = 16 x 64 + 16 rows).
+    import tongues.quantization as quantization
+
+    torch.manual_seed(0)
+    w = torch.randn(*shape)
+    monkeypatch.setattr(quantization, "QUANTIZE_BLOCK_ELEMENTS", 1 << 40)
+    whole = quantization.quantize_int8(w), quantization.quantize_int4(w)
+    monkeypatch.setattr(quantization, "QUANTIZE_BLOCK_ELEMENTS", shape[1] * 7)  # 64-row blocks
+    blocks = quantization.quantize_int8(w), quantization.quantize_int4(w)
+    for a, b in zip(whole, blocks):
+        assert all(torch.equal(x, y) for x, y in zip(a, b))
