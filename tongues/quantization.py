@@ -114,24 +114,22 @@ class QuantLinear(nn.Module):
         self.bias = None if linear.bias is None else nn.Parameter(linear.bias.detach().clone(), requires_grad=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.method == "int8" and (x.numel() // self.in_features > PACKED_INT8_MAX_ROWS or x.device.type != "cpu"):
+            return upcast_linear(x, self.qweight, self.bias, self.scale)
+        lead = x.shape[:-1]
+        # (M, K): the packed kernels take dense bf16 rows (the last position of a prompt is a strided view)
+        x2 = x.reshape(-1, self.in_features).to(torch.bfloat16).contiguous()
         if self.method == "int8":
-            rows = x.numel() // self.in_features
-            if rows > PACKED_INT8_MAX_ROWS or x.device.type != "cpu":
-                return upcast_linear(x, self.qweight, self.bias, self.scale)
             # Decoding: torch's int8 kernel reads 1 byte a weight, but only with bf16 activations.
             if self.scale_bf16 is None:
                 self.scale_bf16 = self.scale.to(torch.bfloat16)
-            lead = x.shape[:-1]
-            x2 = x.reshape(rows, -1).to(torch.bfloat16).contiguous()  # the packed kernels take dense bf16 rows
             out = torch.ops.aten._weight_int8pack_mm(x2, self.qweight, self.scale_bf16)
             if self.bias is not None:
                 out = out.float() + self.bias.float()
-            return out.to(x.dtype).reshape(*lead, self.out_features)
-        lead = x.shape[:-1]
-        x2 = x.reshape(-1, self.in_features).to(torch.bfloat16).contiguous()  # (M, K): dense bf16 rows
-        out = torch.ops.aten._weight_int4pack_mm_for_cpu(x2, self.qweight, self.group_size, self.scales_and_zeros)
-        if self.bias is not None:
-            out = out + self.bias.to(out.dtype)
+        else:
+            out = torch.ops.aten._weight_int4pack_mm_for_cpu(x2, self.qweight, self.group_size, self.scales_and_zeros)
+            if self.bias is not None:
+                out = out + self.bias.to(out.dtype)
         return out.to(x.dtype).reshape(*lead, self.out_features)
 
     def extra_repr(self) -> str:
