@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import warnings
-
 import pytest
 import torch
 import transformers
 
+from oracle import left_padded, run_both
 from tongues import BloomForCausalLM
 
 VOCAB = 97
@@ -36,23 +35,7 @@ def pair(tmp_path_factory):
 
 
 def left_padded_prompts(pad_id=3):
-    ids = torch.randint(4, VOCAB, (3, 7), generator=torch.Generator().manual_seed(5))
-    mask = torch.ones_like(ids)
-    for b, n in enumerate((0, 3, 5)):
-        ids[b, :n] = pad_id
-        mask[b, :n] = 0
-    return ids, mask
-
-
-def run_both(pair, *args, seed=0, **kwargs):
-    ref_model, ours = pair
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.manual_seed(seed)
-        ref = ref_model.generate(*args, **kwargs)
-        torch.manual_seed(seed)
-        got = ours.generate(*args, **kwargs)
-    return ref, got
+    return left_padded(3, 7, VOCAB, [0, 3, 5], pad_id, low=4, generator=torch.Generator().manual_seed(5))
 
 
 def test_generation_config_loaded(pair):

@@ -15,6 +15,7 @@ import torch
 import transformers
 from torch import nn
 
+from oracle import left_padded, run_both
 from tongues.generation import (
     GenerationConfig,
     GenerationMixin,
@@ -83,24 +84,8 @@ def pair():
 
 
 def prompts(batch=3, length=6, pads=(0, 2, 4), pad_id=0, seed=7):
-    g = torch.Generator().manual_seed(seed)
-    ids = torch.randint(3, VOCAB, (batch, length), generator=g)
-    mask = torch.ones(batch, length, dtype=torch.long)
-    for b, n in enumerate(pads[:batch]):
-        ids[b, :n] = pad_id
-        mask[b, :n] = 0
-    return ids, mask
-
-
-def run_both(pair, *args, seed=0, **kwargs):
-    hf, ours = pair
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.manual_seed(seed)
-        ref = hf.generate(*args, **kwargs)
-        torch.manual_seed(seed)
-        got = ours.generate(*args, **kwargs)
-    return ref, got
+    return left_padded(batch, length, VOCAB, list(pads[:batch]), pad_id, low=3,
+                       generator=torch.Generator().manual_seed(seed))
 
 
 def assert_same_output(ref, got):
