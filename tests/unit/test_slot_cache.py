@@ -1,0 +1,69 @@
+"""SlotCache: rows at their own lengths, prefilled one by one, decoded together, equal generate row by row."""
+
+import pytest
+import torch
+
+from tongues import BloomConfig, BloomForCausalLM, GlmConfig, GlmForCausalLM, XGLMConfig, XGLMForCausalLM
+from tongues.slot_cache import SlotCache
+
+FAMILIES = {
+    "bloom": lambda: BloomForCausalLM(BloomConfig(vocab_size=100, hidden_size=32, n_layer=2, n_head=4)),
+    "xglm": lambda: XGLMForCausalLM(XGLMConfig(vocab_size=100, d_model=32, num_layers=2, attention_heads=4,
+                                               ffn_dim=64)),
+    "glm": lambda: GlmForCausalLM(GlmConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2,
+                                            num_attention_heads=4, num_key_value_heads=2, intermediate_size=64,
+                                            head_dim=8, pad_token_id=0, eos_token_id=1)),
+}
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_rows_of_different_lengths_decode_together_as_generate_does_alone(family):
+    model = FAMILIES[family]().eval()
+    prompts = [torch.randint(3, 100, (1, n)) for n in (5, 2, 7)]
+    steps = 6
+    expected = [model.generate(p, max_new_tokens=steps, do_sample=False, eos_token_id=None,
+                               pad_token_id=0)[0, p.shape[1]:].tolist() for p in prompts]
+    cache = SlotCache(slots=4, capacity=8)  # capacity 8 < 7 + 6: the cache must grow mid-decode
+    got = []
+    with torch.no_grad():
+        for row, prompt in enumerate(prompts):
+            out = model(prompt, past_key_values=cache.view(row, row + 1), use_cache=True)
+            got.append([int(out.logits[0, -1].argmax())])
+        for _ in range(steps - 1):
+            view = cache.view(0, 3)
+            ids = torch.tensor([[tokens[-1]] for tokens in got])
+            out = model(ids, attention_mask=view.attention_mask(1), position_ids=view.position_ids(1),
+                        past_key_values=view, use_cache=True)
+            for row in range(3):
+                got[row].append(int(out.logits[row, -1].argmax()))
+    assert got == expected
+    assert cache.lengths.tolist() == [5 + steps - 1, 2 + steps - 1, 7 + steps - 1, 0]
+
+
+def test_move_and_reset_keep_rows_contiguous():
+    cache = SlotCache(slots=3, capacity=4)
+    view = cache.view(0, 3)
+    key = torch.arange(3 * 2 * 2 * 1, dtype=torch.float32).view(3, 2, 2, 1)
+    view.update(key, key + 100, 0)
+    cache.move(2, 0)
+    cache.reset(2)
+    assert cache.lengths.tolist() == [2, 2, 0]
+    assert torch.equal(cache.keys[0][0, :, :2], key[2])
+    assert torch.equal(cache.values[0][0, :, :2], key[2] + 100)
+
+
+def test_rows_of_different_lengths_cannot_add_several_tokens():
+    cache = SlotCache(slots=2, capacity=4)
+    cache.view(0, 1).update(torch.zeros(1, 1, 2, 1), torch.zeros(1, 1, 2, 1), 0)
+    with pytest.raises(ValueError, match="different lengths"):
+        cache.view(0, 2).update(torch.zeros(2, 1, 2, 1), torch.zeros(2, 1, 2, 1), 0)
+
+
+def test_fixed_capacity_refuses_to_grow_and_bad_sizes_are_named():
+    cache = SlotCache(slots=1, capacity=2, growable=False)
+    with pytest.raises(ValueError, match="larger capacity"):
+        cache.view(0, 1).update(torch.zeros(1, 1, 3, 1), torch.zeros(1, 1, 3, 1), 0)
+    with pytest.raises(ValueError, match="slots"):
+        SlotCache(slots=0, capacity=2)
+    with pytest.raises(ValueError, match="outside"):
+        cache.view(0, 2)

@@ -1,0 +1,193 @@
+"""A preallocated key/value cache of many sequences, each at its own length.
+
+:class:`SlotCache` is the cache of the decode path: ``generate`` decodes into it, and the serving
+engine keeps one for all running requests. It stores, per layer, keys and values shaped
+``(slots, H_kv, capacity, D)``, allocated on the first ``update`` of each layer from the shapes the
+layer hands in (so it needs no family-specific sizes up front), zero-filled so that unused
+positions are finite under a mask. Each slot (row) has its own length.
+
+A forward runs over a contiguous range of slots through a :class:`SlotView` (``cache.view(a, b)``),
+which is itself a :class:`~tongues.cache.Cache`. ``update`` on a view writes each row's new
+keys/values at that row's own length and returns the keys/values up to the longest row:
+
+- rows of equal length may add any number of tokens (prefill, or ``generate``'s uniform batch);
+  the returned width is ``length + T`` and the model's usual causal mask is right;
+- rows of different lengths add one token each (a batched decode step); the returned width is
+  ``max(length) + 1`` and the caller's attention mask hides each row's unused columns
+  (:meth:`SlotView.attention_mask` builds it). The new token is the last query, so the causal mask
+  lets it see every column, and the padding mask does the rest.
+
+Positions that depend on the row (rotary, sinusoidal, learned) come from
+:meth:`SlotView.position_ids`; ALiBi reads them from the attention mask.
+
+Each layer keeps its own row lengths and advances them as it writes, so every layer of one forward
+sees the same past without the cache knowing the number of layers; between forwards all layers
+agree, and :attr:`SlotCache.lengths` reads them.
+
+Example::
+
+    cache = SlotCache(slots=4, capacity=256)
+    view = cache.view(0, 1)                           # slot 0 alone: prefill its prompt
+    model(prompt_ids, past_key_values=view, use_cache=True)
+    view = cache.view(0, 3)                           # slots 0..2, each at its own length
+    mask, positions = view.attention_mask(1), view.position_ids(1)
+    model(next_ids, attention_mask=mask, position_ids=positions, past_key_values=view, use_cache=True)
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .cache import Cache, check_memory
+
+
+class SlotCache:
+    """Keys/values of ``slots`` sequences, ``capacity`` positions each (grows by doubling if exceeded).
+
+    Args:
+        slots: number of rows (sequences) the cache holds.
+        capacity: positions reserved per row before the first growth.
+        growable: when ``False``, writing past ``capacity`` raises instead of growing.
+    """
+
+    def __init__(self, slots: int, capacity: int, growable: bool = True) -> None:
+        for name, value in (("slots", slots), ("capacity", capacity)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"SlotCache needs a positive integer {name}; got {value!r}")
+        self.slots = slots
+        self.capacity = capacity
+        self.growable = growable
+        self.keys: list[torch.Tensor] = []
+        self.values: list[torch.Tensor] = []
+        self.layer_lengths: list[torch.Tensor] = []  # per layer: (slots,) filled positions of each row
+
+    @property
+    def lengths(self) -> torch.Tensor:
+        """(slots,) filled positions of each row (between forwards every layer agrees)."""
+        return self.layer_lengths[0] if self.layer_lengths else torch.zeros(self.slots, dtype=torch.long)
+
+    # -- storage ------------------------------------------------------------------------------
+    def _allocate(self, key: torch.Tensor, value: torch.Tensor, capacity: int) -> tuple[torch.Tensor, torch.Tensor]:
+        _, H, _, D = key.shape
+        element = key.element_size()
+        check_memory(element * self.slots * capacity * (H * D + value.shape[1] * value.shape[-1]),
+                     f"a KV cache layer of {self.slots} rows x {capacity} positions", key.device)
+        keys = torch.zeros(self.slots, H, capacity, D, dtype=key.dtype, device=key.device)
+        values = torch.zeros(self.slots, value.shape[1], capacity, value.shape[-1], dtype=value.dtype,
+                             device=value.device)
+        return keys, values
+
+    def _ensure(self, layer_idx: int, key: torch.Tensor, value: torch.Tensor, needed: int) -> None:
+        if needed > self.capacity and not self.growable:
+            raise ValueError(
+                f"SlotCache holds {self.capacity} positions per row; {needed} are needed. Allocate a larger capacity."
+            )
+        if layer_idx == len(self.keys):
+            keys, values = self._allocate(key, value, max(self.capacity, needed))
+            self.keys.append(keys)
+            self.values.append(values)
+            # A layer first written now starts where layer 0 started this forward (all rows empty).
+            self.layer_lengths.append(torch.zeros(self.slots, dtype=torch.long))
+            return
+        if layer_idx > len(self.keys):
+            raise IndexError(f"SlotCache has {len(self.keys)} layers; cannot update layer {layer_idx} first")
+        capacity = self.keys[layer_idx].shape[2]
+        if needed <= capacity:
+            return
+        keys, values = self._allocate(key, value, max(2 * capacity, needed))
+        keys[:, :, :capacity].copy_(self.keys[layer_idx])
+        values[:, :, :capacity].copy_(self.values[layer_idx])
+        self.keys[layer_idx], self.values[layer_idx] = keys, values
+
+    def _write(self, layer_idx: int, start: int, stop: int, key: torch.Tensor, value: torch.Tensor):
+        """Write ``key``/``value`` (stop - start, H, T, D) for rows ``start:stop``; return their keys/values."""
+        rows = stop - start
+        if key.shape[0] != rows:
+            raise ValueError(f"the cache view covers {rows} rows but the layer wrote keys for {key.shape[0]}")
+        T = key.shape[2]
+        lengths = (self.layer_lengths[layer_idx] if layer_idx < len(self.layer_lengths)
+                   else torch.zeros(self.slots, dtype=torch.long))[start:stop].clone()
+        low, high = int(lengths.min()), int(lengths.max())
+        if low != high and T != 1:
+            raise ValueError(
+                f"rows {start}..{stop - 1} have different lengths ({low}..{high}); they can only add one token "
+                f"each per forward, not {T}. Prefill rows of different lengths separately."
+            )
+        self._ensure(layer_idx, key, value, high + T)
+        keys, values = self.keys[layer_idx], self.values[layer_idx]
+        if low == high:  # one slice for every row
+            keys[start:stop, :, low : low + T].copy_(key)
+            values[start:stop, :, low : low + T].copy_(value)
+        else:  # one token per row, each at its own column
+            index = torch.arange(start, stop, device=keys.device)
+            columns = lengths.to(keys.device)
+            keys[index, :, columns] = key[:, :, 0]
+            values[index, :, columns] = value[:, :, 0]
+        self.layer_lengths[layer_idx][start:stop] += T
+        return keys[start:stop, :, : high + T], values[start:stop, :, : high + T]
+
+    # -- rows ---------------------------------------------------------------------------------
+    def view(self, start: int, stop: int) -> "SlotView":
+        """A :class:`~tongues.cache.Cache` over rows ``start:stop`` (sharing this storage)."""
+        if not (0 <= start < stop <= self.slots):
+            raise ValueError(f"rows {start}:{stop} are outside the cache's {self.slots} slots")
+        return SlotView(self, start, stop)
+
+    def reset(self, row: int) -> None:
+        """Free ``row``: its length becomes 0 (its old keys stay, finite, until overwritten)."""
+        for lengths in self.layer_lengths:
+            lengths[row] = 0
+
+    def move(self, src: int, dst: int) -> None:
+        """Copy row ``src`` (keys, values, length) into row ``dst``: keeps running rows contiguous."""
+        if src == dst:
+            return
+        n = int(self.lengths[src])
+        for keys, values, lengths in zip(self.keys, self.values, self.layer_lengths):
+            keys[dst, :, :n].copy_(keys[src, :, :n])
+            values[dst, :, :n].copy_(values[src, :, :n])
+            lengths[dst] = n
+
+
+class SlotView(Cache):
+    """Rows ``start:stop`` of a :class:`SlotCache`, passed to a model as ``past_key_values``."""
+
+    is_static = True
+
+    def __init__(self, cache: SlotCache, start: int, stop: int) -> None:
+        self.cache, self.start, self.stop = cache, start, stop
+
+    @property
+    def lengths(self) -> torch.Tensor:
+        """(rows,) filled positions of each row."""
+        return self.cache.lengths[self.start : self.stop]
+
+    def update(self, key, value, layer_idx):
+        return self.cache._write(layer_idx, self.start, self.stop, key, value)
+
+    def get_seq_length(self, layer_idx: int = 0) -> int:
+        layers = self.cache.layer_lengths
+        lengths = layers[layer_idx] if layer_idx < len(layers) else self.cache.lengths
+        return int(lengths[self.start : self.stop].max())
+
+    def get_max_length(self) -> int | None:
+        return None
+
+    def attention_mask(self, new_tokens: int) -> torch.Tensor:
+        """(rows, max(length) + new_tokens) padding mask: 1 on each row's own filled and new columns."""
+        lengths = self.lengths
+        width = int(lengths.max()) + new_tokens
+        columns = torch.arange(width)[None, :]
+        return (columns < (lengths[:, None] + new_tokens)).long()
+
+    def position_ids(self, new_tokens: int) -> torch.Tensor:
+        """(rows, new_tokens) absolute positions of the new tokens: each row continues from its length."""
+        return self.lengths[:, None] + torch.arange(new_tokens)[None, :]
+
+    def __len__(self) -> int:
+        return len(self.cache.keys)
+
+    def layers(self):
+        for keys, values in zip(self.cache.keys, self.cache.values):
+            n = int(self.lengths.max())
+            yield keys[self.start : self.stop, :, :n], values[self.start : self.stop, :, :n]
