@@ -191,3 +191,18 @@ class SlotView(Cache):
         for keys, values in zip(self.cache.keys, self.cache.values):
             n = int(self.lengths.max())
             yield keys[self.start : self.stop, :, :n], values[self.start : self.stop, :, :n]
+
+
+def forward_step(model, input_ids: torch.Tensor, view: SlotView) -> torch.Tensor:
+    """One forward of ``model`` over the rows of ``view``: the last position's logits, (rows, vocab).
+
+    ``input_ids`` is (rows, T): T tokens per row (rows of one length), or one token per row at
+    their own lengths. The attention mask and positions come from the rows' lengths, so ALiBi,
+    rotary and sinusoidal positions continue each row where it stands. This is the step that
+    ``generate`` and the serving engine both run.
+    """
+    T = input_ids.shape[1]
+    out = model(input_ids, attention_mask=view.attention_mask(T).to(input_ids.device),
+                position_ids=view.position_ids(T).to(input_ids.device), past_key_values=view, use_cache=True,
+                logits_to_keep=1, return_dict=True)
+    return out.logits[:, -1]

@@ -67,3 +67,20 @@ def test_fixed_capacity_refuses_to_grow_and_bad_sizes_are_named():
         SlotCache(slots=0, capacity=2)
     with pytest.raises(ValueError, match="outside"):
         cache.view(0, 2)
+
+
+def test_forward_step_prefills_then_decodes_mixed_rows():
+    from tongues.slot_cache import forward_step
+
+    model = FAMILIES["bloom"]().eval()
+    prompts = [torch.randint(3, 100, (1, n)) for n in (4, 1)]
+    expected = [model.generate(p, max_new_tokens=3, do_sample=False, eos_token_id=None,
+                               pad_token_id=0)[0, p.shape[1]:].tolist() for p in prompts]
+    cache = SlotCache(slots=2, capacity=16)
+    with torch.no_grad():
+        got = [[int(forward_step(model, p, cache.view(i, i + 1)).argmax(-1))] for i, p in enumerate(prompts)]
+        for _ in range(2):
+            logits = forward_step(model, torch.tensor([[g[-1]] for g in got]), cache.view(0, 2))
+            for row, token in enumerate(logits.argmax(-1).tolist()):
+                got[row].append(token)
+    assert got == expected
