@@ -100,14 +100,15 @@ def test_bad_values_name_the_argument(kwargs, error, message):
 
 
 def test_from_kwargs_keeps_unknown_keywords_and_applies_the_model_limit():
-    options = EncodeOptions.from_kwargs({"padding": "max_length", "truncation": True, "lang": "fr"}, model_max_length=16)
+    kwargs = {"padding": "max_length", "truncation": True, "lang": "fr"}
+    options = EncodeOptions.from_kwargs(kwargs, model_max_length=16)
     assert options.max_length == 16 and dict(options.extra) == {"lang": "fr"}
     assert "lang" not in EncodeOptions.names() and "extra" not in EncodeOptions.names()
     assert len(EncodeOptions.names()) == 17
     # An unbounded model switches padding="max_length" and truncation off instead.
     unbounded = EncodeOptions.from_kwargs({"padding": "max_length", "truncation": True}, VERY_LARGE_INTEGER)
-    assert unbounded.padding is PaddingStrategy.DO_NOT_PAD and unbounded.truncation is TruncationStrategy.DO_NOT_TRUNCATE
-    assert unbounded.max_length is None
+    assert unbounded.padding is PaddingStrategy.DO_NOT_PAD and unbounded.max_length is None
+    assert unbounded.truncation is TruncationStrategy.DO_NOT_TRUNCATE
     # An explicit max_length wins over the model's.
     assert EncodeOptions.from_kwargs({"truncation": True, "max_length": 3}, model_max_length=16).max_length == 3
     # The pad_to_multiple_of check sees the model's length too.

@@ -25,7 +25,7 @@ import numpy as np
 from tokenizers import AddedToken
 
 from .chat import ChatTemplateMixin
-from .encoding import (  # noqa: F401  (CharSpan, TokenSpan, TensorType: re-exported for old imports)
+from .encoding import (  # noqa: F401  (CharSpan, TokenSpan, TruncationStrategy: re-exported for old imports)
     BatchEncoding,
     CharSpan,
     PaddingStrategy,
@@ -666,7 +666,9 @@ class PreTrainedTokenizerBase(ChatTemplateMixin):
             raise ValueError("save_pretrained(push_to_hub=True) is not supported by tongues; upload the folder yourself.")
         if kwargs:
             raise TypeError(f"save_pretrained() got unexpected keyword arguments: {sorted(kwargs)}.")
-        return save_tokenizer_files(self, save_directory, filename_prefix=filename_prefix, save_jinja_files=save_jinja_files)
+        return save_tokenizer_files(
+            self, save_directory, filename_prefix=filename_prefix, save_jinja_files=save_jinja_files
+        )
 
     @classmethod
     def from_pretrained(

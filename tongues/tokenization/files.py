@@ -144,6 +144,7 @@ def read_json_file(path: str, what: str) -> Any:
 
 
 def read_text_file(path: str, what: str) -> str:
+    """The UTF-8 text of ``path``; errors name the file."""
     try:
         with open(path, encoding="utf-8") as handle:
             return handle.read()

@@ -58,8 +58,9 @@ class EncodeOptions:
         ValueError / TypeError naming the argument, e.g. ``padding='longer' is not valid``.
 
     Example:
-        >>> EncodeOptions(padding=True, max_length=8).padding
-        <PaddingStrategy.LONGEST: 'longest'>
+        >>> options = EncodeOptions.from_kwargs({"padding": True, "truncation": True}, model_max_length=512)
+        >>> options.padding, options.truncation, options.max_length
+        (<PaddingStrategy.LONGEST: 'longest'>, <TruncationStrategy.LONGEST_FIRST: 'longest_first'>, 512)
     """
 
     add_special_tokens: bool = True

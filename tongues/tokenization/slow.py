@@ -268,13 +268,8 @@ class PreTrainedTokenizer(PreTrainedTokenizerBase):
             if value and isinstance(value[0], int):
                 return list(value)  # already ids
             if options.is_split_into_words:
-                return self.convert_tokens_to_ids(
-                    [
-                        token
-                        for word in value
-                        for token in self.tokenize(word, is_split_into_words=True, **tokenize_kwargs)
-                    ]
-                )
+                words = [self.tokenize(word, is_split_into_words=True, **tokenize_kwargs) for word in value]
+                return self.convert_tokens_to_ids([token for tokens in words for token in tokens])
             return self.convert_tokens_to_ids(list(value))
 
         if not is_batched:
@@ -345,7 +340,8 @@ class PreTrainedTokenizer(PreTrainedTokenizerBase):
         self, ids: list[int], pair_ids: list[int] | None, options: EncodeOptions, prepend_batch_axis: bool = False
     ) -> BatchEncoding:
         truncation, max_length = options.truncation, options.max_length
-        if options.return_overflowing_tokens and truncation == TruncationStrategy.LONGEST_FIRST and pair_ids is not None:
+        longest_first = truncation == TruncationStrategy.LONGEST_FIRST
+        if options.return_overflowing_tokens and longest_first and pair_ids is not None:
             raise ValueError(
                 "return_overflowing_tokens=True cannot be used with truncation='longest_first' on a pair of "
                 "sequences; use truncation='only_first' or 'only_second'."
