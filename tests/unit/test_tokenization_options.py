@@ -132,6 +132,8 @@ def test_unknown_keywords_are_errors_naming_them():
     slow = Words()
     with pytest.raises(TypeError, match=r"unexpected keyword arguments \['lang'\]"):
         slow("a b", lang="en")
+    with pytest.raises(TypeError, match=r"keyword arguments \['lang'\] that only apply to text"):
+        slow([[2, 3], [4]], lang="en")  # ids never reach tokenize(), so the keyword would be ignored
     with pytest.raises(TypeError, match=r"prepare_for_model\(\) got unexpected keyword arguments \['lang'\]"):
         slow.prepare_for_model([2, 3], lang="en")
     with pytest.raises(NotImplementedError, match="return_offsets_mapping needs a fast tokenizer"):

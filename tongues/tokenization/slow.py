@@ -262,21 +262,28 @@ class PreTrainedTokenizer(PreTrainedTokenizerBase):
         if options.split_special_tokens is not None:
             tokenize_kwargs["split_special_tokens"] = options.split_special_tokens
 
+        tokenized = []  # inputs given as text (not ids): tokenize() reads options.extra for them
+
         def ids_of(value) -> list[int]:
-            if isinstance(value, str):
-                return self.convert_tokens_to_ids(self.tokenize(value, **tokenize_kwargs))
             if value and isinstance(value[0], int):
                 return list(value)  # already ids
+            tokenized.append(value)
+            if isinstance(value, str):
+                return self.convert_tokens_to_ids(self.tokenize(value, **tokenize_kwargs))
             if options.is_split_into_words:
                 words = [self.tokenize(word, is_split_into_words=True, **tokenize_kwargs) for word in value]
                 return self.convert_tokens_to_ids([token for tokens in words for token in tokens])
             return self.convert_tokens_to_ids(list(value))
 
-        if not is_batched:
-            first, second = items[0]
-            return self._prepare_for_model(
-                ids_of(first), None if second is None else ids_of(second), options, prepend_batch_axis=True
+        pairs = [(ids_of(first), None if second is None else ids_of(second)) for first, second in items]
+        if options.extra and not tokenized:
+            raise TypeError(
+                f"{type(self).__name__}() got keyword arguments {sorted(options.extra)} that only apply to text, "
+                f"but no input is text."
             )
+        if not is_batched:
+            ids, pair_ids = pairs[0]
+            return self._prepare_for_model(ids, pair_ids, options, prepend_batch_axis=True)
 
         # Rows are built as lists; the batch is padded and converted to tensors as a whole below.
         row_options = dataclasses.replace(
@@ -287,10 +294,7 @@ class PreTrainedTokenizer(PreTrainedTokenizerBase):
             return_tensors=None,
             return_attention_mask=False,
         )
-        rows = [
-            self._prepare_for_model(ids_of(first), None if second is None else ids_of(second), row_options)
-            for first, second in items
-        ]
+        rows = [self._prepare_for_model(ids, pair_ids, row_options) for ids, pair_ids in pairs]
         batch: dict[str, list] = {key: [] for row in rows for key in row}
         # Only truncated rows report an overflow; the others get an empty one so that every key has a value per row.
         defaults = {"overflowing_tokens": [], "num_truncated_tokens": 0}
