@@ -14,11 +14,11 @@ from __future__ import annotations
 import os
 
 from .. import registry
-from .base import (
+from .files import (
     TOKENIZER_CONFIG_FILE,
     TOKENIZER_FILE,
     TokenizerFileError,
-    _hub_kwargs,
+    hub_download_kwargs,
     read_json_file,
     resolve_tokenizer_files,
 )
@@ -124,7 +124,7 @@ class AutoTokenizer:
                 "AutoTokenizer loads the tokenizer classes tongues implements."
             )
         tokenizer_type = kwargs.pop("tokenizer_type", None)
-        hub_kwargs = _hub_kwargs(cache_dir, force_download, local_files_only, token, revision, subfolder)
+        hub_kwargs = hub_download_kwargs(cache_dir, force_download, local_files_only, token, revision, subfolder)
         source = os.fspath(pretrained_model_name_or_path)
         files = resolve_tokenizer_files(
             source,

@@ -1,10 +1,13 @@
-"""The tokenizer API shared by the pure-Python and the ``tokenizers``-backed classes.
+"""``PreTrainedTokenizerBase``: the tokenizer API shared by the pure-Python and ``tokenizers``-backed classes.
 
-``PreTrainedTokenizerBase`` owns everything that does not depend on how text becomes tokens:
-argument parsing for ``__call__`` (batches, pairs, padding, truncation), padding, tensor
-conversion, special-token bookkeeping, decoding entry points, and the ``tokenizer_config.json`` /
-``special_tokens_map.json`` round trip. Subclasses provide ``_encode`` (ids for a batch of inputs),
-``_decode``, vocabulary lookups and ``save_vocabulary``.
+The base owns everything that does not depend on how text becomes tokens: the entry points
+(``__call__``, ``encode``, ``pad``, ``decode``), special-token bookkeeping, the special-token layout
+hooks, and ``from_pretrained`` / ``save_pretrained``. Subclasses provide ``_encode`` (ids for a batch
+of inputs, given the call's ``EncodeOptions``), ``_decode``, vocabulary lookups and ``save_vocabulary``.
+
+Its neighbours hold the rest: ``encoding.py`` the ``BatchEncoding`` a call returns, ``options.py`` the
+``EncodeOptions`` every encode call is checked into once, ``files.py`` the reading and writing of
+tokenizer files. The names this module used to define are re-exported here for old imports.
 
 Behaviour follows the Hugging Face tokenizers that users know (same argument names, same outputs);
 the code is our own. Nothing here imports torch: ``return_tensors="pt"`` imports it on demand.
@@ -13,354 +16,45 @@ the code is our own. Nothing here imports torch: ``return_tensors="pt"`` imports
 from __future__ import annotations
 
 import copy
-import glob
-import json
 import logging
 import os
-import sys
-from collections import UserDict
 from collections.abc import Mapping, Sequence
-from enum import Enum
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 from tokenizers import AddedToken
 
-from ..checkpoint.files import CheckpointError, resolve_file, staged_directory
 from .chat import ChatTemplateMixin
+from .encoding import (  # noqa: F401  (CharSpan, TokenSpan, TruncationStrategy: re-exported for old imports)
+    BatchEncoding,
+    CharSpan,
+    PaddingStrategy,
+    TensorType,
+    TokenSpan,
+    TruncationStrategy,
+    is_torch_tensor,
+    to_py_obj,
+)
+from .files import (  # noqa: F401  (file names and readers: re-exported for old imports)
+    ADDED_TOKENS_FILE,
+    CHAT_TEMPLATE_DIR,
+    CHAT_TEMPLATE_FILE,
+    SPECIAL_TOKENS_ATTRIBUTES,
+    SPECIAL_TOKENS_MAP_FILE,
+    TOKENIZER_CONFIG_FILE,
+    TOKENIZER_FILE,
+    TokenizerFileError,
+    find_tokenizer_files,
+    hub_download_kwargs,
+    init_kwargs_from_files,
+    read_json_file,
+    read_text_file,
+    resolve_tokenizer_files,
+    save_tokenizer_files,
+)
+from .options import LARGE_INTEGER, VERY_LARGE_INTEGER, EncodeOptions  # noqa: F401
 
 logger = logging.getLogger(__name__)
-
-# A model without a length limit gets this as model_max_length (the value the Hugging Face files carry).
-VERY_LARGE_INTEGER = int(1e30)
-LARGE_INTEGER = int(1e20)
-
-TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
-SPECIAL_TOKENS_MAP_FILE = "special_tokens_map.json"
-ADDED_TOKENS_FILE = "added_tokens.json"
-TOKENIZER_FILE = "tokenizer.json"
-CHAT_TEMPLATE_FILE = "chat_template.jinja"
-CHAT_TEMPLATE_DIR = "additional_chat_templates"
-
-SPECIAL_TOKENS_ATTRIBUTES = (
-    "bos_token",
-    "eos_token",
-    "unk_token",
-    "sep_token",
-    "pad_token",
-    "cls_token",
-    "mask_token",
-)
-
-# Keys a tokenizer_config.json may carry that describe where files were, not how to tokenize.
-# They are dropped on load and never written back.
-_BOOKKEEPING_KEYS = frozenset(
-    {
-        "name_or_path",
-        "special_tokens_map_file",
-        "tokenizer_file",
-        "vocab_file",
-        "merges_file",
-        "tokenizer_object",
-        "files_loaded",
-        "is_local",
-        "local_files_only",
-        "backend",
-        "device_map",
-        "slow_tokenizer_class",
-        "auto_map",
-        "tokenizer_class",
-        "init_inputs",
-        "added_tokens_decoder",
-        "chat_template",
-    }
-)
-
-
-# Of the bookkeeping keys, these are read back by from_pretrained.
-_KEPT_ON_LOAD = frozenset({"added_tokens_decoder", "chat_template"})
-
-_MISSING = object()
-
-
-class TokenizerFileError(CheckpointError):
-    """A tokenizer file is missing, unreadable or malformed; the message names the file."""
-
-
-class PaddingStrategy(str, Enum):
-    LONGEST = "longest"
-    MAX_LENGTH = "max_length"
-    DO_NOT_PAD = "do_not_pad"
-
-
-class TruncationStrategy(str, Enum):
-    ONLY_FIRST = "only_first"
-    ONLY_SECOND = "only_second"
-    LONGEST_FIRST = "longest_first"
-    DO_NOT_TRUNCATE = "do_not_truncate"
-
-
-class TensorType(str, Enum):
-    PYTORCH = "pt"
-    NUMPY = "np"
-
-
-class CharSpan(NamedTuple):
-    """Characters ``[start, end)`` of the original string."""
-
-    start: int
-    end: int
-
-
-class TokenSpan(NamedTuple):
-    """Tokens ``[start, end)`` of an encoded sequence."""
-
-    start: int
-    end: int
-
-
-def _parse_enum(enum_cls: type[Enum], value: Any, argument: str) -> Enum:
-    if isinstance(value, enum_cls):
-        return value
-    try:
-        return enum_cls(value)
-    except ValueError:
-        allowed = ", ".join(repr(member.value) for member in enum_cls)
-        raise ValueError(f"{argument}={value!r} is not valid; expected one of {allowed}.") from None
-
-
-def is_torch_tensor(value: Any) -> bool:
-    """True for a torch.Tensor, without importing torch when nobody else has."""
-    torch = sys.modules.get("torch")
-    return torch is not None and isinstance(value, torch.Tensor)
-
-
-def to_py_obj(value: Any) -> Any:
-    """Lists of Python numbers from tensors, arrays and nested containers of them."""
-    if is_torch_tensor(value) or isinstance(value, (np.ndarray, np.number)):
-        return value.tolist()
-    if isinstance(value, Mapping):
-        return {key: to_py_obj(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_py_obj(item) for item in value]
-    return value
-
-
-def _flat_length(value: Any) -> int:
-    if isinstance(value, (list, tuple)):
-        return sum(_flat_length(item) for item in value)
-    return 1
-
-
-class BatchEncoding(UserDict):
-    """What a tokenizer call returns: a dict (``input_ids``, ``attention_mask``, ...) with extras.
-
-    Keys are also attributes (``enc.input_ids``). Outputs of fast tokenizers keep the
-    ``tokenizers.Encoding`` of each row, which answer alignment questions: ``tokens(i)``,
-    ``word_ids(i)``, ``sequence_ids(i)``, ``token_to_chars``, ``char_to_token``...
-
-    Args:
-        data: the named outputs, lists (one row) or lists of lists (a batch).
-        encoding: one ``tokenizers.Encoding`` or one per row (fast tokenizers only).
-        tensor_type: ``"pt"`` or ``"np"`` converts the values at once; ``None`` keeps lists.
-        prepend_batch_axis: wrap each value in a batch of one before converting.
-        n_sequences: 1 for single sequences, 2 for pairs, ``None`` when unknown.
-    """
-
-    def __init__(
-        self,
-        data: dict[str, Any] | None = None,
-        encoding: Any = None,
-        tensor_type: str | TensorType | None = None,
-        prepend_batch_axis: bool = False,
-        n_sequences: int | None = None,
-    ):
-        super().__init__(data)
-        if encoding is not None and not isinstance(encoding, (list, tuple)):
-            encoding = [encoding]
-        self._encodings = list(encoding) if encoding is not None else None
-        if n_sequences is None and self._encodings:
-            n_sequences = self._encodings[0].n_sequences
-        self._n_sequences = n_sequences
-        self.convert_to_tensors(tensor_type=tensor_type, prepend_batch_axis=prepend_batch_axis)
-
-    @property
-    def n_sequences(self) -> int | None:
-        return self._n_sequences
-
-    @property
-    def is_fast(self) -> bool:
-        return self._encodings is not None
-
-    @property
-    def encodings(self) -> list | None:
-        return self._encodings
-
-    def __getitem__(self, item):
-        if isinstance(item, str):
-            return self.data[item]
-        if self._encodings is not None and isinstance(item, int):
-            return self._encodings[item]
-        if isinstance(item, slice):
-            return {key: value[item] for key, value in self.data.items()}
-        raise KeyError(
-            f"BatchEncoding keys are output names (str), row indices (int, fast tokenizers only) or slices; "
-            f"got {item!r}."
-        )
-
-    def __getattr__(self, item: str):
-        # UserDict keeps everything in self.data; guard it so copy/pickle never recurse here.
-        if item.startswith("__") or item in ("data", "_encodings", "_n_sequences"):
-            raise AttributeError(item)
-        try:
-            return self.data[item]
-        except KeyError:
-            raise AttributeError(f"BatchEncoding has no output named {item!r}; it has {list(self.data)}.") from None
-
-    def __getstate__(self):
-        return {"data": self.data, "encodings": self._encodings, "n_sequences": self._n_sequences}
-
-    def __setstate__(self, state):
-        self.data = state["data"]
-        self._encodings = state["encodings"]
-        self._n_sequences = state.get("n_sequences")
-
-    # -- alignment, fast tokenizers only ---------------------------------------------------------
-
-    def _encoding(self, batch_index: int, method: str):
-        if not self._encodings:
-            raise ValueError(f"{method}() needs the output of a fast tokenizer (PreTrainedTokenizerFast).")
-        return self._encodings[batch_index]
-
-    def _batch_and_index(self, batch_or_index: int, index: int | None) -> tuple[int, int]:
-        # Called as f(index) for a batch of one, or f(batch_index, index).
-        if index is None:
-            return 0, batch_or_index
-        return batch_or_index, index
-
-    def tokens(self, batch_index: int = 0) -> list[str]:
-        """The token strings of row ``batch_index``."""
-        return self._encoding(batch_index, "tokens").tokens
-
-    def word_ids(self, batch_index: int = 0) -> list[int | None]:
-        """For each token of row ``batch_index``, the index of its word (``None`` for added special tokens)."""
-        return self._encoding(batch_index, "word_ids").word_ids
-
-    def sequence_ids(self, batch_index: int = 0) -> list[int | None]:
-        """For each token, 0 or 1 for the first or second sequence of a pair, ``None`` for special tokens."""
-        return self._encoding(batch_index, "sequence_ids").sequence_ids
-
-    def token_to_sequence(self, batch_or_token_index: int, token_index: int | None = None) -> int | None:
-        batch_index, token_index = self._batch_and_index(batch_or_token_index, token_index)
-        encoding = self._encoding(batch_index, "token_to_sequence")
-        if token_index < 0:
-            token_index += len(encoding.ids)
-        return encoding.token_to_sequence(token_index)
-
-    def token_to_word(self, batch_or_token_index: int, token_index: int | None = None) -> int | None:
-        batch_index, token_index = self._batch_and_index(batch_or_token_index, token_index)
-        encoding = self._encoding(batch_index, "token_to_word")
-        if token_index < 0:
-            token_index += len(encoding.ids)
-        return encoding.token_to_word(token_index)
-
-    def word_to_tokens(
-        self, batch_or_word_index: int, word_index: int | None = None, sequence_index: int = 0
-    ) -> TokenSpan | None:
-        batch_index, word_index = self._batch_and_index(batch_or_word_index, word_index)
-        span = self._encoding(batch_index, "word_to_tokens").word_to_tokens(word_index, sequence_index)
-        return TokenSpan(*span) if span is not None else None
-
-    def token_to_chars(self, batch_or_token_index: int, token_index: int | None = None) -> CharSpan | None:
-        batch_index, token_index = self._batch_and_index(batch_or_token_index, token_index)
-        span = self._encoding(batch_index, "token_to_chars").token_to_chars(token_index)
-        return CharSpan(*span) if span is not None else None
-
-    def char_to_token(self, batch_or_char_index: int, char_index: int | None = None, sequence_index: int = 0):
-        batch_index, char_index = self._batch_and_index(batch_or_char_index, char_index)
-        return self._encoding(batch_index, "char_to_token").char_to_token(char_index, sequence_index)
-
-    def word_to_chars(
-        self, batch_or_word_index: int, word_index: int | None = None, sequence_index: int = 0
-    ) -> CharSpan | None:
-        batch_index, word_index = self._batch_and_index(batch_or_word_index, word_index)
-        span = self._encoding(batch_index, "word_to_chars").word_to_chars(word_index, sequence_index)
-        return CharSpan(*span) if span is not None else None
-
-    def char_to_word(self, batch_or_char_index: int, char_index: int | None = None, sequence_index: int = 0):
-        batch_index, char_index = self._batch_and_index(batch_or_char_index, char_index)
-        return self._encoding(batch_index, "char_to_word").char_to_word(char_index, sequence_index)
-
-    # -- tensors ---------------------------------------------------------------------------------
-
-    def convert_to_tensors(self, tensor_type: str | TensorType | None = None, prepend_batch_axis: bool = False):
-        """Turn every value into a torch tensor (``"pt"``) or numpy array (``"np"``), in place.
-
-        Rows of different lengths cannot be stacked into a torch tensor: pass ``padding=True``
-        (and ``truncation=True``) to the tokenizer call for batches. Returns ``self``.
-        """
-        if tensor_type is None:
-            return self
-        tensor_type = _parse_enum(TensorType, tensor_type, "return_tensors")
-
-        if tensor_type == TensorType.PYTORCH:
-            import torch
-
-            def as_tensor(value):
-                if isinstance(value, list) and value and isinstance(value[0], np.ndarray):
-                    return torch.from_numpy(np.array(value))
-                if _flat_length(value) == 0:
-                    return torch.tensor(value, dtype=torch.int64)
-                return torch.tensor(value)
-
-            def is_tensor(value):
-                return isinstance(value, torch.Tensor)
-
-        else:
-
-            def as_tensor(value):
-                if isinstance(value, (list, tuple)) and value and isinstance(value[0], (list, tuple, np.ndarray)):
-                    if len({len(row) for row in value}) > 1:
-                        # Ragged rows (e.g. overflowing windows) stay an array of arrays.
-                        ragged = np.empty(len(value), dtype=object)
-                        ragged[:] = [np.asarray(row) for row in value]
-                        return ragged
-                if _flat_length(value) == 0:
-                    return np.asarray(value, dtype=np.int64)
-                return np.asarray(value)
-
-            def is_tensor(value):
-                return isinstance(value, np.ndarray)
-
-        for key, value in list(self.items()):
-            if prepend_batch_axis:
-                value = [value]
-            if is_tensor(value):
-                continue
-            try:
-                self[key] = as_tensor(value)
-            except (ValueError, TypeError, RuntimeError) as err:
-                raise ValueError(
-                    f"Could not make a {tensor_type.value!r} tensor of {key!r}: its rows have different lengths "
-                    f"or nest too deeply. Pass padding=True (and truncation=True) to batch sequences of "
-                    f"different lengths."
-                ) from err
-        return self
-
-    def to(self, device, *, non_blocking: bool = False) -> BatchEncoding:
-        """Move every torch tensor to ``device`` (a str, int or torch.device); returns ``self``."""
-        import torch
-
-        if not isinstance(device, (str, int, torch.device)):
-            raise TypeError(
-                f"BatchEncoding.to() takes a device (str, int or torch.device), got {type(device).__name__}; "
-                f"token ids must keep their integer dtype."
-            )
-        self.data = {
-            key: value.to(device=device, non_blocking=non_blocking) if isinstance(value, torch.Tensor) else value
-            for key, value in self.data.items()
-        }
-        return self
 
 
 def _special_token_property(name: str) -> property:
@@ -672,90 +366,17 @@ class PreTrainedTokenizerBase(ChatTemplateMixin):
 
     # -- encoding --------------------------------------------------------------------------------
 
-    def _get_padding_truncation_strategies(
-        self, padding=False, truncation=None, max_length=None, pad_to_multiple_of=None, verbose=True
-    ) -> tuple[PaddingStrategy, TruncationStrategy, int | None]:
-        """Turn the user's ``padding``/``truncation``/``max_length`` into strategies and a length."""
-        # A bare max_length means "truncate to it", as it always has in this API.
-        if max_length is not None and padding is False and truncation is None:
-            truncation = "longest_first"
-
-        if padding is True:
-            if verbose and max_length is not None and truncation in (None, False, "do_not_truncate"):
-                logger.warning(
-                    "max_length is ignored when padding=True and truncation is off; use padding='max_length' "
-                    "to pad to max_length."
-                )
-            padding_strategy = PaddingStrategy.LONGEST
-        elif padding is False or padding is None:
-            padding_strategy = PaddingStrategy.DO_NOT_PAD
-        else:
-            padding_strategy = _parse_enum(PaddingStrategy, padding, "padding")
-
-        if truncation is True:
-            truncation_strategy = TruncationStrategy.LONGEST_FIRST
-        elif truncation is False or truncation is None:
-            truncation_strategy = TruncationStrategy.DO_NOT_TRUNCATE
-        else:
-            truncation_strategy = _parse_enum(TruncationStrategy, truncation, "truncation")
-
-        if max_length is None:
-            # Without an explicit length, the model's limit applies; an unlimited model disables both.
-            if padding_strategy == PaddingStrategy.MAX_LENGTH:
-                if self.model_max_length > LARGE_INTEGER:
-                    padding_strategy = PaddingStrategy.DO_NOT_PAD
-                else:
-                    max_length = self.model_max_length
-            if truncation_strategy != TruncationStrategy.DO_NOT_TRUNCATE:
-                if self.model_max_length > LARGE_INTEGER:
-                    truncation_strategy = TruncationStrategy.DO_NOT_TRUNCATE
-                else:
-                    max_length = self.model_max_length
-        elif not isinstance(max_length, int) or max_length < 0:
-            raise ValueError(f"max_length must be a non-negative int, got {max_length!r}.")
-
-        if padding_strategy != PaddingStrategy.DO_NOT_PAD and (self.pad_token is None or self.pad_token_id < 0):
+    def _encode_options(self, **kwargs) -> EncodeOptions:
+        """The keywords of one encode call, checked once and bounded by ``model_max_length``."""
+        options = EncodeOptions.from_kwargs(kwargs, model_max_length=self.model_max_length)
+        if options.padding != PaddingStrategy.DO_NOT_PAD and (self.pad_token is None or self.pad_token_id < 0):
             raise ValueError(
                 "Padding was requested but the tokenizer has no pad_token. Set one, e.g. "
                 "tokenizer.pad_token = tokenizer.eos_token, or tokenizer.add_special_tokens({'pad_token': '<pad>'})."
             )
-        if (
-            truncation_strategy != TruncationStrategy.DO_NOT_TRUNCATE
-            and padding_strategy != PaddingStrategy.DO_NOT_PAD
-            and pad_to_multiple_of is not None
-            and max_length is not None
-            and max_length % pad_to_multiple_of != 0
-        ):
-            raise ValueError(
-                f"Truncation and padding are both on, but max_length={max_length} is not a multiple of "
-                f"pad_to_multiple_of={pad_to_multiple_of}."
-            )
-        return padding_strategy, truncation_strategy, max_length
+        return options
 
-    def __call__(
-        self,
-        text=None,
-        text_pair=None,
-        text_target=None,
-        text_pair_target=None,
-        add_special_tokens: bool = True,
-        padding: bool | str | PaddingStrategy = False,
-        truncation: bool | str | TruncationStrategy | None = None,
-        max_length: int | None = None,
-        stride: int = 0,
-        is_split_into_words: bool = False,
-        pad_to_multiple_of: int | None = None,
-        padding_side: str | None = None,
-        return_tensors: str | TensorType | None = None,
-        return_token_type_ids: bool | None = None,
-        return_attention_mask: bool | None = None,
-        return_overflowing_tokens: bool = False,
-        return_special_tokens_mask: bool = False,
-        return_offsets_mapping: bool = False,
-        return_length: bool = False,
-        verbose: bool = True,
-        **kwargs,
-    ) -> BatchEncoding:
+    def __call__(self, text=None, text_pair=None, text_target=None, text_pair_target=None, **options) -> BatchEncoding:
         """Tokenize one text, a pair, or a batch of either, into model inputs.
 
         Args:
@@ -763,18 +384,17 @@ class PreTrainedTokenizerBase(ChatTemplateMixin):
                 or a list of lists of words. Batch items may be ``(text, pair)`` tuples.
             text_pair: the second sequences, shaped like ``text``.
             text_target / text_pair_target: texts whose ``input_ids`` become ``labels``.
-            add_special_tokens: add the model's special tokens (e.g. BOS/EOS) around the sequences.
-            padding: ``True``/``"longest"`` (to the longest row), ``"max_length"``, or ``False``.
-            truncation: ``True``/``"longest_first"``, ``"only_first"``, ``"only_second"``, or ``False``.
-            max_length: the length to truncate/pad to (default: ``model_max_length`` when bounded).
-            stride: overlap between overflowing windows (with ``return_overflowing_tokens``).
-            is_split_into_words: the text is already split into words.
-            pad_to_multiple_of: round padded lengths up to a multiple of this.
-            padding_side: ``"left"`` or ``"right"`` for this call (default ``self.padding_side``).
-            return_tensors: ``"pt"`` (torch), ``"np"`` (numpy) or ``None`` (lists).
-            return_token_type_ids / return_attention_mask: default to what ``model_input_names`` lists.
-            return_overflowing_tokens, return_special_tokens_mask, return_offsets_mapping, return_length:
-                extra outputs (offsets need a fast tokenizer).
+            **options: the fields of ``EncodeOptions``, checked before any text is tokenized:
+                add_special_tokens (default True); padding (``True``/``"longest"``, ``"max_length"``,
+                ``False``); truncation (``True``/``"longest_first"``, ``"only_first"``,
+                ``"only_second"``, ``False``); max_length (default: ``model_max_length`` when bounded);
+                stride; is_split_into_words; pad_to_multiple_of; padding_side (``"left"``/``"right"``);
+                return_tensors (``"pt"``, ``"np"`` or ``None`` for lists); return_token_type_ids and
+                return_attention_mask (default: what ``model_input_names`` lists);
+                return_overflowing_tokens, return_special_tokens_mask, return_offsets_mapping (fast
+                tokenizers), return_length; verbose; split_special_tokens. Other keywords go to the
+                tokenizer (a slow tokenizer's ``prepare_for_tokenization``), which refuses unknown ones
+                by name.
 
         Returns:
             A ``BatchEncoding``: ``input_ids`` and ``attention_mask`` (plus the requested extras); lists
@@ -782,83 +402,28 @@ class PreTrainedTokenizerBase(ChatTemplateMixin):
         """
         if text is None and text_target is None:
             raise ValueError("The tokenizer needs `text` (or `text_target`) to encode; both are None.")
-        split_special_tokens = kwargs.pop("split_special_tokens", self.split_special_tokens)
-        padding_strategy, truncation_strategy, max_length = self._get_padding_truncation_strategies(
-            padding=padding,
-            truncation=truncation,
-            max_length=max_length,
-            pad_to_multiple_of=pad_to_multiple_of,
-            verbose=verbose,
-        )
-        if padding_side is not None and padding_side not in ("left", "right"):
-            raise ValueError(f"padding_side must be 'left' or 'right', got {padding_side!r}.")
-        if return_tensors is not None:
-            _parse_enum(TensorType, return_tensors, "return_tensors")
-        options = dict(
-            add_special_tokens=add_special_tokens,
-            padding_strategy=padding_strategy,
-            truncation_strategy=truncation_strategy,
-            max_length=max_length,
-            stride=stride,
-            is_split_into_words=is_split_into_words,
-            pad_to_multiple_of=pad_to_multiple_of,
-            padding_side=padding_side,
-            return_tensors=return_tensors,
-            return_token_type_ids=return_token_type_ids,
-            return_attention_mask=return_attention_mask,
-            return_overflowing_tokens=return_overflowing_tokens,
-            return_special_tokens_mask=return_special_tokens_mask,
-            return_offsets_mapping=return_offsets_mapping,
-            return_length=return_length,
-            verbose=verbose,
-            split_special_tokens=split_special_tokens,
-            **kwargs,
-        )
+        encode_options = self._encode_options(**options)
+        split = encode_options.is_split_into_words
         encodings = None
         if text is not None:
-            items, is_batched = _batch_items(text, text_pair, is_split_into_words, "text", "text_pair")
-            encodings = self._encode(items, is_batched, **options)
+            items, is_batched = _batch_items(text, text_pair, split, "text", "text_pair")
+            encodings = self._encode(items, is_batched, encode_options)
         if text_target is None:
             return encodings
-        items, is_batched = _batch_items(
-            text_target, text_pair_target, is_split_into_words, "text_target", "text_pair_target"
-        )
-        target_encodings = self._encode(items, is_batched, **options)
+        items, is_batched = _batch_items(text_target, text_pair_target, split, "text_target", "text_pair_target")
+        target_encodings = self._encode(items, is_batched, encode_options)
         if encodings is None:
             return target_encodings
         encodings["labels"] = target_encodings["input_ids"]
         return encodings
 
-    def _encode(self, items: list[tuple[Any, Any]], is_batched: bool, **options) -> BatchEncoding:
-        """Encode ``items`` (``(first, second_or_None)`` per row); see ``__call__`` for ``options``."""
+    def _encode(self, items: list[tuple[Any, Any]], is_batched: bool, options: EncodeOptions) -> BatchEncoding:
+        """Encode ``items`` (``(first, second_or_None)`` per row) as ``options`` say."""
         raise NotImplementedError
 
-    def encode(
-        self,
-        text,
-        text_pair=None,
-        add_special_tokens: bool = True,
-        padding: bool | str | PaddingStrategy = False,
-        truncation: bool | str | TruncationStrategy | None = None,
-        max_length: int | None = None,
-        stride: int = 0,
-        padding_side: str | None = None,
-        return_tensors: str | TensorType | None = None,
-        **kwargs,
-    ):
-        """The ``input_ids`` of ``self(text, text_pair, ...)``: a list of ids for one text."""
-        return self(
-            text,
-            text_pair=text_pair,
-            add_special_tokens=add_special_tokens,
-            padding=padding,
-            truncation=truncation,
-            max_length=max_length,
-            stride=stride,
-            padding_side=padding_side,
-            return_tensors=return_tensors,
-            **kwargs,
-        )["input_ids"]
+    def encode(self, text, text_pair=None, **options):
+        """The ``input_ids`` of ``self(text, text_pair, **options)``: a list of ids for one text."""
+        return self(text, text_pair=text_pair, **options)["input_ids"]
 
     def _eventual_warn_about_too_long_sequence(self, ids: list[int], max_length: int | None, verbose: bool):
         if max_length is None and len(ids) > self.model_max_length and verbose:
@@ -916,20 +481,27 @@ class PreTrainedTokenizerBase(ChatTemplateMixin):
                 raise TypeError(f"pad() got {main_name} items of type {type(first).__name__}; expected ints.")
             encoded_inputs = {key: to_py_obj(value) for key, value in encoded_inputs.items()}
 
-        padding_strategy, _, max_length = self._get_padding_truncation_strategies(
-            padding=padding, max_length=max_length, verbose=verbose
+        # pad() never truncates; the options check the other arguments as a tokenizer call would.
+        options = self._encode_options(
+            padding=padding,
+            truncation=False,
+            max_length=max_length,
+            pad_to_multiple_of=pad_to_multiple_of,
+            padding_side=padding_side,
+            return_attention_mask=return_attention_mask,
+            return_tensors=return_tensors,
+            verbose=verbose,
+        )
+        padding_strategy, max_length = options.padding, options.max_length
+        row_options = dict(
+            pad_to_multiple_of=options.pad_to_multiple_of,
+            padding_side=options.padding_side,
+            return_attention_mask=options.return_attention_mask,
         )
         required = encoded_inputs[main_name]
         if required and not isinstance(required[0], (list, tuple)):
-            padded = self._pad(
-                encoded_inputs,
-                max_length=max_length,
-                padding_strategy=padding_strategy,
-                pad_to_multiple_of=pad_to_multiple_of,
-                padding_side=padding_side,
-                return_attention_mask=return_attention_mask,
-            )
-            return BatchEncoding(padded, tensor_type=return_tensors)
+            padded = self._pad(encoded_inputs, max_length=max_length, padding_strategy=padding_strategy, **row_options)
+            return BatchEncoding(padded, tensor_type=options.return_tensors)
 
         batch_size = len(required)
         for key, value in encoded_inputs.items():
@@ -944,13 +516,11 @@ class PreTrainedTokenizerBase(ChatTemplateMixin):
                 {key: value[i] for key, value in encoded_inputs.items()},
                 max_length=max_length,
                 padding_strategy=padding_strategy,
-                pad_to_multiple_of=pad_to_multiple_of,
-                padding_side=padding_side,
-                return_attention_mask=return_attention_mask,
+                **row_options,
             )
             for key, value in row.items():
                 batch.setdefault(key, []).append(value)
-        return BatchEncoding(batch, tensor_type=return_tensors)
+        return BatchEncoding(batch, tensor_type=options.return_tensors)
 
     def _pad(
         self,
@@ -1066,42 +636,11 @@ class PreTrainedTokenizerBase(ChatTemplateMixin):
             text = text.replace(spaced, joined)
         return text
 
-    # -- saving ----------------------------------------------------------------------------------
+    # -- saving and loading (the file work is in files.py) ---------------------------------------
 
     def save_vocabulary(self, save_directory: str, filename_prefix: str | None = None) -> tuple[str, ...]:
         """Write the vocabulary files of this tokenizer into ``save_directory``; return their paths."""
         raise NotImplementedError
-
-    def _config_to_save(self) -> dict[str, Any]:
-        """The tokenizer_config.json content: init arguments with their current values."""
-        config = copy.deepcopy(self.init_kwargs)
-        for key in list(config):
-            if key in _BOOKKEEPING_KEYS or key in self.vocab_files_names:
-                config.pop(key)
-                continue
-            # An init argument kept as an attribute is saved with its current value.
-            current = getattr(self, key, _MISSING)
-            if current is not _MISSING and not callable(current):
-                config[key] = copy.deepcopy(current)
-        # Token properties live in added_tokens_decoder / tokenizer.json; the config names them.
-        for name in SPECIAL_TOKENS_ATTRIBUTES:
-            config.pop(name, None)
-            if self._special_tokens_map.get(name) is not None:
-                config[name] = str(self._special_tokens_map[name])
-        config.pop("additional_special_tokens", None)
-        config.pop("extra_special_tokens", None)
-        if self._additional_special_tokens:
-            config["additional_special_tokens"] = self.additional_special_tokens
-        config["model_max_length"] = self.model_max_length
-        config["padding_side"] = self.padding_side
-        config["truncation_side"] = self.truncation_side
-        config["clean_up_tokenization_spaces"] = self.clean_up_tokenization_spaces
-        if self.split_special_tokens:
-            config["split_special_tokens"] = True
-        if self.model_input_names != type(self).model_input_names:
-            config["model_input_names"] = list(self.model_input_names)
-        config["tokenizer_class"] = type(self).__name__
-        return config
 
     def _save_added_tokens_decoder(self) -> bool:
         """Whether tokenizer_config.json must list the added tokens (the slow tokenizers' only record)."""
@@ -1127,63 +666,9 @@ class PreTrainedTokenizerBase(ChatTemplateMixin):
             raise ValueError("save_pretrained(push_to_hub=True) is not supported by tongues; upload the folder yourself.")
         if kwargs:
             raise TypeError(f"save_pretrained() got unexpected keyword arguments: {sorted(kwargs)}.")
-        prefix = f"{filename_prefix}-" if filename_prefix else ""
-        config = self._config_to_save()
-        if self._save_added_tokens_decoder():
-            config["added_tokens_decoder"] = {
-                str(index): _added_token_state(token) for index, token in self.added_tokens_decoder.items()
-            }
-        named_templates: dict[str, str] = {}
-        template_text = None
-        if isinstance(self.chat_template, dict):
-            if save_jinja_files:
-                named_templates = {k: v for k, v in self.chat_template.items() if k != "default"}
-                template_text = self.chat_template.get("default")
-            else:
-                config["chat_template"] = [{"name": k, "template": v} for k, v in self.chat_template.items()]
-        elif self.chat_template is not None:
-            if save_jinja_files:
-                template_text = self.chat_template
-            else:
-                config["chat_template"] = self.chat_template
-        for name in named_templates:
-            if os.path.basename(name) != name or name.startswith("."):
-                raise ValueError(f"Chat template name {name!r} cannot be used as a file name.")
-
-        special_tokens_map = {
-            name: str(value) for name, value in self._special_tokens_map.items() if value is not None
-        }
-        if self._additional_special_tokens:
-            special_tokens_map["additional_special_tokens"] = self.additional_special_tokens
-
-        save_directory = os.path.abspath(os.fspath(save_directory))
-        written: list[str] = []
-        with staged_directory(save_directory) as staging:
-            files = {
-                prefix + TOKENIZER_CONFIG_FILE: _to_json(_serializable(config)),
-                prefix + SPECIAL_TOKENS_MAP_FILE: _to_json(special_tokens_map),
-            }
-            if template_text is not None:
-                files[prefix + CHAT_TEMPLATE_FILE] = template_text
-            for name, content in files.items():
-                with open(os.path.join(staging, name), "w", encoding="utf-8") as handle:
-                    handle.write(content)
-                written.append(os.path.join(save_directory, name))
-            for path in self.save_vocabulary(staging, filename_prefix=filename_prefix):
-                written.append(os.path.join(save_directory, os.path.relpath(path, staging)))
-        if named_templates:
-            # Sub-folders cannot be swapped in by the staging rename, so each template is replaced alone.
-            from ..checkpoint.files import atomic_write_text
-
-            template_dir = os.path.join(save_directory, prefix + CHAT_TEMPLATE_DIR)
-            os.makedirs(template_dir, exist_ok=True)
-            for name, template in named_templates.items():
-                path = os.path.join(template_dir, f"{name}.jinja")
-                atomic_write_text(path, template)
-                written.append(path)
-        return tuple(written)
-
-    # -- loading ---------------------------------------------------------------------------------
+        return save_tokenizer_files(
+            self, save_directory, filename_prefix=filename_prefix, save_jinja_files=save_jinja_files
+        )
 
     @classmethod
     def from_pretrained(
@@ -1211,103 +696,10 @@ class PreTrainedTokenizerBase(ChatTemplateMixin):
                 "trust_remote_code=True is refused: tongues never runs code downloaded with a checkpoint. "
                 "Load a tokenizer class that tongues implements instead."
             )
-        hub_kwargs = _hub_kwargs(cache_dir, force_download, local_files_only, token, revision, subfolder)
+        hub_kwargs = hub_download_kwargs(cache_dir, force_download, local_files_only, token, revision, subfolder)
         source = os.fspath(pretrained_model_name_or_path)
-        file_ids = {
-            **cls.vocab_files_names,
-            "tokenizer_config_file": TOKENIZER_CONFIG_FILE,
-            "special_tokens_map_file": SPECIAL_TOKENS_MAP_FILE,
-            "added_tokens_file": ADDED_TOKENS_FILE,
-            "chat_template_file": CHAT_TEMPLATE_FILE,
-        }
-        if os.path.isfile(source):
-            # A single vocabulary file: the folder around it supplies nothing else.
-            file_id = "tokenizer_file" if source.endswith(".json") else "vocab_file"
-            if file_id not in cls.vocab_files_names:
-                raise TokenizerFileError(
-                    f"{cls.__name__}.from_pretrained got the file {source}, but this class loads from a folder "
-                    f"with {sorted(cls.vocab_files_names.values())}; pass the folder instead."
-                )
-            resolved = dict.fromkeys(file_ids)
-            resolved[file_id] = source
-        else:
-            resolved = resolve_tokenizer_files(source, file_ids, **hub_kwargs)
-        resolved["chat_template_dir_files"] = _local_named_templates(source, subfolder)
-        return cls._from_resolved_files(resolved, source, init_inputs, kwargs)
-
-    @classmethod
-    def _from_resolved_files(cls, resolved: dict[str, Any], source: str, init_inputs: tuple, kwargs: dict):
-        config_file = resolved.pop("tokenizer_config_file", None)
-        init_kwargs = read_json_file(config_file, "tokenizer configuration") if config_file else {}
-        if not isinstance(init_kwargs, dict):
-            raise TokenizerFileError(f"{config_file} must hold a JSON object, found {type(init_kwargs).__name__}.")
-        saved_inputs = init_kwargs.pop("init_inputs", ())
-        init_inputs = init_inputs or tuple(saved_inputs)
-        # Bookkeeping of whoever saved the folder is dropped; in particular paths inside a config never
-        # point at files (only files found next to it are used), and auto_map code is never imported.
-        for key in list(init_kwargs):
-            if key in cls.vocab_files_names or (key in _BOOKKEEPING_KEYS and key not in _KEPT_ON_LOAD):
-                init_kwargs.pop(key)
-
-        templates: dict[str, str] = {}
-        template_file = resolved.pop("chat_template_file", None)
-        if template_file is not None:
-            templates["default"] = read_text_file(template_file, "chat template")
-        for name, path in resolved.pop("chat_template_dir_files", {}).items():
-            templates[name] = read_text_file(path, "chat template")
-        if list(templates) == ["default"]:
-            init_kwargs["chat_template"] = templates["default"]
-        elif templates:
-            init_kwargs["chat_template"] = templates
-
-        added_tokens_file = resolved.pop("added_tokens_file", None)
-        special_tokens_map_file = resolved.pop("special_tokens_map_file", None)
-        added_tokens_decoder: dict[int, AddedToken] = {}
-        if "added_tokens_decoder" in init_kwargs:
-            for index, state in init_kwargs.pop("added_tokens_decoder").items():
-                added_tokens_decoder[int(index)] = _added_token_from_state(state, config_file)
-        else:
-            if special_tokens_map_file is not None:
-                special_map = read_json_file(special_tokens_map_file, "special tokens map")
-                if not isinstance(special_map, dict):
-                    raise TokenizerFileError(f"{special_tokens_map_file} must hold a JSON object.")
-                for key, value in special_map.items():
-                    if kwargs.get(key):
-                        continue
-                    if isinstance(value, dict):
-                        value = _added_token_from_state({**value, "special": True}, special_tokens_map_file)
-                    elif isinstance(value, list):
-                        value = [
-                            _added_token_from_state({**item, "special": True}, special_tokens_map_file)
-                            if isinstance(item, dict)
-                            else item
-                            for item in value
-                        ]
-                    init_kwargs[key] = value
-            if added_tokens_file is not None:
-                added_vocab = read_json_file(added_tokens_file, "added tokens")
-                if not isinstance(added_vocab, dict):
-                    raise TokenizerFileError(f"{added_tokens_file} must map tokens to ids.")
-                specials = {str(init_kwargs[name]) for name in SPECIAL_TOKENS_ATTRIBUTES if init_kwargs.get(name)}
-                for content, index in added_vocab.items():
-                    is_special = content in specials
-                    added_tokens_decoder[int(index)] = AddedToken(
-                        content, rstrip=False, lstrip=False, normalized=not is_special, special=is_special
-                    )
-        init_kwargs = _decode_added_token_values(init_kwargs, config_file)
-
-        init_kwargs.update(kwargs)
-        for file_id, path in resolved.items():
-            if kwargs.get(file_id) is None:
-                init_kwargs[file_id] = path
-        init_kwargs["added_tokens_decoder"] = added_tokens_decoder
-        # Named special tokens take the properties of their entry in added_tokens_decoder.
-        by_content = {token.content: token for token in added_tokens_decoder.values()}
-        for name in SPECIAL_TOKENS_ATTRIBUTES:
-            value = init_kwargs.get(name)
-            if isinstance(value, str) and value in by_content:
-                init_kwargs[name] = by_content[value]
-        init_kwargs["name_or_path"] = source
+        resolved = find_tokenizer_files(cls, source, **hub_kwargs)
+        init_inputs, init_kwargs = init_kwargs_from_files(cls, resolved, source, init_inputs, kwargs)
         cls._check_loadable(init_kwargs, source)
         return cls(*init_inputs, **init_kwargs)
 
@@ -1316,142 +708,12 @@ class PreTrainedTokenizerBase(ChatTemplateMixin):
         """Raise a clear error when the files this class needs were not found in ``source``."""
 
 
+
 def _as_special_added_token(token: str | AddedToken) -> AddedToken:
     if isinstance(token, AddedToken):
         return token
     return AddedToken(token, rstrip=False, lstrip=False, normalized=False, special=True)
 
-
-def _added_token_state(token: AddedToken) -> dict[str, Any]:
-    return {
-        "content": token.content,
-        "lstrip": token.lstrip,
-        "normalized": token.normalized,
-        "rstrip": token.rstrip,
-        "single_word": token.single_word,
-        "special": token.special,
-    }
-
-
-_ADDED_TOKEN_FIELDS = ("content", "single_word", "lstrip", "rstrip", "normalized", "special")
-
-
-def _added_token_from_state(state: Any, source: str | None) -> AddedToken:
-    if isinstance(state, AddedToken):
-        return state
-    if isinstance(state, str):
-        return AddedToken(state, special=True, normalized=False)
-    if not isinstance(state, dict) or "content" not in state:
-        raise TokenizerFileError(f"{source}: an added token must be an object with a 'content' field, got {state!r}.")
-    fields = {key: value for key, value in state.items() if key in _ADDED_TOKEN_FIELDS}
-    return AddedToken(**fields)
-
-
-def _decode_added_token_values(value: Any, source: str | None) -> Any:
-    """Turn the ``{"__type": "AddedToken", ...}`` objects of a config back into AddedTokens."""
-    if isinstance(value, dict):
-        if value.get("__type") == "AddedToken":
-            return _added_token_from_state(value, source)
-        return {key: _decode_added_token_values(item, source) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_decode_added_token_values(item, source) for item in value]
-    return value
-
-
-def _serializable(value: Any) -> Any:
-    """JSON-ready copy of a config: AddedTokens become tagged objects, tuples lists."""
-    if isinstance(value, AddedToken):
-        return {"__type": "AddedToken", **_added_token_state(value)}
-    if isinstance(value, Mapping):
-        return {str(key): _serializable(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_serializable(item) for item in value]
-    if isinstance(value, Enum):
-        return value.value
-    return value
-
-
-def _to_json(value: Any) -> str:
-    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-
-
-def read_json_file(path: str, what: str) -> Any:
-    """Parse the JSON file ``path``; errors name the file and the position of the fault."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except json.JSONDecodeError as err:
-        raise TokenizerFileError(
-            f"The {what} file {path} is not valid JSON (line {err.lineno}, column {err.colno}: {err.msg})."
-        ) from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise TokenizerFileError(f"Could not read the {what} file {path}: {err}.") from None
-
-
-def read_text_file(path: str, what: str) -> str:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read()
-    except (OSError, UnicodeDecodeError) as err:
-        raise TokenizerFileError(f"Could not read the {what} file {path}: {err}.") from None
-
-
-def _hub_kwargs(cache_dir, force_download, local_files_only, token, revision, subfolder) -> dict[str, Any]:
-    hub_kwargs: dict[str, Any] = {}
-    if cache_dir is not None:
-        hub_kwargs["cache_dir"] = os.fspath(cache_dir)
-    if force_download:
-        hub_kwargs["force_download"] = True
-    if local_files_only:
-        hub_kwargs["local_files_only"] = True
-    if token is not None:
-        hub_kwargs["token"] = token
-    if revision is not None:
-        hub_kwargs["revision"] = revision
-    if subfolder:
-        hub_kwargs["subfolder"] = subfolder
-    return hub_kwargs
-
-
-def resolve_tokenizer_files(source: str, file_ids: dict[str, str], **hub_kwargs) -> dict[str, str | None]:
-    """Path of each file (``file_id -> filename``) in a local folder or hub repo; ``None`` when absent.
-
-    Raises ``TokenizerFileError`` when ``source`` is neither an existing folder nor a reachable hub
-    repo holding at least one of the files.
-    """
-    folder = source
-    subfolder = hub_kwargs.get("subfolder")
-    if os.path.isdir(source) and subfolder:
-        folder = os.path.join(source, subfolder)
-    if os.path.isdir(folder):
-        return {
-            file_id: (os.path.join(folder, name) if os.path.isfile(os.path.join(folder, name)) else None)
-            for file_id, name in file_ids.items()
-        }
-    resolved: dict[str, str | None] = {}
-    first_error: CheckpointError | None = None
-    for file_id, name in file_ids.items():
-        try:
-            resolved[file_id] = resolve_file(source, name, required=False, **hub_kwargs)
-        except CheckpointError as err:
-            # Offline, a hub file that was never cached is "absent"; all absent is an error below.
-            first_error = first_error or err
-            resolved[file_id] = None
-    if not any(resolved.values()):
-        detail = f": {first_error}" if first_error else ""
-        raise TokenizerFileError(
-            f"Could not load a tokenizer from {source!r}: it is not a local directory, and no tokenizer files "
-            f"({', '.join(sorted(set(file_ids.values())))}) could be fetched for it as a hub repo{detail}"
-        )
-    return resolved
-
-
-def _local_named_templates(source: str, subfolder: str | None) -> dict[str, str]:
-    folder = os.path.join(source, subfolder) if subfolder else source
-    if not os.path.isdir(os.path.join(folder, CHAT_TEMPLATE_DIR)):
-        return {}
-    paths = sorted(glob.glob(os.path.join(folder, CHAT_TEMPLATE_DIR, "*.jinja")))
-    return {os.path.basename(path)[: -len(".jinja")]: path for path in paths}
 
 
 def check_encodable(text: str, name: str = "text") -> str:

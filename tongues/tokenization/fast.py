@@ -20,14 +20,10 @@ from typing import Any
 
 from tokenizers import AddedToken, Tokenizer, processors
 
-from .base import (
-    TOKENIZER_FILE,
-    BatchEncoding,
-    PaddingStrategy,
-    PreTrainedTokenizerBase,
-    TokenizerFileError,
-    TruncationStrategy,
-)
+from .base import PreTrainedTokenizerBase
+from .encoding import BatchEncoding, PaddingStrategy, TruncationStrategy
+from .files import TOKENIZER_FILE, TokenizerFileError
+from .options import EncodeOptions
 
 # decode() keywords of other tokenizer versions that have no effect here.
 _IGNORED_DECODE_KWARGS = frozenset({"use_source_tokenizer", "spaces_between_special_tokens"})
@@ -350,28 +346,30 @@ class PreTrainedTokenizerFast(PreTrainedTokenizerBase):
         """Subclasses refuse pre-split words when their pre-tokenizer cannot handle them."""
 
     @contextlib.contextmanager
-    def _backend_configured(self, padding_strategy, truncation_strategy, max_length, stride, pad_to_multiple_of,
-                            padding_side):
+    def _backend_configured(self, options: EncodeOptions):
         # The backend keeps padding/truncation as state; set them for this call, then put back its own.
         backend = self._tokenizer
         saved_truncation, saved_padding = backend.truncation, backend.padding
         try:
-            if truncation_strategy == TruncationStrategy.DO_NOT_TRUNCATE:
+            if options.truncation == TruncationStrategy.DO_NOT_TRUNCATE:
                 backend.no_truncation()
             else:
                 backend.enable_truncation(
-                    max_length, stride=stride, strategy=truncation_strategy.value, direction=self.truncation_side
+                    options.max_length,
+                    stride=options.stride,
+                    strategy=options.truncation.value,
+                    direction=self.truncation_side,
                 )
-            if padding_strategy == PaddingStrategy.DO_NOT_PAD:
+            if options.padding == PaddingStrategy.DO_NOT_PAD:
                 backend.no_padding()
             else:
                 backend.enable_padding(
-                    length=max_length if padding_strategy == PaddingStrategy.MAX_LENGTH else None,
-                    direction=padding_side if padding_side is not None else self.padding_side,
+                    length=options.max_length if options.padding == PaddingStrategy.MAX_LENGTH else None,
+                    direction=options.padding_side if options.padding_side is not None else self.padding_side,
                     pad_id=self.pad_token_id,
                     pad_type_id=self.pad_token_type_id,
                     pad_token=self.pad_token,
-                    pad_to_multiple_of=pad_to_multiple_of,
+                    pad_to_multiple_of=options.pad_to_multiple_of,
                 )
             yield backend
         finally:
@@ -384,33 +382,10 @@ class PreTrainedTokenizerFast(PreTrainedTokenizerBase):
             else:
                 backend.enable_padding(**saved_padding)
 
-    def _encode(
-        self,
-        items,
-        is_batched,
-        *,
-        add_special_tokens=True,
-        padding_strategy=PaddingStrategy.DO_NOT_PAD,
-        truncation_strategy=TruncationStrategy.DO_NOT_TRUNCATE,
-        max_length=None,
-        stride=0,
-        is_split_into_words=False,
-        pad_to_multiple_of=None,
-        padding_side=None,
-        return_tensors=None,
-        return_token_type_ids=None,
-        return_attention_mask=None,
-        return_overflowing_tokens=False,
-        return_special_tokens_mask=False,
-        return_offsets_mapping=False,
-        return_length=False,
-        verbose=True,
-        split_special_tokens=None,
-        **kwargs,
-    ) -> BatchEncoding:
-        if kwargs:
-            raise TypeError(f"{type(self).__name__}() got unexpected keyword arguments {sorted(kwargs)}.")
-        self._check_pretokenized_input(is_split_into_words)
+    def _encode(self, items, is_batched, options: EncodeOptions) -> BatchEncoding:
+        if options.extra:
+            raise TypeError(f"{type(self).__name__}() got unexpected keyword arguments {sorted(options.extra)}.")
+        self._check_pretokenized_input(options.is_split_into_words)
         inputs = []
         for first, second in items:
             for value in (first, second):
@@ -422,26 +397,28 @@ class PreTrainedTokenizerFast(PreTrainedTokenizerBase):
             inputs.append(first if second is None else (first, second))
 
         shifts = [0] * len(inputs)
-        if add_special_tokens and not is_split_into_words:
+        if options.add_special_tokens and not options.is_split_into_words:
             shifts = self._strip_leading_specials(inputs)
+        split_special_tokens = options.split_special_tokens
         if split_special_tokens is None:
             split_special_tokens = self.split_special_tokens
         self._tokenizer.encode_special_tokens = split_special_tokens
-        with self._backend_configured(
-            padding_strategy, truncation_strategy, max_length, stride, pad_to_multiple_of, padding_side
-        ) as backend:
+        with self._backend_configured(options) as backend:
             try:
                 encodings = backend.encode_batch(
-                    inputs, add_special_tokens=add_special_tokens, is_pretokenized=is_split_into_words
+                    inputs, add_special_tokens=options.add_special_tokens, is_pretokenized=options.is_split_into_words
                 )
             except Exception as err:  # tokenizers raises bare Exceptions (e.g. truncation impossible)
                 raise ValueError(f"{type(self).__name__} could not encode the input: {err}") from err
         self._tokenizer.encode_special_tokens = self.split_special_tokens
 
+        return_token_type_ids = options.return_token_type_ids
         if return_token_type_ids is None:
             return_token_type_ids = "token_type_ids" in self.model_input_names
+        return_attention_mask = options.return_attention_mask
         if return_attention_mask is None:
             return_attention_mask = "attention_mask" in self.model_input_names
+        return_overflowing_tokens = options.return_overflowing_tokens
 
         rows, sample_of_row = [], []
         for sample, encoding in enumerate(encodings):
@@ -453,26 +430,26 @@ class PreTrainedTokenizerFast(PreTrainedTokenizerBase):
             data["token_type_ids"] = [row.type_ids for row in rows]
         if return_attention_mask:
             data["attention_mask"] = [row.attention_mask for row in rows]
-        if return_special_tokens_mask:
+        if options.return_special_tokens_mask:
             data["special_tokens_mask"] = [row.special_tokens_mask for row in rows]
-        if return_offsets_mapping:
+        if options.return_offsets_mapping:
             data["offset_mapping"] = [
                 [(a + shifts[sample], b + shifts[sample]) if seq == 0 else (a, b)
                  for (a, b), seq in zip(row.offsets, row.sequence_ids)]
                 for row, sample in zip(rows, sample_of_row)
             ]
-        if return_length:
+        if options.return_length:
             data["length"] = [len(row.ids) for row in rows]
         if return_overflowing_tokens:
             data["overflow_to_sample_mapping"] = sample_of_row
         for ids in data["input_ids"]:
-            self._eventual_warn_about_too_long_sequence(ids, max_length, verbose)
+            self._eventual_warn_about_too_long_sequence(ids, options.max_length, options.verbose)
 
-        if not is_batched and return_tensors is None and not return_overflowing_tokens:
+        if not is_batched and options.return_tensors is None and not return_overflowing_tokens:
             # One text in, one row out: drop the batch level of the per-token lists.
             data = {key: value[0] if value and isinstance(value[0], list) else value for key, value in data.items()}
             return BatchEncoding(data, rows)
-        return BatchEncoding(data, rows, tensor_type=return_tensors)
+        return BatchEncoding(data, rows, tensor_type=options.return_tensors)
 
     def tokenize(self, text: str, pair: str | None = None, add_special_tokens: bool = False, **kwargs) -> list[str]:
         """The token strings of ``text`` (and ``pair``)."""

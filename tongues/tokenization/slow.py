@@ -21,17 +21,14 @@ reach ``_tokenize``.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from tokenizers import AddedToken
 
-from .base import (
-    BatchEncoding,
-    PaddingStrategy,
-    PreTrainedTokenizerBase,
-    TruncationStrategy,
-    check_encodable,
-)
+from .base import PreTrainedTokenizerBase, check_encodable
+from .encoding import BatchEncoding, PaddingStrategy, TruncationStrategy
+from .options import EncodeOptions
 
 _END = ""  # marks the end of a word in the trie's nested dicts
 
@@ -259,90 +256,52 @@ class PreTrainedTokenizer(PreTrainedTokenizerBase):
 
     # -- ids -> model inputs ---------------------------------------------------------------------
 
-    def _encode(
-        self,
-        items,
-        is_batched,
-        *,
-        add_special_tokens=True,
-        padding_strategy=PaddingStrategy.DO_NOT_PAD,
-        truncation_strategy=TruncationStrategy.DO_NOT_TRUNCATE,
-        max_length=None,
-        stride=0,
-        is_split_into_words=False,
-        pad_to_multiple_of=None,
-        padding_side=None,
-        return_tensors=None,
-        return_token_type_ids=None,
-        return_attention_mask=None,
-        return_overflowing_tokens=False,
-        return_special_tokens_mask=False,
-        return_offsets_mapping=False,
-        return_length=False,
-        verbose=True,
-        split_special_tokens=None,
-        **kwargs,
-    ) -> BatchEncoding:
-        if return_offsets_mapping:
-            raise NotImplementedError(
-                f"return_offsets_mapping needs a fast tokenizer; {type(self).__name__} is pure Python."
-            )
-        if split_special_tokens is not None:
-            kwargs["split_special_tokens"] = split_special_tokens
+    def _encode(self, items, is_batched, options: EncodeOptions) -> BatchEncoding:
+        self._refuse_offsets(options)
+        tokenize_kwargs = dict(options.extra)
+        if options.split_special_tokens is not None:
+            tokenize_kwargs["split_special_tokens"] = options.split_special_tokens
+
+        tokenized = []  # inputs given as text (not ids): tokenize() reads options.extra for them
 
         def ids_of(value) -> list[int]:
-            if isinstance(value, str):
-                return self.convert_tokens_to_ids(self.tokenize(value, **kwargs))
             if value and isinstance(value[0], int):
                 return list(value)  # already ids
-            if is_split_into_words:
-                return self.convert_tokens_to_ids(
-                    [token for word in value for token in self.tokenize(word, is_split_into_words=True, **kwargs)]
-                )
+            tokenized.append(value)
+            if isinstance(value, str):
+                return self.convert_tokens_to_ids(self.tokenize(value, **tokenize_kwargs))
+            if options.is_split_into_words:
+                words = [self.tokenize(word, is_split_into_words=True, **tokenize_kwargs) for word in value]
+                return self.convert_tokens_to_ids([token for tokens in words for token in tokens])
             return self.convert_tokens_to_ids(list(value))
 
-        common = dict(
-            add_special_tokens=add_special_tokens,
-            truncation=truncation_strategy,
-            max_length=max_length,
-            stride=stride,
-            return_token_type_ids=return_token_type_ids,
-            return_overflowing_tokens=return_overflowing_tokens,
-            return_special_tokens_mask=return_special_tokens_mask,
-            return_length=return_length,
-            verbose=verbose,
-        )
+        pairs = [(ids_of(first), None if second is None else ids_of(second)) for first, second in items]
+        if options.extra and not tokenized:
+            raise TypeError(
+                f"{type(self).__name__}() got keyword arguments {sorted(options.extra)} that only apply to text, "
+                f"but no input is text."
+            )
         if not is_batched:
-            first, second = items[0]
-            return self.prepare_for_model(
-                ids_of(first),
-                None if second is None else ids_of(second),
-                padding=padding_strategy,
-                pad_to_multiple_of=pad_to_multiple_of,
-                padding_side=padding_side,
-                return_tensors=return_tensors,
-                return_attention_mask=return_attention_mask,
-                prepend_batch_axis=True,
-                **common,
-            )
+            ids, pair_ids = pairs[0]
+            return self._prepare_for_model(ids, pair_ids, options, prepend_batch_axis=True)
 
-        rows = [
-            self.prepare_for_model(
-                ids_of(first),
-                None if second is None else ids_of(second),
-                padding=PaddingStrategy.DO_NOT_PAD,  # the batch is padded as a whole below
-                return_attention_mask=False,
-                **common,
-            )
-            for first, second in items
-        ]
+        # Rows are built as lists; the batch is padded and converted to tensors as a whole below.
+        row_options = dataclasses.replace(
+            options,
+            padding=PaddingStrategy.DO_NOT_PAD,
+            pad_to_multiple_of=None,
+            padding_side=None,
+            return_tensors=None,
+            return_attention_mask=False,
+        )
+        rows = [self._prepare_for_model(ids, pair_ids, row_options) for ids, pair_ids in pairs]
         batch: dict[str, list] = {key: [] for row in rows for key in row}
         # Only truncated rows report an overflow; the others get an empty one so that every key has a value per row.
         defaults = {"overflowing_tokens": [], "num_truncated_tokens": 0}
         for row in rows:
             for key in batch:
                 batch[key].append(row[key] if key in row else defaults[key])
-        if return_tensors and return_overflowing_tokens:
+        if options.return_tensors and options.return_overflowing_tokens:
             # Overflow lists differ in length per row, so they cannot become one tensor.
             batch.pop("overflowing_tokens", None)
             batch.pop("num_truncated_tokens", None)
@@ -350,63 +309,65 @@ class PreTrainedTokenizer(PreTrainedTokenizerBase):
             batch = {"input_ids": []}
         padded = self.pad(
             batch,
-            padding=padding_strategy,
-            max_length=max_length,
-            pad_to_multiple_of=pad_to_multiple_of,
-            padding_side=padding_side,
-            return_attention_mask=return_attention_mask,
+            padding=options.padding,
+            max_length=options.max_length,
+            pad_to_multiple_of=options.pad_to_multiple_of,
+            padding_side=options.padding_side,
+            return_attention_mask=options.return_attention_mask,
         )
-        return BatchEncoding(dict(padded), tensor_type=return_tensors)
+        return BatchEncoding(dict(padded), tensor_type=options.return_tensors)
+
+    def _refuse_offsets(self, options: EncodeOptions) -> None:
+        if options.return_offsets_mapping:
+            raise NotImplementedError(
+                f"return_offsets_mapping needs a fast tokenizer; {type(self).__name__} is pure Python."
+            )
 
     def prepare_for_model(
-        self,
-        ids: list[int],
-        pair_ids: list[int] | None = None,
-        add_special_tokens: bool = True,
-        padding=False,
-        truncation=None,
-        max_length: int | None = None,
-        stride: int = 0,
-        pad_to_multiple_of: int | None = None,
-        padding_side: str | None = None,
-        return_tensors=None,
-        return_token_type_ids: bool | None = None,
-        return_attention_mask: bool | None = None,
-        return_overflowing_tokens: bool = False,
-        return_special_tokens_mask: bool = False,
-        return_length: bool = False,
-        verbose: bool = True,
-        prepend_batch_axis: bool = False,
+        self, ids: list[int], pair_ids: list[int] | None = None, prepend_batch_axis: bool = False, **options
     ) -> BatchEncoding:
-        """Model inputs from ids: truncate, add special tokens, build the masks, pad."""
-        padding_strategy, truncation_strategy, max_length = self._get_padding_truncation_strategies(
-            padding=padding, truncation=truncation, max_length=max_length, pad_to_multiple_of=pad_to_multiple_of,
-            verbose=verbose,
-        )
-        if (
-            return_overflowing_tokens
-            and truncation_strategy == TruncationStrategy.LONGEST_FIRST
-            and pair_ids is not None
-        ):
+        """Model inputs from ids: truncate, add special tokens, build the masks, pad.
+
+        ``options`` are those of ``__call__`` (``EncodeOptions``); keywords that are not options are
+        refused by name.
+        """
+        encode_options = self._encode_options(**options)
+        if encode_options.extra:
+            raise TypeError(
+                f"{type(self).__name__}.prepare_for_model() got unexpected keyword arguments "
+                f"{sorted(encode_options.extra)}."
+            )
+        self._refuse_offsets(encode_options)
+        return self._prepare_for_model(ids, pair_ids, encode_options, prepend_batch_axis=prepend_batch_axis)
+
+    def _prepare_for_model(
+        self, ids: list[int], pair_ids: list[int] | None, options: EncodeOptions, prepend_batch_axis: bool = False
+    ) -> BatchEncoding:
+        truncation, max_length = options.truncation, options.max_length
+        longest_first = truncation == TruncationStrategy.LONGEST_FIRST
+        if options.return_overflowing_tokens and longest_first and pair_ids is not None:
             raise ValueError(
                 "return_overflowing_tokens=True cannot be used with truncation='longest_first' on a pair of "
                 "sequences; use truncation='only_first' or 'only_second'."
             )
+        return_token_type_ids = options.return_token_type_ids
         if return_token_type_ids is None:
             return_token_type_ids = "token_type_ids" in self.model_input_names
+        return_attention_mask = options.return_attention_mask
         if return_attention_mask is None:
             return_attention_mask = "attention_mask" in self.model_input_names
 
+        add_special_tokens = options.add_special_tokens
         num_special = self.num_special_tokens_to_add(pair=pair_ids is not None) if add_special_tokens else 0
         total_length = len(ids) + len(pair_ids or []) + num_special
         overflowing: list[int] = []
-        if truncation_strategy != TruncationStrategy.DO_NOT_TRUNCATE and max_length and total_length > max_length:
+        if truncation != TruncationStrategy.DO_NOT_TRUNCATE and max_length and total_length > max_length:
             ids, pair_ids, overflowing = self.truncate_sequences(
                 ids,
                 pair_ids=pair_ids,
                 num_tokens_to_remove=total_length - max_length,
-                truncation_strategy=truncation_strategy,
-                stride=stride,
+                truncation_strategy=truncation,
+                stride=options.stride,
             )
 
         if add_special_tokens:
@@ -419,29 +380,29 @@ class PreTrainedTokenizer(PreTrainedTokenizerBase):
         encoded: dict[str, Any] = {"input_ids": sequence}
         if return_token_type_ids:
             encoded["token_type_ids"] = token_type_ids
-        if return_special_tokens_mask:
+        if options.return_special_tokens_mask:
             encoded["special_tokens_mask"] = (
                 self.get_special_tokens_mask(ids, pair_ids) if add_special_tokens else [0] * len(sequence)
             )
-        if return_overflowing_tokens and not return_tensors and overflowing:
+        if options.return_overflowing_tokens and not options.return_tensors and overflowing:
             encoded["overflowing_tokens"] = overflowing
             encoded["num_truncated_tokens"] = total_length - max_length if max_length else 0
-        self._eventual_warn_about_too_long_sequence(sequence, max_length, verbose)
+        self._eventual_warn_about_too_long_sequence(sequence, max_length, options.verbose)
 
-        if padding_strategy != PaddingStrategy.DO_NOT_PAD or return_attention_mask:
+        if options.padding != PaddingStrategy.DO_NOT_PAD or return_attention_mask:
             encoded = dict(
                 self.pad(
                     encoded,
-                    padding=padding_strategy,
+                    padding=options.padding,
                     max_length=max_length,
-                    pad_to_multiple_of=pad_to_multiple_of,
-                    padding_side=padding_side,
+                    pad_to_multiple_of=options.pad_to_multiple_of,
+                    padding_side=options.padding_side,
                     return_attention_mask=return_attention_mask,
                 )
             )
-        if return_length:
+        if options.return_length:
             encoded["length"] = len(encoded["input_ids"])
-        return BatchEncoding(encoded, tensor_type=return_tensors, prepend_batch_axis=prepend_batch_axis)
+        return BatchEncoding(encoded, tensor_type=options.return_tensors, prepend_batch_axis=prepend_batch_axis)
 
     def truncate_sequences(
         self,

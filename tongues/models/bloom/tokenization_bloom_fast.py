@@ -13,8 +13,8 @@ from typing import Any
 
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors
 
-from ...tokenization.base import TokenizerFileError, read_json_file, read_text_file
 from ...tokenization.fast import PreTrainedTokenizerFast, component_state, pipeline_components
+from ...tokenization.files import TokenizerFileError, read_json_file, read_text_file
 
 # BLOOM's pre-tokenizer split (from the tokenizer.json of bigscience/bloom).
 BLOOM_SPLIT_PATTERN = " ?[^(\\s|[.,!?…。，、।۔،])]+"

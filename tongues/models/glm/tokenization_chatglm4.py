@@ -27,7 +27,7 @@ from typing import Any
 
 import regex
 
-from ...tokenization.base import TokenizerFileError
+from ...tokenization.files import TokenizerFileError
 from ...tokenization.slow import PreTrainedTokenizer
 
 VOCAB_FILE = "tokenizer.model"

@@ -21,7 +21,7 @@ from typing import Any
 
 import sentencepiece as spm
 
-from ...tokenization.base import TokenizerFileError
+from ...tokenization.files import TokenizerFileError
 from ...tokenization.slow import PreTrainedTokenizer
 
 SPIECE_UNDERLINE = "▁"
