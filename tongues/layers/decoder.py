@@ -6,7 +6,13 @@ A family's bare model is its embedding, its block and its checkpoint names. It m
     class BloomModel(Decoder, BloomPreTrainedModel):
         blocks_name, final_norm_name = "h", "ln_f"
 
-        def embed(self, input_ids, inputs_embeds, attention_mask, cache, past, **inputs):
+        def get_input_embeddings(self):
+        return getattr(self, self.embeddings_name)
+
+    def set_input_embeddings(self, value):
+        setattr(self, self.embeddings_name, value)
+
+    def embed(self, input_ids, inputs_embeds, attention_mask, cache, past, **inputs):
             x = ...                           # (B, T, D)
             return x, {"bias": ...}           # keywords every block receives
 
@@ -71,14 +77,21 @@ def run_layers(blocks: Iterable[Callable], x: torch.Tensor, collect: Collector, 
 class Decoder:
     """Mixin for a family's bare model (a ``PreTrainedModel``): the shared forward around ``embed``.
 
-    Declarations: ``blocks_name`` (the checkpoint name of the block list), ``final_norm_name``
-    (``None`` for post-norm stacks), ``output_class``. Hooks with defaults: ``prepare_cache``,
+    Declarations: ``embeddings_name`` (the token embedding's checkpoint name), ``blocks_name`` (the
+    block list's), ``final_norm_name`` (``None`` for post-norm stacks), ``output_class``. Hooks with defaults: ``prepare_cache``,
     ``returned_cache``, ``blocks``. ``config.layerdrop`` (when present) drops whole layers in training.
     """
 
+    embeddings_name: ClassVar[str] = "embed_tokens"
     blocks_name: ClassVar[str] = "layers"
     final_norm_name: ClassVar[str | None] = "norm"
     output_class: ClassVar[type] = BaseModelOutputWithPast
+
+    def get_input_embeddings(self):
+        return getattr(self, self.embeddings_name)
+
+    def set_input_embeddings(self, value):
+        setattr(self, self.embeddings_name, value)
 
     def embed(self, input_ids, inputs_embeds, attention_mask, cache, past: int, **inputs):
         """``(x (B, T, D), keywords for every block)``: the family's embedding, positions and masks."""

@@ -105,6 +105,7 @@ class BloomModel(Decoder, BloomPreTrainedModel):
     """The bare BLOOM decoder: hidden states (B, T, hidden_size) after the final LayerNorm."""
 
     blocks_name, final_norm_name = "h", "ln_f"
+    embeddings_name = "word_embeddings"
     output_class = BaseModelOutputWithPastAndCrossAttentions
 
     def __init__(self, config: BloomConfig) -> None:
@@ -114,12 +115,6 @@ class BloomModel(Decoder, BloomPreTrainedModel):
         self.h = nn.ModuleList(BloomBlock(config, i) for i in range(config.n_layer))
         self.ln_f = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_epsilon)
         self.post_init()
-
-    def get_input_embeddings(self):
-        return self.word_embeddings
-
-    def set_input_embeddings(self, value):
-        self.word_embeddings = value
 
     def forward(self, input_ids=None, past_key_values=None, attention_mask=None, head_mask=None, inputs_embeds=None,
                 use_cache=None, output_attentions=None, output_hidden_states=None, return_dict=None,

@@ -188,12 +188,6 @@ class XGLMModel(Decoder, XGLMPreTrainedModel):
         self.layer_norm = nn.LayerNorm(config.d_model)
         self.post_init()
 
-    def get_input_embeddings(self):
-        return self.embed_tokens
-
-    def set_input_embeddings(self, value):
-        self.embed_tokens = value
-
     def forward(self, input_ids=None, attention_mask=None, position_ids=None, encoder_hidden_states=None,
                 encoder_attention_mask=None, head_mask=None, cross_attn_head_mask=None, past_key_values=None,
                 inputs_embeds=None, use_cache=None, output_attentions=None, output_hidden_states=None,

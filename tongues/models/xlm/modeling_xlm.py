@@ -197,6 +197,7 @@ class XLMModel(Decoder, XLMPreTrainedModel):
     """
 
     final_norm_name = None  # post-norm: each layer ends with its LayerNorm
+    embeddings_name = "embeddings"
     output_class = BaseModelOutput
 
     def __init__(self, config: XLMConfig) -> None:
@@ -220,12 +221,6 @@ class XLMModel(Decoder, XLMPreTrainedModel):
         self.ffns = nn.ModuleList(TransformerFFN(config) for _ in range(config.n_layers))
         self.layer_norm2 = nn.ModuleList(nn.LayerNorm(dim, eps=config.layer_norm_eps) for _ in range(config.n_layers))
         self.post_init()
-
-    def get_input_embeddings(self):
-        return self.embeddings
-
-    def set_input_embeddings(self, value):
-        self.embeddings = value
 
     def padding_mask(self, input_ids=None, attention_mask=None, lengths=None, batch_size=None, length=None,
                      device=None) -> torch.Tensor:
