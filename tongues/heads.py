@@ -23,6 +23,7 @@ Declarations (class attributes): ``classifier_name`` (checkpoint name of the tas
 from __future__ import annotations
 
 import logging
+from dataclasses import fields
 from typing import Any, ClassVar
 
 import torch
@@ -51,9 +52,11 @@ def keep_last(hidden: torch.Tensor, logits_to_keep: int | torch.Tensor) -> torch
     return hidden[:, logits_to_keep]
 
 
-def extras(out) -> dict[str, Any]:
-    """The bare model's outputs other than ``last_hidden_state`` (cache, hidden states, attentions)."""
-    return {k: v for k, v in out.items() if k != "last_hidden_state"}
+def extras(out, output_class: type) -> dict[str, Any]:
+    """The bare model's outputs other than ``last_hidden_state`` that ``output_class`` holds (cache, hidden
+    states, attentions, cross-attentions)."""
+    names = {f.name for f in fields(output_class)} - {"last_hidden_state"}
+    return {k: v for k, v in out.items() if k in names}
 
 
 class HeadModel:
@@ -108,7 +111,8 @@ class CausalLMHead(HeadModel):
                              output_hidden_states=output_hidden_states, **kwargs)
         logits = self.lm_head(keep_last(out.last_hidden_state, logits_to_keep))
         loss = causal_lm_loss(logits, labels) if labels is not None else None
-        return finish(self.output_class(loss=loss, logits=logits, **extras(out)), return_dict, self.config)
+        output = self.output_class(loss=loss, logits=logits, **extras(out, self.output_class))
+        return finish(output, return_dict, self.config)
 
 
 class LastTokenSequenceClassification(HeadModel):
@@ -131,8 +135,9 @@ class LastTokenSequenceClassification(HeadModel):
         last = last_token_index(input_ids, self.config.pad_token_id, B)
         pooled = logits[torch.arange(B, device=logits.device), last]
         loss = sequence_classification_loss(self.config, pooled, labels) if labels is not None else None
-        return finish(SequenceClassifierOutputWithPast(loss=loss, logits=pooled, **extras(out)), return_dict,
-                      self.config)
+        output = SequenceClassifierOutputWithPast(loss=loss, logits=pooled,
+                                                  **extras(out, SequenceClassifierOutputWithPast))
+        return finish(output, return_dict, self.config)
 
 
 class TokenClassification(HeadModel):

@@ -86,6 +86,8 @@ class Decoder:
     blocks_name: ClassVar[str] = "layers"
     final_norm_name: ClassVar[str | None] = "norm"
     output_class: ClassVar[type] = BaseModelOutputWithPast
+    # Some references return ``cross_attentions=()`` with ``output_attentions`` even without cross-attention.
+    empty_cross_attentions: ClassVar[bool] = False
 
     def get_input_embeddings(self):
         return getattr(self, self.embeddings_name)
@@ -138,6 +140,8 @@ class Decoder:
         values = {"last_hidden_state": x, "past_key_values": self.returned_cache(cache, use_cache, legacy),
                   "hidden_states": collect.hidden, "attentions": collect.attentions,
                   "cross_attentions": collect.cross}
+        if collect.cross is None and output_attentions and self.empty_cross_attentions:
+            values["cross_attentions"] = ()
         names = {f.name for f in fields(self.output_class)}
         out = self.output_class(**{k: v for k, v in values.items() if k in names})
         return finish(out, return_dict, config)

@@ -119,6 +119,7 @@ class GPT2Model(Decoder, GPT2PreTrainedModel):
 
     embeddings_name, blocks_name, final_norm_name = "wte", "h", "ln_f"
     output_class = BaseModelOutputWithPastAndCrossAttentions
+    empty_cross_attentions = True  # as the reference (transformers 5.23) returns them
 
     def __init__(self, config: GPT2Config) -> None:
         super().__init__(config)
