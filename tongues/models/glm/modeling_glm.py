@@ -17,45 +17,15 @@ from torch import nn
 from ...generation import GenerationMixin
 from ...heads import CausalLMHead, LastTokenSequenceClassification, TokenClassification
 from ...layers.activations import get_activation
-from ...layers.attention import attend
+from ...layers.attention import MultiHeadAttention
 from ...layers.decoder import Decoder
 from ...layers.masks import absolute_positions, causal_bias
 from ...layers.norms import RMSNorm
-from ...layers.rotary import apply_rotary, rotary_cos_sin
+from ...layers.rotary import rotary_cos_sin
 from ...modeling import PreTrainedModel
 from ...outputs import CausalLMOutputWithPast
 from .configuration_glm import GlmConfig
 from .convert_chatglm import chatglm_key_to_glm, is_chatglm_key, split_fused_qkv
-
-
-class GlmAttention(nn.Module):
-    def __init__(self, config: GlmConfig, layer_idx: int) -> None:
-        super().__init__()
-        self.num_heads = config.num_attention_heads
-        self.num_kv_heads = config.num_key_value_heads
-        self.head_dim = config.head_dim
-        self.layer_idx = layer_idx
-        self.attention_dropout = config.attention_dropout
-        H, H_kv, D = self.num_heads, self.num_kv_heads, self.head_dim
-        self.q_proj = nn.Linear(config.hidden_size, H * D, bias=config.attention_bias)
-        self.k_proj = nn.Linear(config.hidden_size, H_kv * D, bias=config.attention_bias)
-        self.v_proj = nn.Linear(config.hidden_size, H_kv * D, bias=config.attention_bias)
-        # GLM-4 has biases on q, k, v only (THUDM's add_qkv_bias=True, add_bias_linear=False).
-        self.o_proj = nn.Linear(H * D, config.hidden_size, bias=False)
-
-    def forward(self, x, cos, sin, bias, cache=None, head_mask=None, output_attentions=False):
-        B, T, _ = x.shape
-        H, H_kv, D = self.num_heads, self.num_kv_heads, self.head_dim
-        q = self.q_proj(x).view(B, T, H, D).transpose(1, 2)  # (B, H, T, D)
-        k = self.k_proj(x).view(B, T, H_kv, D).transpose(1, 2)  # (B, H_kv, T, D)
-        v = self.v_proj(x).view(B, T, H_kv, D).transpose(1, 2)
-        q, k = apply_rotary(q, k, cos, sin, interleaved=True)
-        if cache is not None:
-            k, v = cache.update(k, v, self.layer_idx)
-        out, probs = attend(q, k, v, bias=bias, scale=D**-0.5, head_mask=head_mask, dropout_p=self.attention_dropout,
-                            training=self.training, output_attentions=output_attentions)
-        out = out.transpose(1, 2).reshape(B, T, H * D)  # (B, T, H*D)
-        return self.o_proj(out), probs
 
 
 class GlmMLP(nn.Module):
@@ -76,12 +46,16 @@ class GlmDecoderLayer(nn.Module):
     def __init__(self, config: GlmConfig, layer_idx: int) -> None:
         super().__init__()
         self.input_layernorm = RMSNorm(config.hidden_size, eps=config.rms_norm_eps)
-        self.self_attn = GlmAttention(config, layer_idx)
+        # GLM-4 has biases on q, k, v only (THUDM's add_qkv_bias=True, add_bias_linear=False).
+        self.self_attn = MultiHeadAttention(config.hidden_size, config.num_attention_heads, layer_idx,
+                                            config.attention_dropout, config.num_key_value_heads, config.head_dim,
+                                            qkv_bias=config.attention_bias, out_bias=False,
+                                            names=("q_proj", "k_proj", "v_proj", "o_proj"), interleaved_rotary=True)
         self.post_attention_layernorm = RMSNorm(config.hidden_size, eps=config.rms_norm_eps)
         self.mlp = GlmMLP(config)
 
     def forward(self, x, cache, head_mask, output_attentions, cos, sin, bias):
-        attn, probs = self.self_attn(self.input_layernorm(x), cos, sin, bias, cache, head_mask, output_attentions)
+        attn, probs = self.self_attn(self.input_layernorm(x), cache, head_mask, output_attentions, bias, cos, sin)
         x = x + attn
         return x + self.mlp(self.post_attention_layernorm(x)), probs
 

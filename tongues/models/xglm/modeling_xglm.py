@@ -19,7 +19,7 @@ from ...cache import DynamicCache, EncoderDecoderCache, as_cache
 from ...generation import GenerationMixin
 from ...heads import CausalLMHead
 from ...layers.activations import get_activation
-from ...layers.attention import attend, layer_head_masks
+from ...layers.attention import MultiHeadAttention, layer_head_masks
 from ...layers.decoder import Decoder, PerLayer
 from ...layers.masks import absolute_positions, causal_bias, padding_bias
 from ...layers.sinusoidal import sinusoidal_table
@@ -76,43 +76,23 @@ class XGLMSinusoidalPositionalEmbedding(nn.Module):
         return self.weights.index_select(0, rows.reshape(-1)).view(B, T, -1)  # (B, T, D)
 
 
-class XGLMAttention(nn.Module):
+class XGLMAttention(MultiHeadAttention):
     """Multi-head attention; with ``key_value_states`` it is cross-attention over the encoder's states."""
 
     def __init__(self, config: XGLMConfig, layer_idx: int) -> None:
-        super().__init__()
-        D = config.d_model
-        self.num_heads = config.attention_heads
-        self.head_dim = D // config.attention_heads
-        self.layer_idx = layer_idx
-        self.attention_dropout = config.attention_dropout
-        self.k_proj = nn.Linear(D, D)
-        self.v_proj = nn.Linear(D, D)
-        self.q_proj = nn.Linear(D, D)
-        self.out_proj = nn.Linear(D, D)
+        super().__init__(config.d_model, config.attention_heads, layer_idx, config.attention_dropout)
 
-    def _heads(self, x: torch.Tensor, proj: nn.Linear) -> torch.Tensor:
-        B, T, _ = x.shape
-        return proj(x).view(B, T, self.num_heads, self.head_dim).transpose(1, 2)  # (B, H, T, hd)
-
-    def forward(self, x, bias=None, cache=None, head_mask=None, output_attentions=False, key_value_states=None):
-        B, T, _ = x.shape
-        q = self._heads(x, self.q_proj)
+    def forward(self, x, cache=None, head_mask=None, output_attentions=False, bias=None, key_value_states=None):
         if key_value_states is None:
-            k, v = self._heads(x, self.k_proj), self._heads(x, self.v_proj)
-            if cache is not None:
-                k, v = cache.update(k, v, self.layer_idx)
-        elif isinstance(cache, EncoderDecoderCache) and cache.has_cross(self.layer_idx):
+            return super().forward(x, cache, head_mask, output_attentions, bias)
+        q = self.split_heads(x, 0)
+        if isinstance(cache, EncoderDecoderCache) and cache.has_cross(self.layer_idx):
             k, v = cache.cross(self.layer_idx)  # the encoder's states do not change between decoding steps
         else:
-            k, v = self._heads(key_value_states, self.k_proj), self._heads(key_value_states, self.v_proj)
+            k, v = self.split_heads(key_value_states, 1), self.split_heads(key_value_states, 2)
             if isinstance(cache, EncoderDecoderCache):
                 cache.cross_attention_cache.update(k, v, self.layer_idx)
-        out, probs = attend(q, k, v, bias=bias, scale=self.head_dim**-0.5, head_mask=head_mask,
-                            dropout_p=self.attention_dropout, training=self.training,
-                            output_attentions=output_attentions)
-        out = out.transpose(1, 2).reshape(B, T, self.num_heads * self.head_dim)  # (B, T, D)
-        return self.out_proj(out), probs
+        return self.attend_and_project(q, k, v, bias, head_mask, output_attentions)
 
 
 class XGLMDecoderLayer(nn.Module):
@@ -136,12 +116,12 @@ class XGLMDecoderLayer(nn.Module):
 
     def forward(self, x, cache, head_mask, output_attentions, bias, encoder_states=None, encoder_bias=None,
                 cross_head_mask=None):
-        h, probs = self.self_attn(self.self_attn_layer_norm(x), bias, cache, head_mask, output_attentions)
+        h, probs = self.self_attn(self.self_attn_layer_norm(x), cache, head_mask, output_attentions, bias)
         x = x + F.dropout(h, self.dropout, self.training)
         cross_probs = None
         if encoder_states is not None:
-            h, cross_probs = self.encoder_attn(self.encoder_attn_layer_norm(x), encoder_bias, cache, cross_head_mask,
-                                               output_attentions, key_value_states=encoder_states)
+            h, cross_probs = self.encoder_attn(self.encoder_attn_layer_norm(x), cache, cross_head_mask,
+                                               output_attentions, encoder_bias, key_value_states=encoder_states)
             x = x + F.dropout(h, self.dropout, self.training)
         h = self.activation_fn(self.fc1(self.final_layer_norm(x)))
         h = self.fc2(F.dropout(h, self.activation_dropout, self.training))

@@ -30,7 +30,7 @@ from ...heads import (
     TokenClassification,
     keep_last,
 )
-from ...layers.attention import attend
+from ...layers.attention import MultiHeadAttention
 from ...layers.decoder import Decoder, finish
 from ...layers.losses import token_loss
 from ...layers.masks import causal_bias, position_ids_from_mask
@@ -109,32 +109,6 @@ class SinusoidalPositionEmbedding(nn.Embedding):
     @torch.no_grad()
     def reset_table(self) -> None:
         self.weight.copy_(interleaved_sinusoidal_table(self.num_embeddings, self.embedding_dim))
-
-
-class MultiHeadAttention(nn.Module):
-    def __init__(self, config: XLMConfig, layer_idx: int) -> None:
-        super().__init__()
-        dim = config.emb_dim
-        self.layer_idx = layer_idx
-        self.n_heads = config.n_heads
-        self.head_dim = dim // config.n_heads
-        self.dropout = config.attention_dropout
-        self.q_lin = nn.Linear(dim, dim)
-        self.k_lin = nn.Linear(dim, dim)
-        self.v_lin = nn.Linear(dim, dim)
-        self.out_lin = nn.Linear(dim, dim)
-
-    def forward(self, x, bias, cache=None, head_mask=None, output_attentions=False):
-        B, T, _ = x.shape
-        H, D = self.n_heads, self.head_dim
-        q = self.q_lin(x).view(B, T, H, D).transpose(1, 2)  # (B, H, T, D)
-        k = self.k_lin(x).view(B, T, H, D).transpose(1, 2)
-        v = self.v_lin(x).view(B, T, H, D).transpose(1, 2)
-        if cache is not None:
-            k, v = cache.update(k, v, self.layer_idx)  # (B, H, past + T, D)
-        out, probs = attend(q, k, v, bias=bias, scale=D**-0.5, head_mask=head_mask, dropout_p=self.dropout,
-                            training=self.training, output_attentions=output_attentions)
-        return self.out_lin(out.transpose(1, 2).reshape(B, T, H * D)), probs  # (B, T, H*D)
 
 
 class TransformerFFN(nn.Module):
@@ -216,7 +190,9 @@ class XLMModel(Decoder, XLMPreTrainedModel):
         self.embeddings = nn.Embedding(config.vocab_size, dim, padding_idx=config.pad_token_id)
         self.layer_norm_emb = nn.LayerNorm(dim, eps=config.layer_norm_eps)
         # Parallel per-layer lists rather than blocks: these are the checkpoint's key names.
-        self.attentions = nn.ModuleList(MultiHeadAttention(config, i) for i in range(config.n_layers))
+        self.attentions = nn.ModuleList(MultiHeadAttention(dim, config.n_heads, i, config.attention_dropout,
+                                                           names=("q_lin", "k_lin", "v_lin", "out_lin"))
+                                        for i in range(config.n_layers))
         self.layer_norm1 = nn.ModuleList(nn.LayerNorm(dim, eps=config.layer_norm_eps) for _ in range(config.n_layers))
         self.ffns = nn.ModuleList(TransformerFFN(config) for _ in range(config.n_layers))
         self.layer_norm2 = nn.ModuleList(nn.LayerNorm(dim, eps=config.layer_norm_eps) for _ in range(config.n_layers))
@@ -327,7 +303,7 @@ class XLMModel(Decoder, XLMPreTrainedModel):
 
     def _layer(self, i, x, cache, head_mask, output_attentions, bias, keep):
         """One post-LayerNorm block: x = LN1(x + attn(x)); x = LN2(x + ffn(x)); padding zeroed."""
-        attn, probs = self.attentions[i](x, bias, cache, head_mask, output_attentions)
+        attn, probs = self.attentions[i](x, cache, head_mask, output_attentions, bias)
         x = self.layer_norm1[i](x + F.dropout(attn, self.config.dropout, self.training))
         x = self.layer_norm2[i](x + self.ffns[i](x))
         return x * keep, probs
