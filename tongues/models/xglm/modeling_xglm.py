@@ -22,58 +22,10 @@ from ...layers.activations import get_activation
 from ...layers.attention import MultiHeadAttention, layer_head_masks
 from ...layers.decoder import Decoder, PerLayer
 from ...layers.masks import absolute_positions, causal_bias, padding_bias
-from ...layers.sinusoidal import sinusoidal_table
+from ...layers.embeddings import GrowingSinusoidalPositions, ScaledEmbedding
 from ...modeling import PreTrainedModel
 from ...outputs import BaseModelOutputWithPastAndCrossAttentions, CausalLMOutputWithCrossAttentions
 from .configuration_xglm import XGLMConfig
-
-
-class ScaledEmbedding(nn.Embedding):
-    """Token embedding multiplied by ``embed_scale`` (``sqrt(d_model)`` when ``config.scale_embedding``).
-
-    The scale lives in the module, as in fairseq, so ``get_input_embeddings()(ids)`` gives exactly
-    what the model adds positions to, and ``inputs_embeds`` built that way match ``input_ids``.
-    """
-
-    def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None,
-                 embed_scale: float = 1.0, **kwargs) -> None:
-        super().__init__(num_embeddings, embedding_dim, padding_idx, **kwargs)
-        self.embed_scale = embed_scale
-
-    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
-        return super().forward(input_ids) * self.embed_scale
-
-
-class XGLMSinusoidalPositionalEmbedding(nn.Module):
-    """Position vectors (B, T, D) from a fixed sinusoidal table that grows when a longer input comes."""
-
-    # fairseq reserves rows 0..1 (padding_idx=1 and the row below it), so position p reads row p + 2.
-    offset = 2
-
-    def __init__(self, num_positions: int, embedding_dim: int, padding_idx: int | None = None) -> None:
-        super().__init__()
-        self.embedding_dim = embedding_dim
-        self.padding_idx = padding_idx
-        self.register_buffer("weights", sinusoidal_table(num_positions + self.offset, embedding_dim, padding_idx),
-                             persistent=False)
-
-    def reset_buffers(self) -> None:
-        table = sinusoidal_table(self.weights.shape[0], self.embedding_dim, self.padding_idx)
-        self.weights = table.to(device=self.weights.device, dtype=self.weights.dtype)
-
-    @torch.no_grad()
-    def forward(self, position_ids: torch.Tensor, past_length: int = 0) -> torch.Tensor:
-        B, T = position_ids.shape
-        rows = position_ids + self.offset
-        low, high = (int(v) for v in torch.aminmax(rows))
-        if low < 0:
-            raise ValueError(f"position_ids must be >= -{self.offset}; got {low - self.offset}")
-        # The table has no learned weights, so it grows instead of failing (as fairseq's does).
-        needed = max(high + 1, self.offset + past_length + T)
-        if needed > self.weights.shape[0]:
-            table = sinusoidal_table(needed, self.embedding_dim, self.padding_idx)
-            self.weights = table.to(device=self.weights.device, dtype=self.weights.dtype)
-        return self.weights.index_select(0, rows.reshape(-1)).view(B, T, -1)  # (B, T, D)
 
 
 class XGLMAttention(MultiHeadAttention):
@@ -162,8 +114,9 @@ class XGLMModel(Decoder, XGLMPreTrainedModel):
             scale = math.sqrt(config.d_model) if config.scale_embedding else 1.0
             embed_tokens = ScaledEmbedding(config.vocab_size, config.d_model, config.pad_token_id, embed_scale=scale)
         self.embed_tokens = embed_tokens
-        self.embed_positions = XGLMSinusoidalPositionalEmbedding(config.max_position_embeddings, config.d_model,
-                                                                 config.pad_token_id)
+        # fairseq reserves rows 0..1 (padding_idx=1 and the row below it), so position p reads row p + 2.
+        self.embed_positions = GrowingSinusoidalPositions(config.max_position_embeddings, config.d_model,
+                                                          config.pad_token_id, offset=2)
         self.layers = nn.ModuleList(XGLMDecoderLayer(config, i) for i in range(config.num_layers))
         self.layer_norm = nn.LayerNorm(config.d_model)
         self.post_init()

@@ -34,7 +34,7 @@ from ...layers.attention import MultiHeadAttention
 from ...layers.decoder import Decoder, finish
 from ...layers.losses import token_loss
 from ...layers.masks import causal_bias, position_ids_from_mask
-from ...layers.sinusoidal import interleaved_sinusoidal_table
+from ...layers.embeddings import FrozenSinusoidalEmbedding
 from ...modeling import PreTrainedModel
 from ...outputs import BaseModelOutput, MaskedLMOutput, ModelOutput, output_dataclass
 from .configuration_xlm import XLMConfig
@@ -95,22 +95,6 @@ class DictCache(Cache):
         return (self.store[i] for i in range(len(self)))
 
 
-class SinusoidalPositionEmbedding(nn.Embedding):
-    """An ``nn.Embedding`` holding XLM's fixed sinusoidal table, frozen as in facebookresearch/XLM.
-
-    It stays a parameter (checkpoint key ``position_embeddings.weight``) so that checkpoints load
-    unchanged; the table is rebuilt only when a checkpoint lacks it.
-    """
-
-    def __init__(self, num_positions: int, dim: int) -> None:
-        super().__init__(num_positions, dim)
-        self.weight.requires_grad_(False)
-
-    @torch.no_grad()
-    def reset_table(self) -> None:
-        self.weight.copy_(interleaved_sinusoidal_table(self.num_embeddings, self.embedding_dim))
-
-
 class TransformerFFN(nn.Module):
     def __init__(self, config: XLMConfig) -> None:
         super().__init__()
@@ -149,7 +133,7 @@ class XLMPreTrainedModel(PreTrainedModel):
             module.weight.normal_(0.0, self.config.embed_init_std)
             if module.padding_idx is not None:
                 module.weight[module.padding_idx].zero_()
-        if isinstance(module, SinusoidalPositionEmbedding):
+        if isinstance(module, FrozenSinusoidalEmbedding):
             module.reset_table()
 
     def summary_mask(self, input_ids, attention_mask, hidden, lengths=None, **kwargs):
@@ -181,7 +165,7 @@ class XLMModel(Decoder, XLMPreTrainedModel):
                               "reference implements; XLM checkpoints are encoders (use causal=True for a CLM).")
         dim = config.emb_dim
         if config.sinusoidal_embeddings:
-            self.position_embeddings = SinusoidalPositionEmbedding(config.max_position_embeddings, dim)
+            self.position_embeddings = FrozenSinusoidalEmbedding(config.max_position_embeddings, dim)
         else:
             self.position_embeddings = nn.Embedding(config.max_position_embeddings, dim)
         # Only multilingual checkpoints carry language embeddings (and only when use_lang_emb).
