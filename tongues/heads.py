@@ -34,6 +34,7 @@ from .layers.decoder import finish
 from .layers.losses import causal_lm_loss, last_token_index, sequence_classification_loss, span_loss, token_loss
 from .layers.summary import BeamSpanHead, SequenceSummary
 from .outputs import (
+    BeamQuestionAnsweringOutput,
     CausalLMOutputWithPast,
     MultipleChoiceModelOutput,
     QuestionAnsweringModelOutput,
@@ -192,10 +193,10 @@ class BeamSpanQuestionAnswering(HeadModel):
     """XLNet's beam-search SQuAD head (``qa_outputs``: start, end given start, answerability).
 
     Training (both positions given): the loss. Otherwise the top start/end candidates with their
-    log-probabilities and ``cls_logits``; ``output_class`` (declared by the family) holds them.
+    log-probabilities and ``cls_logits``, in ``output_class``.
     """
 
-    output_class: ClassVar[type]
+    output_class: ClassVar[type] = BeamQuestionAnsweringOutput
 
     def build_head(self, config) -> None:
         self.qa_outputs = BeamSpanHead(config.hidden_size, config.start_n_top, config.end_n_top, config.layer_norm_eps)

@@ -32,31 +32,17 @@ from ...heads import (
 )
 from ...layers.attention import MultiHeadAttention
 from ...layers.decoder import Decoder, finish
+from ...layers.inputs import last_columns
 from ...layers.losses import token_loss
 from ...layers.masks import causal_bias, position_ids_from_mask
 from ...layers.embeddings import FrozenSinusoidalEmbedding
 from ...modeling import PreTrainedModel
-from ...outputs import BaseModelOutput, MaskedLMOutput, ModelOutput, output_dataclass
+from ...outputs import BaseModelOutput, BeamQuestionAnsweringOutput, MaskedLMOutput
 from .configuration_xlm import XLMConfig
 
 
-@output_dataclass
-class XLMForQuestionAnsweringOutput(ModelOutput):
-    """Output of :class:`XLMForQuestionAnswering`.
-
-    ``loss`` (training, when start and end positions are given); otherwise the beam candidates:
-    ``start_top_log_probs``/``start_top_index`` (B, start_n_top), ``end_top_log_probs``/
-    ``end_top_index`` (B, start_n_top * end_n_top) and ``cls_logits`` (B,), the is-impossible logit.
-    """
-
-    loss: Optional[torch.Tensor] = None
-    start_top_log_probs: Optional[torch.Tensor] = None
-    start_top_index: Optional[torch.Tensor] = None
-    end_top_log_probs: Optional[torch.Tensor] = None
-    end_top_index: Optional[torch.Tensor] = None
-    cls_logits: Optional[torch.Tensor] = None
-    hidden_states: Optional[tuple[torch.Tensor, ...]] = None
-    attentions: Optional[tuple[torch.Tensor, ...]] = None
+class XLMForQuestionAnsweringOutput(BeamQuestionAnsweringOutput):
+    """Output of :class:`XLMForQuestionAnswering` (loss, or the top start/end candidates and ``cls_logits``)."""
 
 
 class DictCache(Cache):
@@ -105,18 +91,6 @@ class TransformerFFN(nn.Module):
 
     def forward(self, x):
         return F.dropout(self.lin2(self.act(self.lin1(x))), self.dropout, self.training)
-
-
-def _new_part(t: torch.Tensor | None, name: str, B: int, S: int, T: int) -> torch.Tensor | None:
-    """The last ``T`` columns of a per-token input given for the whole sequence (B, S), or given for them only."""
-    if t is None:
-        return None
-    if not torch.is_tensor(t) or t.dim() != 2 or t.shape[0] != B or t.shape[1] not in (S, T):
-        shape = tuple(t.shape) if torch.is_tensor(t) else type(t).__name__
-        raise ValueError(f"{name} has shape {shape}, expected ({B}, {S}) like the input ids")
-    if t.dtype.is_floating_point:
-        raise TypeError(f"{name} must hold integer indices; got dtype {t.dtype}")
-    return t[:, t.shape[1] - T:]
 
 
 class XLMPreTrainedModel(PreTrainedModel):
@@ -259,13 +233,13 @@ class XLMModel(Decoder, XLMPreTrainedModel):
                                  f"{config.max_position_embeddings} (config.max_position_embeddings)")
             position_ids = torch.arange(past, S, device=device)[None, :]  # (1, T)
         else:
-            position_ids = _new_part(position_ids, "position_ids", B, S, T)
+            position_ids = last_columns(position_ids, "position_ids", B, S, T)
             if int(position_ids.min()) < 0 or int(position_ids.max()) >= config.max_position_embeddings:
                 low, high = int(position_ids.min()), int(position_ids.max())
                 raise ValueError(f"position_ids must lie in [0, {config.max_position_embeddings}) "
                                  f"(config.max_position_embeddings); got {low}..{high}")
-        langs = _new_part(langs, "langs", B, S, T)
-        token_type_ids = _new_part(token_type_ids, "token_type_ids", B, S, T)
+        langs = last_columns(langs, "langs", B, S, T)
+        token_type_ids = last_columns(token_type_ids, "token_type_ids", B, S, T)
 
         x = self.embeddings(input_ids[:, past:]) if inputs_embeds is None else inputs_embeds[:, past:]  # (B, T, D)
         x = x + self.position_embeddings(position_ids).expand_as(x)
