@@ -28,6 +28,8 @@ from typing import Any, Callable, ClassVar, Iterable
 
 import torch
 
+from torch import nn
+
 from ..outputs import BaseModelOutputWithPast
 from .attention import layer_head_masks
 from .inputs import Collector, check_inputs, prepare_cache, returned_cache
@@ -72,6 +74,22 @@ def run_layers(blocks: Iterable[Callable], x: torch.Tensor, collect: Collector, 
         collect.add_attention(out[1], out[2] if len(out) > 2 else None)
         x = out[0]
     return x
+
+
+class PreNormBlock(nn.Module):
+    """The pre-norm residual block: ``x + attn(norm1(x))``, then ``x + mlp(norm2(x))``.
+
+    ``names`` are the checkpoint's attribute names of (norm1, attention, norm2, mlp); a family's
+    ``__init__`` builds those four modules. Keywords (bias, RoPE's cos/sin) go to the attention.
+    """
+
+    names: ClassVar[tuple[str, str, str, str]] = ("input_layernorm", "self_attn", "post_attention_layernorm", "mlp")
+
+    def forward(self, x, cache, head_mask, output_attentions, **keywords):
+        norm1, attention, norm2, mlp = (getattr(self, name) for name in self.names)
+        h, probs = attention(norm1(x), cache, head_mask, output_attentions, **keywords)
+        x = x + h
+        return x + mlp(norm2(x)), probs
 
 
 class Decoder:

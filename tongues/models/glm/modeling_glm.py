@@ -18,7 +18,7 @@ from ...generation import GenerationMixin
 from ...heads import CausalLMHead, LastTokenSequenceClassification, TokenClassification
 from ...layers.activations import get_activation
 from ...layers.attention import MultiHeadAttention
-from ...layers.decoder import Decoder
+from ...layers.decoder import Decoder, PreNormBlock
 from ...layers.masks import absolute_positions, causal_bias
 from ...layers.norms import RMSNorm
 from ...layers.rotary import rotary_cos_sin
@@ -42,7 +42,7 @@ class GlmMLP(nn.Module):
         return self.down_proj(up * self.act(gate))
 
 
-class GlmDecoderLayer(nn.Module):
+class GlmDecoderLayer(PreNormBlock):
     def __init__(self, config: GlmConfig, layer_idx: int) -> None:
         super().__init__()
         self.input_layernorm = RMSNorm(config.hidden_size, eps=config.rms_norm_eps)
@@ -53,11 +53,6 @@ class GlmDecoderLayer(nn.Module):
                                             names=("q_proj", "k_proj", "v_proj", "o_proj"), interleaved_rotary=True)
         self.post_attention_layernorm = RMSNorm(config.hidden_size, eps=config.rms_norm_eps)
         self.mlp = GlmMLP(config)
-
-    def forward(self, x, cache, head_mask, output_attentions, cos, sin, bias):
-        attn, probs = self.self_attn(self.input_layernorm(x), cache, head_mask, output_attentions, bias, cos, sin)
-        x = x + attn
-        return x + self.mlp(self.post_attention_layernorm(x)), probs
 
 
 class GlmPreTrainedModel(PreTrainedModel):

@@ -16,7 +16,7 @@ from ...generation import GenerationMixin
 from ...heads import CausalLMHead, LastTokenSequenceClassification, TokenClassification
 from ...layers.activations import get_activation
 from ...layers.attention import attend
-from ...layers.decoder import Decoder
+from ...layers.decoder import Decoder, PreNormBlock
 from ...layers.masks import absolute_positions, causal_bias
 from ...modeling import PreTrainedModel
 from ...outputs import BaseModelOutputWithPastAndCrossAttentions, CausalLMOutputWithCrossAttentions
@@ -83,18 +83,15 @@ class GPT2MLP(nn.Module):
         return F.dropout(self.c_proj(self.act(self.c_fc(x))), self.resid_pdrop, self.training)
 
 
-class GPT2Block(nn.Module):
+class GPT2Block(PreNormBlock):
+    names = ("ln_1", "attn", "ln_2", "mlp")
+
     def __init__(self, config: GPT2Config, layer_idx: int) -> None:
         super().__init__()
         self.ln_1 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
         self.attn = GPT2Attention(config, layer_idx)
         self.ln_2 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
         self.mlp = GPT2MLP(config)
-
-    def forward(self, x, cache, head_mask, output_attentions, bias):
-        attn, probs = self.attn(self.ln_1(x), cache, head_mask, output_attentions, bias)
-        x = x + attn
-        return x + self.mlp(self.ln_2(x)), probs
 
 
 class GPT2PreTrainedModel(PreTrainedModel):
