@@ -1,4 +1,4 @@
-"""tongues: a fast, exact home for multilingual language models (XGLM, XLM, BLOOM, GLM-4).
+"""tongues: a fast, exact home for multilingual language models (XGLM, XLM, BLOOM, GLM-4, GPT-2 / mGPT).
 
 Every public class is importable from here; importing ``tongues`` itself loads neither torch nor
 any framework, each name is resolved on first use.
