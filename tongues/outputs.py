@@ -153,3 +153,22 @@ class MultipleChoiceModelOutput(ModelOutput):
     logits: Tensor = None
     hidden_states: Optional[tuple[torch.Tensor, ...]] = None
     attentions: Optional[tuple[torch.Tensor, ...]] = None
+
+
+@output_dataclass
+class BeamQuestionAnsweringOutput(ModelOutput):
+    """Output of a beam-search span head (XLNet's SQuAD head, ``heads.BeamSpanQuestionAnswering``).
+
+    ``loss`` (training, when start and end positions are given); otherwise the beam candidates:
+    ``start_top_log_probs``/``start_top_index`` (B, start_n_top), ``end_top_log_probs``/
+    ``end_top_index`` (B, start_n_top * end_n_top) and ``cls_logits`` (B,), the is-impossible logit.
+    """
+
+    loss: Optional[torch.Tensor] = None
+    start_top_log_probs: Optional[torch.Tensor] = None
+    start_top_index: Optional[torch.Tensor] = None
+    end_top_log_probs: Optional[torch.Tensor] = None
+    end_top_index: Optional[torch.Tensor] = None
+    cls_logits: Optional[torch.Tensor] = None
+    hidden_states: Optional[tuple[torch.Tensor, ...]] = None
+    attentions: Optional[tuple[torch.Tensor, ...]] = None

@@ -69,14 +69,14 @@ def test_missing_or_broken_model_fails_with_one_line(tmp_path, capsys):
 
 
 def test_wrong_family_and_missing_weights(tmp_path, tiny_checkpoint, capsys):
-    other = tmp_path / "gpt2"
+    other = tmp_path / "mamba"
     other.mkdir()
-    (other / "config.json").write_text(json.dumps({"model_type": "gpt2"}), encoding="utf-8")
+    (other / "config.json").write_text(json.dumps({"model_type": "mamba"}), encoding="utf-8")
     for command in ("generate", "score", "info"):
         assert main([command, "x y", "--model", str(other)] if command != "info"
                     else [command, "--model", str(other)]) == 1
         err = capsys.readouterr().err
-        assert f"tongues {command}:" in err and "'gpt2'" in err and str(other) in err
+        assert f"tongues {command}:" in err and "'mamba'" in err and str(other) in err
 
     no_weights = tmp_path / "no-weights"
     no_weights.mkdir()

@@ -8,7 +8,7 @@ import re
 import pytest
 
 DOCS = pathlib.Path(__file__).parent.parent.parent / "docs"
-RUNNABLE = ["models/bloom.md", "models/xglm.md", "models/xlm.md", "models/glm.md", "training.md"]
+RUNNABLE = ["models/bloom.md", "models/xglm.md", "models/xlm.md", "models/glm.md", "models/gpt2.md", "training.md"]
 
 
 @pytest.mark.parametrize("page", RUNNABLE)

@@ -1,10 +1,11 @@
-"""Properties of BLOOM that need no oracle: caches, batching, padding, head masks, round trips."""
+"""Properties of BLOOM beyond the shared runner (test_model_properties.py): legacy caches, head masks,
+sharded and .bin files, dtypes, tying, resizing."""
 
 from __future__ import annotations
 
 import torch
 
-from oracle import assert_close, left_padded
+from oracle import assert_close
 from tongues import BloomConfig, BloomForCausalLM, BloomModel, DynamicCache
 
 VOCAB = 61
@@ -13,21 +14,6 @@ VOCAB = 61
 def model(**kwargs):
     config = BloomConfig(vocab_size=VOCAB, hidden_size=32, n_layer=2, n_head=4, pad_token_id=0, **kwargs)
     return BloomForCausalLM.from_config(config).eval()
-
-
-@torch.no_grad()
-def test_cached_decode_equals_full_forward():
-    m = model()
-    ids, mask = left_padded(2, 8, VOCAB, [0, 2])
-    full = m(ids, attention_mask=mask).logits
-    out = m(ids[:, :3], attention_mask=mask[:, :3], use_cache=True)
-    steps = [out.logits]
-    cache = out.past_key_values
-    for t in range(3, 8):
-        out = m(ids[:, t:t + 1], attention_mask=mask[:, :t + 1], past_key_values=cache)
-        cache = out.past_key_values
-        steps.append(out.logits)
-    assert_close(torch.cat(steps, dim=1), full, mask=mask)
 
 
 @torch.no_grad()
@@ -42,27 +28,6 @@ def test_legacy_tuple_cache_equals_cache_object_and_keeps_its_format():
     assert isinstance(from_legacy.past_key_values, tuple)
     assert isinstance(from_object.past_key_values, DynamicCache)
     assert_close(from_legacy.logits, from_object.logits)
-
-
-@torch.no_grad()
-def test_batch_equals_rows_run_alone():
-    m = model()
-    ids, mask = left_padded(3, 7, VOCAB, [0, 1, 4])
-    batch = m(ids, attention_mask=mask).logits
-    for b in range(3):
-        n = int(mask[b].sum())
-        alone = m(ids[b:b + 1, -n:]).logits
-        assert_close(batch[b:b + 1, -n:], alone)
-
-
-@torch.no_grad()
-def test_left_padding_does_not_change_real_tokens():
-    m = model()
-    ids = torch.randint(1, VOCAB, (1, 5))
-    plain = m(ids).logits
-    padded = torch.cat([torch.zeros(1, 3, dtype=torch.long), ids], dim=1)
-    mask = torch.tensor([[0, 0, 0, 1, 1, 1, 1, 1]])
-    assert_close(m(padded, attention_mask=mask).logits[:, 3:], plain)
 
 
 @torch.no_grad()
@@ -133,20 +98,6 @@ def test_resize_token_embeddings_keeps_old_rows_and_ties():
     assert m.config.vocab_size == 72
     with torch.no_grad():
         assert m(torch.tensor([[71]])).logits.shape == (1, 1, 72)
-
-
-def test_gradient_checkpointing_gives_same_gradients():
-    torch.manual_seed(1)
-    a = model()
-    b = model()
-    b.load_state_dict(a.state_dict())
-    b.gradient_checkpointing_enable()
-    ids = torch.randint(1, VOCAB, (2, 6))
-    for m in (a, b):
-        m.train()
-        m(ids, labels=ids).loss.backward()
-    for (name, pa), pb in zip(a.named_parameters(), b.parameters()):
-        torch.testing.assert_close(pa.grad, pb.grad, msg=name)
 
 
 def test_input_embeddings_accessors():

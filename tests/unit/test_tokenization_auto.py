@@ -51,7 +51,8 @@ def test_family_from_class_name():
     assert _family_of_class_name("XGLMTokenizerFast") == "xglm"
     assert _family_of_class_name("XLMTokenizer") == "xlm"
     assert _family_of_class_name("ChatGLM4Tokenizer") == "glm"
-    assert _family_of_class_name("GPT2TokenizerFast") is None
+    assert _family_of_class_name("GPT2TokenizerFast") == "gpt2"  # the fifth family, found by its folder
+    assert _family_of_class_name("LlamaTokenizerFast") is None
     assert _family_of_class_name("Bloom") is None
 
 

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+
+from .rotary import apply_rotary
 
 
 def repeat_kv(x: torch.Tensor, groups: int) -> torch.Tensor:
@@ -98,3 +101,53 @@ def layer_head_masks(head_mask: torch.Tensor | None, num_layers: int, num_heads:
             )
         return list(head_mask)
     raise ValueError(f"head_mask must be 1-D (heads) or 2-D (layers, heads); got shape {tuple(head_mask.shape)}")
+
+
+class MultiHeadAttention(nn.Module):
+    """Self-attention with separate query, key, value and output projections, named as the checkpoint names them.
+
+    ``names`` gives the four projections' attribute names (``("q_lin", "k_lin", "v_lin", "out_lin")``
+    for XLM). ``num_kv_heads < num_heads`` is grouped-query attention; ``cos``/``sin`` given to
+    ``forward`` rotate q and k (RoPE, ``interleaved_rotary`` pairs channels 2i, 2i+1). Keys and values
+    go through ``cache.update(k, v, layer_idx)``. ``forward`` takes x (B, T, hidden) and returns
+    (out (B, T, hidden), probs (B, H, T, past + T) or ``None``).
+    """
+
+    def __init__(self, hidden_size: int, num_heads: int, layer_idx: int, dropout: float = 0.0,
+                 num_kv_heads: int | None = None, head_dim: int | None = None, qkv_bias: bool = True,
+                 out_bias: bool = True, names: tuple[str, str, str, str] = ("q_proj", "k_proj", "v_proj", "out_proj"),
+                 interleaved_rotary: bool = False) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.num_kv_heads = num_kv_heads or num_heads
+        self.head_dim = head_dim or hidden_size // num_heads
+        self.layer_idx = layer_idx
+        self.attention_dropout = dropout
+        self.names = names
+        self.interleaved_rotary = interleaved_rotary
+        H, H_kv, D = self.num_heads, self.num_kv_heads, self.head_dim
+        for name, width in zip(names[:3], (H * D, H_kv * D, H_kv * D)):
+            setattr(self, name, nn.Linear(hidden_size, width, bias=qkv_bias))
+        setattr(self, names[3], nn.Linear(H * D, hidden_size, bias=out_bias))
+
+    def split_heads(self, x: torch.Tensor, which: int) -> torch.Tensor:
+        """Project ``x`` (B, T, hidden) with projection ``which`` (0 q, 1 k, 2 v) into (B, heads, T, D)."""
+        B, T, _ = x.shape
+        heads = self.num_heads if which == 0 else self.num_kv_heads
+        return getattr(self, self.names[which])(x).view(B, T, heads, self.head_dim).transpose(1, 2)
+
+    def attend_and_project(self, q, k, v, bias, head_mask, output_attentions):
+        """Attention of q (B, H, T, D) over k, v, heads merged back and projected: (B, T, hidden), probs."""
+        B, H, T, D = q.shape
+        out, probs = attend(q, k, v, bias=bias, scale=D**-0.5, head_mask=head_mask, dropout_p=self.attention_dropout,
+                            training=self.training, output_attentions=output_attentions)
+        out = out.transpose(1, 2).reshape(B, T, H * D)  # (B, T, H*D)
+        return getattr(self, self.names[3])(out), probs
+
+    def forward(self, x, cache=None, head_mask=None, output_attentions=False, bias=None, cos=None, sin=None):
+        q, k, v = (self.split_heads(x, i) for i in range(3))  # (B, H, T, D), (B, H_kv, T, D) twice
+        if cos is not None:
+            q, k = apply_rotary(q, k, cos, sin, interleaved=self.interleaved_rotary)
+        if cache is not None:
+            k, v = cache.update(k, v, self.layer_idx)
+        return self.attend_and_project(q, k, v, bias, head_mask, output_attentions)

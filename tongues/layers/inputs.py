@@ -37,6 +37,22 @@ def check_inputs(input_ids: torch.Tensor | None, inputs_embeds: torch.Tensor | N
         )
 
 
+def last_columns(t: torch.Tensor | None, name: str, B: int, S: int, T: int) -> torch.Tensor | None:
+    """The last ``T`` columns of a per-token input (B, S) given for the whole sequence, or given for them only.
+
+    For models fed the whole sequence with a cache (XLM's spec): ``langs``, ``position_ids`` ... may
+    describe all ``S`` positions or only the ``T`` new ones. Raises naming ``name`` on another shape.
+    """
+    if t is None:
+        return None
+    if not torch.is_tensor(t) or t.dim() != 2 or t.shape[0] != B or t.shape[1] not in (S, T):
+        shape = tuple(t.shape) if torch.is_tensor(t) else type(t).__name__
+        raise ValueError(f"{name} has shape {shape}, expected ({B}, {S}) like the input ids")
+    if t.dtype.is_floating_point:
+        raise TypeError(f"{name} must hold integer indices; got dtype {t.dtype}")
+    return t[:, t.shape[1] - T:]
+
+
 def prepare_cache(past_key_values, use_cache: bool) -> tuple[Cache | None, bool]:
     """``(cache, return_legacy)``: wraps a legacy tuple, and starts a DynamicCache when caching with none given."""
     cache, legacy = as_cache(past_key_values)

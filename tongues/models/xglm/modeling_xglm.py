@@ -15,104 +15,36 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...cache import Cache, DynamicCache, EncoderDecoderCache, as_cache
+from ...cache import DynamicCache, EncoderDecoderCache, as_cache
 from ...generation import GenerationMixin
-from ...heads import CausalLMHead, finish
+from ...heads import CausalLMHead
 from ...layers.activations import get_activation
-from ...layers.attention import attend, layer_head_masks
-from ...layers.inputs import Collector, check_inputs, returned_cache
-from ...layers.masks import causal_bias, padding_bias
-from ...layers.sinusoidal import sinusoidal_table
-from ...modeling import PreTrainedModel, checkpointed
+from ...layers.attention import MultiHeadAttention, layer_head_masks
+from ...layers.decoder import Decoder, PerLayer
+from ...layers.masks import absolute_positions, causal_bias, padding_bias
+from ...layers.embeddings import GrowingSinusoidalPositions, ScaledEmbedding
+from ...modeling import PreTrainedModel
 from ...outputs import BaseModelOutputWithPastAndCrossAttentions, CausalLMOutputWithCrossAttentions
 from .configuration_xglm import XGLMConfig
 
 
-class ScaledEmbedding(nn.Embedding):
-    """Token embedding multiplied by ``embed_scale`` (``sqrt(d_model)`` when ``config.scale_embedding``).
-
-    The scale lives in the module, as in fairseq, so ``get_input_embeddings()(ids)`` gives exactly
-    what the model adds positions to, and ``inputs_embeds`` built that way match ``input_ids``.
-    """
-
-    def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None,
-                 embed_scale: float = 1.0, **kwargs) -> None:
-        super().__init__(num_embeddings, embedding_dim, padding_idx, **kwargs)
-        self.embed_scale = embed_scale
-
-    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
-        return super().forward(input_ids) * self.embed_scale
-
-
-class XGLMSinusoidalPositionalEmbedding(nn.Module):
-    """Position vectors (B, T, D) from a fixed sinusoidal table that grows when a longer input comes."""
-
-    # fairseq reserves rows 0..1 (padding_idx=1 and the row below it), so position p reads row p + 2.
-    offset = 2
-
-    def __init__(self, num_positions: int, embedding_dim: int, padding_idx: int | None = None) -> None:
-        super().__init__()
-        self.embedding_dim = embedding_dim
-        self.padding_idx = padding_idx
-        self.register_buffer("weights", sinusoidal_table(num_positions + self.offset, embedding_dim, padding_idx),
-                             persistent=False)
-
-    def reset_buffers(self) -> None:
-        table = sinusoidal_table(self.weights.shape[0], self.embedding_dim, self.padding_idx)
-        self.weights = table.to(device=self.weights.device, dtype=self.weights.dtype)
-
-    @torch.no_grad()
-    def forward(self, position_ids: torch.Tensor, past_length: int = 0) -> torch.Tensor:
-        B, T = position_ids.shape
-        rows = position_ids + self.offset
-        low, high = (int(v) for v in torch.aminmax(rows))
-        if low < 0:
-            raise ValueError(f"position_ids must be >= -{self.offset}; got {low - self.offset}")
-        # The table has no learned weights, so it grows instead of failing (as fairseq's does).
-        needed = max(high + 1, self.offset + past_length + T)
-        if needed > self.weights.shape[0]:
-            table = sinusoidal_table(needed, self.embedding_dim, self.padding_idx)
-            self.weights = table.to(device=self.weights.device, dtype=self.weights.dtype)
-        return self.weights.index_select(0, rows.reshape(-1)).view(B, T, -1)  # (B, T, D)
-
-
-class XGLMAttention(nn.Module):
+class XGLMAttention(MultiHeadAttention):
     """Multi-head attention; with ``key_value_states`` it is cross-attention over the encoder's states."""
 
     def __init__(self, config: XGLMConfig, layer_idx: int) -> None:
-        super().__init__()
-        D = config.d_model
-        self.num_heads = config.attention_heads
-        self.head_dim = D // config.attention_heads
-        self.layer_idx = layer_idx
-        self.attention_dropout = config.attention_dropout
-        self.k_proj = nn.Linear(D, D)
-        self.v_proj = nn.Linear(D, D)
-        self.q_proj = nn.Linear(D, D)
-        self.out_proj = nn.Linear(D, D)
+        super().__init__(config.d_model, config.attention_heads, layer_idx, config.attention_dropout)
 
-    def _heads(self, x: torch.Tensor, proj: nn.Linear) -> torch.Tensor:
-        B, T, _ = x.shape
-        return proj(x).view(B, T, self.num_heads, self.head_dim).transpose(1, 2)  # (B, H, T, hd)
-
-    def forward(self, x, bias=None, cache=None, head_mask=None, output_attentions=False, key_value_states=None):
-        B, T, _ = x.shape
-        q = self._heads(x, self.q_proj)
+    def forward(self, x, cache=None, head_mask=None, output_attentions=False, bias=None, key_value_states=None):
         if key_value_states is None:
-            k, v = self._heads(x, self.k_proj), self._heads(x, self.v_proj)
-            if cache is not None:
-                k, v = cache.update(k, v, self.layer_idx)
-        elif isinstance(cache, EncoderDecoderCache) and cache.has_cross(self.layer_idx):
+            return super().forward(x, cache, head_mask, output_attentions, bias)
+        q = self.split_heads(x, 0)
+        if isinstance(cache, EncoderDecoderCache) and cache.has_cross(self.layer_idx):
             k, v = cache.cross(self.layer_idx)  # the encoder's states do not change between decoding steps
         else:
-            k, v = self._heads(key_value_states, self.k_proj), self._heads(key_value_states, self.v_proj)
+            k, v = self.split_heads(key_value_states, 1), self.split_heads(key_value_states, 2)
             if isinstance(cache, EncoderDecoderCache):
                 cache.cross_attention_cache.update(k, v, self.layer_idx)
-        out, probs = attend(q, k, v, bias=bias, scale=self.head_dim**-0.5, head_mask=head_mask,
-                            dropout_p=self.attention_dropout, training=self.training,
-                            output_attentions=output_attentions)
-        out = out.transpose(1, 2).reshape(B, T, self.num_heads * self.head_dim)  # (B, T, D)
-        return self.out_proj(out), probs
+        return self.attend_and_project(q, k, v, bias, head_mask, output_attentions)
 
 
 class XGLMDecoderLayer(nn.Module):
@@ -134,14 +66,14 @@ class XGLMDecoderLayer(nn.Module):
         self.dropout = config.dropout
         self.activation_dropout = config.activation_dropout
 
-    def forward(self, x, bias, cache=None, head_mask=None, encoder_states=None, encoder_bias=None,
-                cross_head_mask=None, output_attentions=False):
-        h, probs = self.self_attn(self.self_attn_layer_norm(x), bias, cache, head_mask, output_attentions)
+    def forward(self, x, cache, head_mask, output_attentions, bias, encoder_states=None, encoder_bias=None,
+                cross_head_mask=None):
+        h, probs = self.self_attn(self.self_attn_layer_norm(x), cache, head_mask, output_attentions, bias)
         x = x + F.dropout(h, self.dropout, self.training)
         cross_probs = None
         if encoder_states is not None:
-            h, cross_probs = self.encoder_attn(self.encoder_attn_layer_norm(x), encoder_bias, cache, cross_head_mask,
-                                               output_attentions, key_value_states=encoder_states)
+            h, cross_probs = self.encoder_attn(self.encoder_attn_layer_norm(x), cache, cross_head_mask,
+                                               output_attentions, encoder_bias, key_value_states=encoder_states)
             x = x + F.dropout(h, self.dropout, self.training)
         h = self.activation_fn(self.fc1(self.final_layer_norm(x)))
         h = self.fc2(F.dropout(h, self.activation_dropout, self.training))
@@ -165,21 +97,7 @@ class XGLMPreTrainedModel(PreTrainedModel):
         return new
 
 
-def _prepare_cache(past_key_values, use_cache: bool, cross_attention: bool) -> tuple[Cache | None, bool]:
-    """``(cache, return_legacy)``; legacy tuples of 2 or 4 tensors per layer become an EncoderDecoderCache
-    when cross-attention is on, so cross keys/values survive the round trip."""
-    legacy = isinstance(past_key_values, (tuple, list))
-    if legacy and (cross_attention or any(isinstance(layer, (tuple, list)) and len(layer) == 4
-                                          for layer in past_key_values)):
-        cache = EncoderDecoderCache.from_legacy_cache(past_key_values)
-    else:
-        cache, legacy = as_cache(past_key_values)
-    if use_cache and cache is None:
-        cache = EncoderDecoderCache() if cross_attention else DynamicCache()
-    return cache, legacy
-
-
-class XGLMModel(XGLMPreTrainedModel):
+class XGLMModel(Decoder, XGLMPreTrainedModel):
     """The bare XGLM decoder: hidden states (B, T, d_model) after the final LayerNorm.
 
     Args:
@@ -187,23 +105,21 @@ class XGLMModel(XGLMPreTrainedModel):
         embed_tokens: an embedding to use instead of building one (shared with another module).
     """
 
+    final_norm_name = "layer_norm"
+    output_class = BaseModelOutputWithPastAndCrossAttentions
+
     def __init__(self, config: XGLMConfig, embed_tokens: nn.Embedding | None = None) -> None:
         super().__init__(config)
         if embed_tokens is None:
             scale = math.sqrt(config.d_model) if config.scale_embedding else 1.0
             embed_tokens = ScaledEmbedding(config.vocab_size, config.d_model, config.pad_token_id, embed_scale=scale)
         self.embed_tokens = embed_tokens
-        self.embed_positions = XGLMSinusoidalPositionalEmbedding(config.max_position_embeddings, config.d_model,
-                                                                 config.pad_token_id)
+        # fairseq reserves rows 0..1 (padding_idx=1 and the row below it), so position p reads row p + 2.
+        self.embed_positions = GrowingSinusoidalPositions(config.max_position_embeddings, config.d_model,
+                                                          config.pad_token_id, offset=2)
         self.layers = nn.ModuleList(XGLMDecoderLayer(config, i) for i in range(config.num_layers))
         self.layer_norm = nn.LayerNorm(config.d_model)
         self.post_init()
-
-    def get_input_embeddings(self):
-        return self.embed_tokens
-
-    def set_input_embeddings(self, value):
-        self.embed_tokens = value
 
     def forward(self, input_ids=None, attention_mask=None, position_ids=None, encoder_hidden_states=None,
                 encoder_attention_mask=None, head_mask=None, cross_attn_head_mask=None, past_key_values=None,
@@ -223,60 +139,49 @@ class XGLMModel(XGLMPreTrainedModel):
         Returns:
             BaseModelOutputWithPastAndCrossAttentions (or its tuple when ``return_dict=False``).
         """
-        config = self.config
-        check_inputs(input_ids, inputs_embeds, config.vocab_size, config.hidden_size)
-        cross = encoder_hidden_states is not None
-        if cross and not config.add_cross_attention:
+        if encoder_hidden_states is not None and not self.config.add_cross_attention:
             raise ValueError("encoder_hidden_states was given, but this XGLM model has no cross-attention layers "
                              "(build it with config.add_cross_attention=True)")
-        training = self.training
-        use_cache = config.use_cache if use_cache is None else use_cache
-        # Layers skipped by layerdrop would leave holes in the cache, so training with it caches nothing.
-        use_cache = use_cache and not (training and (self.gradient_checkpointing or config.layerdrop > 0))
-        output_attentions = config.output_attentions if output_attentions is None else output_attentions
-        collect = Collector(config.output_hidden_states if output_hidden_states is None else output_hidden_states,
-                            output_attentions, cross_attentions=output_attentions and cross)
+        return self.run_decoder(input_ids, inputs_embeds, attention_mask, past_key_values, head_mask, use_cache,
+                                output_attentions, output_hidden_states, return_dict, position_ids=position_ids,
+                                encoder_hidden_states=encoder_hidden_states,
+                                encoder_attention_mask=encoder_attention_mask,
+                                cross_attn_head_mask=cross_attn_head_mask)
 
+    def prepare_cache(self, past_key_values, use_cache, encoder_hidden_states=None, **inputs):
+        """Legacy tuples of 2 or 4 tensors per layer become an EncoderDecoderCache when cross-attention is
+        on, so cross keys/values survive the round trip."""
+        cross = encoder_hidden_states is not None
+        legacy = isinstance(past_key_values, (tuple, list))
+        if legacy and (cross or any(isinstance(layer, (tuple, list)) and len(layer) == 4 for layer in past_key_values)):
+            cache = EncoderDecoderCache.from_legacy_cache(past_key_values)
+        else:
+            cache, legacy = as_cache(past_key_values)
+        if use_cache and cache is None:
+            cache = EncoderDecoderCache() if cross else DynamicCache()
+        return cache, legacy
+
+    def embed(self, input_ids, inputs_embeds, attention_mask, cache, past, position_ids, encoder_hidden_states,
+              encoder_attention_mask, cross_attn_head_mask):
+        config = self.config
         x = self.embed_tokens(input_ids) if inputs_embeds is None else inputs_embeds
         B, T, _ = x.shape
-        cache, legacy = _prepare_cache(past_key_values, use_cache, cross)
-        past = cache.get_seq_length() if cache is not None else 0
-        if position_ids is None:
-            position_ids = torch.arange(past, past + T, dtype=torch.long, device=x.device)[None, :]
-        elif position_ids.dim() != 2 or position_ids.shape[1] != T or position_ids.shape[0] not in (1, B):
-            raise ValueError(f"position_ids has shape {tuple(position_ids.shape)}, expected ({B}, {T}) or (1, {T})")
-        positions = self.embed_positions(position_ids.to(x.device), past).to(device=x.device, dtype=x.dtype)
-        x = F.dropout(x + positions, config.dropout, training)
-
-        bias = causal_bias(attention_mask, B, T, past, x.dtype, x.device)
-        encoder_bias = None
-        if cross and encoder_attention_mask is not None:
-            S = encoder_hidden_states.shape[1]
-            if encoder_attention_mask.dim() != 2 or tuple(encoder_attention_mask.shape) != (B, S):
-                raise ValueError(f"encoder_attention_mask has shape {tuple(encoder_attention_mask.shape)}, expected "
-                                 f"({B}, {S}) = (batch, encoder length)")
-            encoder_bias = padding_bias(encoder_attention_mask.to(x.device), x.dtype)
-        head_masks = layer_head_masks(head_mask, config.num_layers, config.attention_heads)
-        cross_head_masks = layer_head_masks(cross_attn_head_mask, config.num_layers, config.attention_heads)
-
-        for layer, layer_head_mask, cross_head_mask in zip(self.layers, head_masks, cross_head_masks):
-            collect.add_hidden(x)
-            # LayerDrop (Fan et al., 2019, https://arxiv.org/abs/1909.11556): skip whole layers in training.
-            if training and config.layerdrop > 0 and torch.rand([]) < config.layerdrop:
-                continue
-            args = (x, bias, cache, layer_head_mask, encoder_hidden_states, encoder_bias, cross_head_mask,
-                    output_attentions)
-            if self.gradient_checkpointing and training:
-                x, probs, cross_probs = checkpointed(layer, *args)
-            else:
-                x, probs, cross_probs = layer(*args)
-            collect.add_attention(probs, cross_probs)
-        x = self.layer_norm(x)
-        collect.add_hidden(x)
-        out = BaseModelOutputWithPastAndCrossAttentions(
-            last_hidden_state=x, past_key_values=returned_cache(cache, use_cache, legacy),
-            hidden_states=collect.hidden, attentions=collect.attentions, cross_attentions=collect.cross)
-        return finish(out, return_dict, config)
+        position_ids = absolute_positions(position_ids, B, T, past, x.device)
+        positions = self.embed_positions(position_ids, past).to(device=x.device, dtype=x.dtype)
+        x = F.dropout(x + positions, config.dropout, self.training)
+        keywords = {"bias": causal_bias(attention_mask, B, T, past, x.dtype, x.device)}
+        if encoder_hidden_states is not None:
+            encoder_bias = None
+            if encoder_attention_mask is not None:
+                S = encoder_hidden_states.shape[1]
+                if encoder_attention_mask.dim() != 2 or tuple(encoder_attention_mask.shape) != (B, S):
+                    raise ValueError(f"encoder_attention_mask has shape {tuple(encoder_attention_mask.shape)}, "
+                                     f"expected ({B}, {S}) = (batch, encoder length)")
+                encoder_bias = padding_bias(encoder_attention_mask.to(x.device), x.dtype)
+            cross_head_masks = layer_head_masks(cross_attn_head_mask, config.num_layers, config.attention_heads)
+            keywords.update(encoder_states=encoder_hidden_states, encoder_bias=encoder_bias,
+                            cross_head_mask=PerLayer(cross_head_masks))
+        return x, keywords
 
 
 class XGLMForCausalLM(CausalLMHead, XGLMPreTrainedModel, GenerationMixin):
