@@ -173,6 +173,27 @@ class SlotView(Cache):
     def get_max_length(self) -> int | None:
         return None
 
+    def crop(self, max_length: int) -> None:
+        """Forget positions beyond ``max_length`` in every row of the view."""
+        for lengths in self.cache.layer_lengths:
+            lengths[self.start : self.stop].clamp_(max=max_length)
+
+    def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
+        """Rows of the view become rows ``beam_idx`` (indices within the view), in place."""
+        beam_idx = beam_idx.to(torch.long).cpu()
+        rows = slice(self.start, self.stop)
+        for keys, values, lengths in zip(self.cache.keys, self.cache.values, self.cache.layer_lengths):
+            index = beam_idx.to(keys.device)
+            keys[rows] = keys[rows].index_select(0, index)
+            values[rows] = values[rows].index_select(0, index)
+            lengths[rows] = lengths[rows].index_select(0, beam_idx)
+
+    def batch_repeat_interleave(self, repeats: int) -> None:
+        raise NotImplementedError(
+            "a SlotCache view has a fixed number of rows and cannot repeat them; generate with the cache's own "
+            "batch size, or pass a DynamicCache"
+        )
+
     def attention_mask(self, new_tokens: int) -> torch.Tensor:
         """(rows, max(length) + new_tokens) padding mask: 1 on each row's own filled and new columns."""
         lengths = self.lengths

@@ -79,7 +79,7 @@ def test_unknown_method_is_named():
 @pytest.mark.parametrize("shape", [(1040, 128), (304, 256)])
 def test_quantising_in_row_blocks_equals_the_whole_matrix(monkeypatch, shape):
     # Blocks keep the fp32 temporaries small; the result must not depend on them (1040 = 16 x 64 + 16 rows).
-    import tongues.quantization as quantization
+    import tongues.fast.quantized as quantization
 
     torch.manual_seed(0)
     w = torch.randn(*shape)
