@@ -42,6 +42,8 @@ class FastLinear(nn.Linear):
         return f"{dtype}: torch F.linear for 1 row, widened fp32 slices + BLAS for more"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if torch.is_grad_enabled() and self.weight.requires_grad:
-            return super().forward(x)  # the fast kernels are inference-only (no autograd through the slices)
+        if (torch.is_grad_enabled() and self.weight.requires_grad) or self.weight.device.type != "cpu":
+            # the kernels are for CPU inference (no autograd through the slices); a model moved to
+            # another device after loading runs torch's own kernels there
+            return super().forward(x)
         return decode_linear(x, self.weight, self.bias)
