@@ -473,7 +473,6 @@ class PreTrainedModel(nn.Module):
             loaded.add(key)
             if quantizer is not None and quantizer.loaded(key):
                 release.add(raw_key)
-            del tensor
         missing = [k for k in expected if k not in loaded and k not in tied_targets]
         self._materialise_missing(missing, target_dtype, device)
         self.tie_weights()
