@@ -176,3 +176,22 @@ def test_quantised_load_peaks_at_the_quantised_weights_plus_one_tensor(tmp_path,
     found = json.loads(run.stdout.strip().splitlines()[-1])
     bound = 1.15 * found["weights"] + largest
     assert found["grown"] <= bound, f"{method} load grew RSS by {found['grown'] / 2**20:.1f} MiB; bound {bound / 2**20:.1f} MiB"
+
+
+@pytest.mark.parametrize("family", ["glm", "xglm"])
+def test_quantising_while_loading_matches_on_other_families(tmp_path, family):
+    from tongues import GlmConfig, GlmForCausalLM, XGLMConfig, XGLMForCausalLM
+
+    torch.manual_seed(0)
+    if family == "glm":  # grouped-query attention: q/k/v of different widths
+        cls, config = GlmForCausalLM, GlmConfig(vocab_size=256, hidden_size=128, num_hidden_layers=2,
+                                                num_attention_heads=4, num_key_value_heads=2, intermediate_size=256,
+                                                head_dim=32, pad_token_id=0, eos_token_id=1)
+    else:
+        cls, config = XGLMForCausalLM, XGLMConfig(vocab_size=256, d_model=128, num_layers=2, attention_heads=4,
+                                                  ffn_dim=256)
+    cls(config).save_pretrained(tmp_path)
+    for method in ("int8", "int4"):
+        a = _buffers(cls.from_pretrained(tmp_path, quantization=method))
+        b = _buffers(quantize_model(cls.from_pretrained(tmp_path, kernels="none"), method))
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
