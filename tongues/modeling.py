@@ -139,6 +139,33 @@ class PreTrainedModel(nn.Module):
             total += p.numel()
         return total
 
+    # -- decode path ---------------------------------------------------------------------------
+    def prepare_for_decode(self, kernels: str = "auto") -> "PreTrainedModel":
+        """Choose, once, the module that runs each CPU linear layer; returns ``self``.
+
+        ``from_pretrained`` calls it with its ``kernels=`` keyword; call it yourself on a model built
+        from a config. ``"auto"``: the kernels measured fastest for each weight dtype
+        (:mod:`tongues.fast.select`); ``"none"``: torch's ``F.linear``. Parameters are shared (tying,
+        ``state_dict`` and saving are unchanged); quantised layers keep their kernels. ``generate``
+        never changes the choice. :attr:`decode_kernels` shows it.
+        """
+        from .fast import prepare_for_decode
+
+        return prepare_for_decode(self, kernels)
+
+    @property
+    def decode_kernels(self) -> dict[str, str]:
+        """Module name -> the kernel that runs it, for every linear layer."""
+        from .fast import linear_kernels
+
+        return linear_kernels(self)
+
+    def _can_decode_into_slot_cache(self) -> bool:
+        """``generate``'s hook: every attention layer writes its keys/values through ``Cache.update``, so
+        greedy search and sampling may decode into a :class:`~tongues.slot_cache.SlotCache`. Decoders with
+        cross-attention keep the cache they build themselves."""
+        return not getattr(self.config, "add_cross_attention", False)
+
     # -- embeddings ----------------------------------------------------------------------------
     def get_input_embeddings(self) -> nn.Module:
         base = self.base_model
@@ -319,7 +346,7 @@ class PreTrainedModel(nn.Module):
                         config: PretrainedConfig | str | None = None, dtype: Any = "auto", torch_dtype: Any = None,
                         output_loading_info: bool = False, ignore_mismatched_sizes: bool = False,
                         trust_remote_code: bool = False, quantization: str | None = None,
-                        device: str | torch.device | None = None, **kwargs: Any):
+                        kernels: str = "auto", device: str | torch.device | None = None, **kwargs: Any):
         """Load a checkpoint directory or hub id.
 
         Args:
@@ -329,7 +356,10 @@ class PreTrainedModel(nn.Module):
             revision, cache_dir, local_files_only, token: passed to huggingface_hub.
             output_loading_info: also return the key report (missing / unexpected / mismatched).
             ignore_mismatched_sizes: initialise mismatched weights instead of raising.
-            quantization: ``None``, ``"int8"`` or ``"int4"`` weight-only quantisation of linear layers.
+            quantization: ``None``, ``"int8"`` or ``"int4"`` weight-only quantisation of linear layers,
+                done while reading the checkpoint (peak memory: the quantised model plus about one tensor).
+            kernels: ``"auto"`` (default) runs each CPU linear layer on the kernel measured fastest for
+                its weights; ``"none"`` keeps torch's ``F.linear``. See :meth:`prepare_for_decode`.
             device: where to put the weights (default CPU).
             Remaining keywords override config values.
 
@@ -355,26 +385,34 @@ class PreTrainedModel(nn.Module):
             raise CheckpointError(
                 f"{path}: {cls.__name__} needs a {cls.config_class.__name__}; got {type(config).__name__}"
             )
+        from .fast import selector
+
+        select = selector(kernels)  # a bad value fails here, before any file is read
+        if quantization is not None:
+            from .quantization import check_method
+
+            check_method(quantization)
+            if device is not None and torch.device(device).type != "cpu":
+                raise ValueError(f"quantization={quantization!r} runs on CPU; got device={device!r}. "
+                                 "Load without quantization to use another device.")
         files, fmt = find_weight_files(path, **hub_kwargs)
         requested = torch_dtype if torch_dtype is not None and dtype == "auto" else dtype
         target_dtype = parse_dtype(requested) or parse_dtype(getattr(config, "dtype", None), "config.dtype")
 
         with torch.device("meta"), _skip_module_init():
             model = cls(config, *model_args)
-        report = model._load_checkpoint(files, fmt, target_dtype, ignore_mismatched_sizes, device)
+        report = model._load_checkpoint(files, fmt, target_dtype, ignore_mismatched_sizes, device,
+                                        quantization, select)
         model.name_or_path = path
         model.eval()
-        from .generation import GenerationConfig
+        model.prepare_for_decode(kernels)
+        from .generation.configuration import GenerationConfig
 
         if model.can_generate():
             try:
                 model.generation_config = GenerationConfig.from_pretrained(path, **hub_kwargs)
             except (FileNotFoundError, OSError, CheckpointError):
                 model.generation_config = GenerationConfig.from_model_config(config)
-        if quantization is not None:
-            from .quantization import quantize_model
-
-            quantize_model(model, quantization)
         if output_loading_info:
             return model, report.as_dict()
         return model
@@ -391,17 +429,29 @@ class PreTrainedModel(nn.Module):
             yield new_key, tensor
 
     def _load_checkpoint(self, files: list[str], fmt: str, target_dtype: torch.dtype | None,
-                         ignore_mismatched_sizes: bool, device) -> LoadReport:
+                         ignore_mismatched_sizes: bool, device, quantization: str | None = None,
+                         select=None) -> LoadReport:
         expected = dict(self.state_dict(keep_vars=True))
         prefix = self.base_model_prefix
         has_prefix_in_model = bool(prefix) and any(k.startswith(prefix + ".") for k in expected)
         tied_targets = set(self.tied_weights) if getattr(self.config, "tie_word_embeddings", True) else set()
         report = LoadReport()
         loaded: set[str] = set()
-        converted = ((raw_key, key, tensor) for raw_key, raw in iter_checkpoint(files, fmt, target_dtype)
+        quantizer = None
+        if quantization is not None:
+            from .quantization import QuantizeWhileLoading
+
+            quantizer = QuantizeWhileLoading(self, quantization, select, skip=tied_targets)
+        # Checkpoint keys whose tensors were quantised: the reader drops their file pages from the process.
+        release: set[str] = set()
+        tensors = iter_checkpoint(files, fmt, target_dtype, release if quantizer is not None else None)
+        converted = ((raw_key, key, tensor) for raw_key, raw in tensors
                      for key, tensor in self.convert_checkpoint_tensor(raw_key, raw))
         for raw_key, key, tensor in converted:
             key = self._match_prefix(key, expected, prefix, has_prefix_in_model)
+            if quantizer is not None and quantizer.owns(key):
+                loaded.add(key)
+                continue
             if key not in expected:
                 if not any(re.search(p, key) for p in self.ignore_unexpected):
                     report.unexpected_keys.append(raw_key)
@@ -421,9 +471,13 @@ class PreTrainedModel(nn.Module):
                 dtype = target_dtype or tensor.dtype
             self._put(key, tensor.to(device=device or "cpu", dtype=dtype), slot)
             loaded.add(key)
+            if quantizer is not None and quantizer.loaded(key):
+                release.add(raw_key)
         missing = [k for k in expected if k not in loaded and k not in tied_targets]
         self._materialise_missing(missing, target_dtype, device)
         self.tie_weights()
+        if quantizer is not None:
+            quantizer.finish()
         report.missing_keys = [k for k in missing if not any(re.search(p, k) for p in self.ignore_missing)
                                and not self._is_nonpersistent(k)]
         if report.missing_keys:

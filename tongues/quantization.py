@@ -1,18 +1,15 @@
 """Weight-only quantisation of linear layers for CPU inference: ``int8`` and ``int4``.
 
-``from_pretrained(..., quantization="int8")`` loads the checkpoint as usual, then
-:func:`quantize_model` replaces every ``nn.Linear`` by a :class:`QuantLinear` holding integer
-weights and scales; activations keep the model's dtype.
+``from_pretrained(..., quantization="int8")`` quantises each linear layer *while loading*: as soon
+as a layer's weight (and bias) are read from the checkpoint, the layer becomes the quantised module
+the kernel selector picks (:mod:`tongues.fast.select`; today :class:`~tongues.fast.quantized.QuantLinear`)
+and the float weight is dropped, its file pages released from the process. The float model is
+never held whole: peak memory is the quantised model plus about one checkpoint tensor
+(docs/performance.md, "Quantising while loading"). :func:`quantize_model` does the same to a model
+already in memory; both give identical layers.
 
-- ``int8``: symmetric, one scale per output channel: ``w ≈ q * scale``, ``q`` in [-127, 127].
-  Decoding (up to 16 rows) uses ``torch.ops.aten._weight_int8pack_mm`` with bf16 activations;
-  longer inputs go through :func:`tongues.fast.kernels.upcast_linear` (int8 slices widened to fp32
-  in a cache-sized buffer, fp32 accumulation, the scale applied to the output).
-- ``int4``: asymmetric, one scale and offset per group of ``group_size`` (128) inputs per output
-  channel, in torch's packed CPU layout (``_convert_weight_to_int4pack_for_cpu``); products run in
-  ``torch.ops.aten._weight_int4pack_mm_for_cpu`` with bf16 activations. Layers the packed layout
-  cannot hold (input width not a multiple of the group size, output width not a multiple of 16)
-  are quantised to int8 instead.
+The formats (int8 per output channel; int4 in groups of 128, int8 where torch's packed layout
+cannot hold a layer) are described in :mod:`tongues.fast.quantized`.
 
 Embedding / LM-head policy: the input embedding is a lookup (one row per token, no bandwidth to
 save), so it stays in the model's dtype; the LM head (often tied to it) is quantised like any
@@ -27,137 +24,100 @@ in docs/performance.md.
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
-from .fast.kernels import upcast_linear
+from .fast.quantized import INT4_GROUP_SIZE, METHODS, QuantLinear, quantize_int4, quantize_int8
+from .fast.select import Selector, select_linear
 
-METHODS = ("int8", "int4")
-INT4_GROUP_SIZE = 128
+__all__ = ["INT4_GROUP_SIZE", "METHODS", "MIN_OUT_FEATURES", "QuantLinear", "QuantizeWhileLoading",
+           "check_method", "quantize_int4", "quantize_int8", "quantize_model", "quantizes"]
+
 MIN_OUT_FEATURES = 16
-# Up to this many rows int8 products use torch's packed int8 kernel (bf16 activations); above it
-# (prefill) the weight is widened to fp32 slice by slice, where compute, not reading, dominates.
-PACKED_INT8_MAX_ROWS = 16
 
 
-# Rows quantised at a time: every step is row-wise, so blocks give the same result as the whole matrix,
-# and the fp32 temporaries stay at about 16 MiB instead of several copies of the largest layer (a
-# BLOOM-560m LM head is 1 GB in fp32).
-QUANTIZE_BLOCK_ELEMENTS = 1 << 22
+def check_method(method: str) -> None:
+    if method not in METHODS:
+        raise ValueError(f"quantization must be one of {METHODS} (or None); got {method!r}")
 
 
-def _row_blocks(weight: torch.Tensor):
-    # A multiple of 64 rows: torch's int4 packing works on groups of output rows.
-    rows = max(64, QUANTIZE_BLOCK_ELEMENTS // max(1, weight.shape[1]) // 64 * 64)
-    for lo in range(0, weight.shape[0], rows):
-        yield lo, weight[lo:lo + rows].detach().float()
+def quantizes(module: nn.Module) -> bool:
+    """The policy: linear layers of at least ``MIN_OUT_FEATURES`` outputs are quantised."""
+    return isinstance(module, nn.Linear) and module.out_features >= MIN_OUT_FEATURES
 
 
-def quantize_int8(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-output-channel symmetric int8: (N, K) float -> ``(q (N, K) int8, scale (N,) fp32)``."""
-    q = torch.empty(weight.shape, dtype=torch.int8)
-    scale = torch.empty(weight.shape[0], dtype=torch.float32)
-    for lo, w in _row_blocks(weight):
-        s = w.abs().amax(dim=1).clamp(min=1e-12) / 127.0
-        scale[lo:lo + len(w)] = s
-        q[lo:lo + len(w)] = torch.round(w / s[:, None]).clamp_(-127, 127)
-    return q, scale
+def _holders(model: nn.Module) -> dict[int, list[tuple[nn.Module, str]]]:
+    """id(module) -> every (parent, attribute) that holds it (a module may be reused in two places)."""
+    holders: dict[int, list[tuple[nn.Module, str]]] = {}
+    for parent in model.modules():
+        for name, child in parent._modules.items():  # named_children() hides a module reused twice
+            if child is not None:
+                holders.setdefault(id(child), []).append((parent, name))
+    return holders
 
 
-def quantize_int4(weight: torch.Tensor, group_size: int = INT4_GROUP_SIZE) -> tuple[torch.Tensor, torch.Tensor]:
-    """Grouped asymmetric int4 in torch's CPU packed layout.
-
-    Returns ``(packed, scales_and_zeros)`` where ``scales_and_zeros`` is (K / group_size, N, 2) bf16
-    and the weight is ``q * scale + min`` with ``q`` in [0, 15] (torch stores the offset as
-    ``min + 8 * scale`` because its kernel subtracts 8).
-    """
-    N, K = weight.shape
-    if K % group_size:
-        raise ValueError(f"int4 needs the input width ({K}) to be a multiple of the group size ({group_size})")
-    packed, params = [], []
-    for _, block in _row_blocks(weight):
-        w = block.reshape(len(block), K // group_size, group_size)
-        low, high = w.amin(dim=-1, keepdim=True), w.amax(dim=-1, keepdim=True)
-        scale = (high - low).clamp(min=1e-6) / 15.0
-        q = ((w - low) / scale).round_().clamp_(0, 15).to(torch.int32).reshape(len(block), K)
-        params.append(torch.cat([scale, low + 8.0 * scale], dim=-1))  # (rows, K/g, 2)
-        packed.append(torch.ops.aten._convert_weight_to_int4pack_for_cpu(q, 1))  # row-wise layout: blocks concatenate
-    scales_and_zeros = torch.cat(params).transpose(0, 1).contiguous().to(torch.bfloat16)  # (K/g, N, 2)
-    return torch.cat(packed), scales_and_zeros
-
-
-class QuantLinear(nn.Module):
-    """A linear layer with weight-only quantised weights (inference only).
-
-    Buffers: ``int8``: ``qweight`` (N, K) int8 and ``scale`` (N,) fp32; ``int4``: ``qweight`` (packed)
-    and ``scales_and_zeros`` (K / group_size, N, 2) bf16. ``bias`` keeps the model's dtype.
-    """
-
-    def __init__(self, linear: nn.Linear, method: str, group_size: int = INT4_GROUP_SIZE) -> None:
-        super().__init__()
-        if method not in METHODS:
-            raise ValueError(f"quantization must be one of {METHODS}; got {method!r}")
-        if linear.weight.device.type != "cpu":
-            raise ValueError(f"weight-only quantisation runs on CPU; the layer's weight is on {linear.weight.device}")
-        self.in_features, self.out_features = linear.in_features, linear.out_features
-        self.method, self.group_size = method, group_size
-        self.compute_dtype = linear.weight.dtype
-        if method == "int4":
-            qweight, scales = quantize_int4(linear.weight, group_size)
-            self.register_buffer("qweight", qweight)
-            self.register_buffer("scales_and_zeros", scales)
-        else:
-            qweight, scale = quantize_int8(linear.weight)
-            self.register_buffer("qweight", qweight)
-            self.register_buffer("scale", scale)
-        self.scale_bf16: torch.Tensor | None = None
-        self.bias = None if linear.bias is None else nn.Parameter(linear.bias.detach().clone(), requires_grad=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.method == "int8" and (x.numel() // self.in_features > PACKED_INT8_MAX_ROWS or x.device.type != "cpu"):
-            return upcast_linear(x, self.qweight, self.bias, self.scale)
-        lead = x.shape[:-1]
-        # (M, K): the packed kernels take dense bf16 rows (the last position of a prompt is a strided view)
-        x2 = x.reshape(-1, self.in_features).to(torch.bfloat16).contiguous()
-        if self.method == "int8":
-            # Decoding: torch's int8 kernel reads 1 byte a weight, but only with bf16 activations.
-            if self.scale_bf16 is None:
-                self.scale_bf16 = self.scale.to(torch.bfloat16)
-            out = torch.ops.aten._weight_int8pack_mm(x2, self.qweight, self.scale_bf16)
-            if self.bias is not None:
-                out = out.float() + self.bias.float()
-        else:
-            out = torch.ops.aten._weight_int4pack_mm_for_cpu(x2, self.qweight, self.group_size, self.scales_and_zeros)
-            if self.bias is not None:
-                out = out + self.bias.to(out.dtype)
-        return out.to(x.dtype).reshape(*lead, self.out_features)
-
-    def extra_repr(self) -> str:
-        return f"in_features={self.in_features}, out_features={self.out_features}, method={self.method}"
-
-
-def quantize_model(model: nn.Module, method: str, group_size: int = INT4_GROUP_SIZE) -> nn.Module:
-    """Replace the model's ``nn.Linear`` layers by :class:`QuantLinear` in place; returns ``model``.
+def quantize_model(model: nn.Module, method: str, select: Selector | None = None) -> nn.Module:
+    """Replace the model's float linear layers by quantised ones in place; returns ``model``.
 
     Args:
         model: a loaded model on CPU.
         method: ``"int8"`` (per-channel) or ``"int4"`` (grouped; layers the packed layout cannot
-            hold fall back to int8).
+            hold become int8).
+        select: maps ``(linear, method)`` to the quantised module (see :mod:`tongues.fast.select`).
 
     Raises:
         ValueError: an unknown method, or weights not on CPU.
     """
-    if method not in METHODS:
-        raise ValueError(f"quantization must be one of {METHODS} (or None); got {method!r}")
-    replaced = {}
-    for parent in list(model.modules()):
-        for name, child in list(parent._modules.items()):  # named_children() hides a module reused twice
-            if not isinstance(child, nn.Linear) or child.out_features < MIN_OUT_FEATURES:
-                continue
-            if id(child) not in replaced:  # a module reused in two places is quantised once
-                packable = child.in_features % group_size == 0 and child.out_features % 16 == 0
-                layer_method = "int4" if method == "int4" and packable else "int8"
-                replaced[id(child)] = QuantLinear(child, layer_method, group_size)
-            setattr(parent, name, replaced[id(child)])
+    check_method(method)
+    select = select or select_linear
+    for places in _holders(model).values():
+        child = getattr(*places[0])
+        if quantizes(child):
+            new = select(child, method)  # a module reused in two places is quantised once
+            for parent, name in places:
+                setattr(parent, name, new)
     model.quantization = method
     return model
+
+
+class QuantizeWhileLoading:
+    """Quantises each linear layer of a model being loaded as soon as its parameters are in place.
+
+    The loader calls :meth:`loaded` after putting each tensor; when that completes a layer's
+    parameters, the layer is replaced by its quantised module and the call returns ``True`` (the
+    loader may then release the checkpoint tensors it came from). Layers never completed from the
+    checkpoint (tied heads, weights it lacks) are left to :meth:`finish`, after tying and
+    initialisation.
+    """
+
+    def __init__(self, model: nn.Module, method: str, select: Selector | None = None,
+                 skip: set[str] = frozenset()) -> None:
+        check_method(method)
+        self.model, self.method, self.select = model, method, select or select_linear
+        self.holders = _holders(model)
+        self.pending: dict[str, nn.Module] = {}  # module path -> layer still waiting for its parameters
+        for path, module in model.named_modules(remove_duplicate=False):
+            if quantizes(module) and not any(f"{path}.{name}" in skip for name, _ in module.named_parameters()):
+                self.pending[path] = module
+        self.done: set[str] = set()
+
+    def owns(self, key: str) -> bool:
+        """Whether ``key`` belongs to a layer already quantised (a second copy of it is not put)."""
+        return key.rpartition(".")[0] in self.done
+
+    def loaded(self, key: str) -> bool:
+        """Note that ``key`` was put; quantise its layer if that completed it."""
+        path = key.rpartition(".")[0]
+        layer = self.pending.get(path)
+        if layer is None or any(p.is_meta for p in layer.parameters()):
+            return False
+        quantized = self.select(layer, self.method)
+        for parent, name in self.holders[id(layer)]:
+            setattr(parent, name, quantized)
+        for other in [p for p, m in self.pending.items() if m is layer]:
+            del self.pending[other]
+            self.done.add(other)
+        return True
+
+    def finish(self) -> nn.Module:
+        """Quantise the layers that are left (call after tying and initialisation)."""
+        return quantize_model(self.model, self.method, self.select)

@@ -59,12 +59,19 @@ class SlotCache:
         self.growable = growable
         self.keys: list[torch.Tensor] = []
         self.values: list[torch.Tensor] = []
-        self.layer_lengths: list[torch.Tensor] = []  # per layer: (slots,) filled positions of each row
+        # Per layer, the filled positions of each row, as Python ints: a decode step reads and advances
+        # them once per layer, and tensor ops there cost more than the step's attention at batch 1.
+        self.row_lengths: list[list[int]] = []
 
     @property
     def lengths(self) -> torch.Tensor:
         """(slots,) filled positions of each row (between forwards every layer agrees)."""
-        return self.layer_lengths[0] if self.layer_lengths else torch.zeros(self.slots, dtype=torch.long)
+        return torch.tensor(self.row_lengths[0] if self.row_lengths else [0] * self.slots, dtype=torch.long)
+
+    @property
+    def layer_lengths(self) -> list[torch.Tensor]:
+        """Per layer, (slots,) filled positions of each row."""
+        return [torch.tensor(lengths, dtype=torch.long) for lengths in self.row_lengths]
 
     # -- storage ------------------------------------------------------------------------------
     def _allocate(self, key: torch.Tensor, value: torch.Tensor, capacity: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -87,7 +94,7 @@ class SlotCache:
             self.keys.append(keys)
             self.values.append(values)
             # A layer first written now starts where layer 0 started this forward (all rows empty).
-            self.layer_lengths.append(torch.zeros(self.slots, dtype=torch.long))
+            self.row_lengths.append([0] * self.slots)
             return
         if layer_idx > len(self.keys):
             raise IndexError(f"SlotCache has {len(self.keys)} layers; cannot update layer {layer_idx} first")
@@ -105,9 +112,8 @@ class SlotCache:
         if key.shape[0] != rows:
             raise ValueError(f"the cache view covers {rows} rows but the layer wrote keys for {key.shape[0]}")
         T = key.shape[2]
-        lengths = (self.layer_lengths[layer_idx] if layer_idx < len(self.layer_lengths)
-                   else torch.zeros(self.slots, dtype=torch.long))[start:stop].clone()
-        low, high = int(lengths.min()), int(lengths.max())
+        lengths = self.row_lengths[layer_idx][start:stop] if layer_idx < len(self.row_lengths) else [0] * rows
+        low, high = min(lengths), max(lengths)
         if low != high and T != 1:
             raise ValueError(
                 f"rows {start}..{stop - 1} have different lengths ({low}..{high}); they can only add one token "
@@ -120,10 +126,10 @@ class SlotCache:
             values[start:stop, :, low : low + T].copy_(value)
         else:  # one token per row, each at its own column
             index = torch.arange(start, stop, device=keys.device)
-            columns = lengths.to(keys.device)
+            columns = torch.tensor(lengths, device=keys.device)
             keys[index, :, columns] = key[:, :, 0]
             values[index, :, columns] = value[:, :, 0]
-        self.layer_lengths[layer_idx][start:stop] += T
+        self.row_lengths[layer_idx][start:stop] = [n + T for n in lengths]
         return keys[start:stop, :, : high + T], values[start:stop, :, : high + T]
 
     # -- rows ---------------------------------------------------------------------------------
@@ -135,15 +141,15 @@ class SlotCache:
 
     def reset(self, row: int) -> None:
         """Free ``row``: its length becomes 0 (its old keys stay, finite, until overwritten)."""
-        for lengths in self.layer_lengths:
+        for lengths in self.row_lengths:
             lengths[row] = 0
 
     def move(self, src: int, dst: int) -> None:
         """Copy row ``src`` (keys, values, length) into row ``dst``: keeps running rows contiguous."""
         if src == dst:
             return
-        n = int(self.lengths[src])
-        for keys, values, lengths in zip(self.keys, self.values, self.layer_lengths):
+        n = self.row_lengths[0][src] if self.row_lengths else 0
+        for keys, values, lengths in zip(self.keys, self.values, self.row_lengths):
             keys[dst, :, :n].copy_(keys[src, :, :n])
             values[dst, :, :n].copy_(values[src, :, :n])
             lengths[dst] = n
@@ -166,12 +172,35 @@ class SlotView(Cache):
         return self.cache._write(layer_idx, self.start, self.stop, key, value)
 
     def get_seq_length(self, layer_idx: int = 0) -> int:
-        layers = self.cache.layer_lengths
-        lengths = layers[layer_idx] if layer_idx < len(layers) else self.cache.lengths
-        return int(lengths[self.start : self.stop].max())
+        layers = self.cache.row_lengths
+        if not layers:
+            return 0
+        return max(layers[layer_idx if layer_idx < len(layers) else 0][self.start : self.stop])
 
     def get_max_length(self) -> int | None:
         return None
+
+    def crop(self, max_length: int) -> None:
+        """Forget positions beyond ``max_length`` in every row of the view."""
+        for lengths in self.cache.row_lengths:
+            lengths[self.start : self.stop] = [min(n, max_length) for n in lengths[self.start : self.stop]]
+
+    def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
+        """Rows of the view become rows ``beam_idx`` (indices within the view), in place."""
+        order = [int(i) for i in beam_idx]
+        rows = slice(self.start, self.stop)
+        for keys, values, lengths in zip(self.cache.keys, self.cache.values, self.cache.row_lengths):
+            index = torch.tensor(order, device=keys.device)
+            keys[rows] = keys[rows].index_select(0, index)
+            values[rows] = values[rows].index_select(0, index)
+            old = lengths[rows]
+            lengths[rows] = [old[i] for i in order]
+
+    def batch_repeat_interleave(self, repeats: int) -> None:
+        raise NotImplementedError(
+            "a SlotCache view has a fixed number of rows and cannot repeat them; generate with the cache's own "
+            "batch size, or pass a DynamicCache"
+        )
 
     def attention_mask(self, new_tokens: int) -> torch.Tensor:
         """(rows, max(length) + new_tokens) padding mask: 1 on each row's own filled and new columns."""
@@ -189,7 +218,7 @@ class SlotView(Cache):
 
     def layers(self):
         for keys, values in zip(self.cache.keys, self.cache.values):
-            n = int(self.lengths.max())
+            n = self.get_seq_length()
             yield keys[self.start : self.stop, :, :n], values[self.start : self.stop, :, :n]
 
 

@@ -1,12 +1,13 @@
-"""The fast CPU decode path (tongues/fast/): kernels, FastLinear swap, DecodeCache."""
+"""The fast CPU decode path (tongues/fast/): kernels, the kernel selector, and who calls it (load, not generate)."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tongues.cache import DynamicCache
-from tongues.fast import DecodeCache, FastLinear, fp32_linear, prepare_for_decode, upcast_linear
+from tongues import BloomConfig, BloomForCausalLM
+from tongues.fast import FastLinear, QuantLinear, fp32_linear, prepare_for_decode, upcast_linear
+from tongues.slot_cache import SlotView
 
 
 @pytest.mark.parametrize("rows", [1, 3, 64])
@@ -55,22 +56,64 @@ def test_fp32_linear_matches_f_linear_for_any_input_shape():
     torch.testing.assert_close(fp32_linear(x, transposed), F.linear(x, transposed), atol=1e-5, rtol=1e-5)
 
 
-def test_decode_cache_equals_dynamic_cache_and_grows_past_its_plan():
+def test_kernels_none_restores_plain_linears_on_the_same_parameters():
+    model = nn.Sequential(nn.Linear(8, 8), nn.Linear(8, 8))
+    model.append(model[0])  # one layer reused in two places gets one module
+    weights = [m.weight for m in model]
+    prepare_for_decode(model)
+    assert model[2] is model[0] and isinstance(model[0], FastLinear)
+    prepare_for_decode(model)  # idempotent
+    assert isinstance(model[0], FastLinear) and [m.weight for m in model] == weights
+    prepare_for_decode(model, "none")
+    assert all(type(m) is nn.Linear for m in model) and [m.weight for m in model] == weights
+    with pytest.raises(ValueError, match="kernels must be one of.*'fast'"):
+        prepare_for_decode(model, "fast")
+
+
+def tiny_bloom():
     torch.manual_seed(0)
-    static, dynamic = DecodeCache(max_cache_len=3), DynamicCache()
-    for step in range(5):  # 2 + 1 + 1 + 1 + 1 positions: grows after the third
-        T = 2 if step == 0 else 1
-        k, v = torch.randn(2, 3, T, 4), torch.randn(2, 3, T, 8)
-        for layer in range(2):
-            ks, vs = static.update(k, v, layer)
-            kd, vd = dynamic.update(k, v, layer)
-            torch.testing.assert_close(ks, kd)
-            torch.testing.assert_close(vs, vd)
-    assert static.get_seq_length() == 6 and len(static) == 2
-    static.crop(4)
-    assert static.get_seq_length() == 4
+    return BloomForCausalLM(BloomConfig(vocab_size=64, hidden_size=32, n_layer=2, n_head=4)).eval()
 
 
-def test_decode_cache_rejects_bad_length():
-    with pytest.raises(ValueError, match="max_cache_len"):
-        DecodeCache(0)
+def test_from_pretrained_selects_kernels_and_generate_does_not(tmp_path):
+    tiny_bloom().save_pretrained(tmp_path)
+    fast = BloomForCausalLM.from_pretrained(tmp_path)
+    assert isinstance(fast.lm_head, FastLinear) and fast.lm_head.weight is fast.transformer.word_embeddings.weight
+    assert fast.decode_kernels["transformer.h.1.mlp.dense_4h_to_h"].startswith("float32:")
+    plain = BloomForCausalLM.from_pretrained(tmp_path, kernels="none")
+    assert all(type(m) is not FastLinear for m in plain.modules())
+    before = {name: type(m) for name, m in plain.named_modules()}
+    out = plain.generate(torch.tensor([[3, 4, 5]]), max_new_tokens=3, do_sample=False)
+    assert {name: type(m) for name, m in plain.named_modules()} == before  # no swap as a side effect
+    assert torch.equal(out, fast.generate(torch.tensor([[3, 4, 5]]), max_new_tokens=3, do_sample=False))
+    with pytest.raises(ValueError, match="kernels must be one of"):
+        BloomForCausalLM.from_pretrained(tmp_path, kernels="fast")
+
+
+def test_quantised_layers_show_their_kernels(tmp_path):
+    tiny_bloom().save_pretrained(tmp_path)
+    model = BloomForCausalLM.from_pretrained(tmp_path, quantization="int8")
+    assert isinstance(model.lm_head, QuantLinear)
+    assert model.decode_kernels["lm_head"].startswith("int8")
+    model.prepare_for_decode("none")  # quantised layers keep the kernels chosen at load
+    assert isinstance(model.lm_head, QuantLinear)
+
+
+def test_generate_decodes_into_one_slot_cache_row_per_sequence():
+    model = tiny_bloom()
+    prompt = torch.tensor([[0, 3, 4], [5, 6, 7]])
+    mask = torch.tensor([[0, 1, 1], [1, 1, 1]])
+    out = model.generate(prompt, attention_mask=mask, max_new_tokens=4, do_sample=False,
+                         num_return_sequences=1, return_dict_in_generate=True, pad_token_id=0)
+    cache = out.past_key_values
+    assert isinstance(cache, SlotView) and cache.lengths.tolist() == [6, 6]
+    legacy = cache.to_legacy_cache()
+    assert len(legacy) == 2 and legacy[0][0].shape == (2, 4, 6, 8)
+    # the returned cache resumes generation: same tokens as one longer call
+    longer = model.generate(prompt, attention_mask=mask, max_new_tokens=6, do_sample=False, pad_token_id=0)
+    resumed = model.generate(out.sequences, attention_mask=torch.cat([mask, torch.ones(2, 4, dtype=torch.long)], 1),
+                             past_key_values=cache, max_new_tokens=2, do_sample=False, pad_token_id=0)
+    assert torch.equal(resumed, longer)
+    beams = model.generate(prompt, attention_mask=mask, max_new_tokens=2, num_beams=2,
+                           return_dict_in_generate=True, pad_token_id=0)
+    assert not isinstance(beams.past_key_values, SlotView)  # beam search reorders rows: DynamicCache

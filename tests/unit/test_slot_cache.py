@@ -84,3 +84,31 @@ def test_forward_step_prefills_then_decodes_mixed_rows():
             for row, token in enumerate(logits.argmax(-1).tolist()):
                 got[row].append(token)
     assert got == expected
+
+
+def test_view_is_a_cache_whose_legacy_form_holds_each_rows_filled_prefix():
+    cache = SlotCache(slots=3, capacity=4)
+    key = torch.arange(2 * 2 * 3 * 1, dtype=torch.float32).view(2, 2, 3, 1)
+    for layer in range(2):
+        cache.view(0, 2).update(key, -key, layer)
+    view = cache.view(0, 2)
+    assert len(view) == 2 and view.get_seq_length() == 3 and view.lengths.tolist() == [3, 3]
+    legacy = view.to_legacy_cache()
+    assert len(legacy) == 2 and torch.equal(legacy[1][0], key) and torch.equal(legacy[1][1], -key)
+    cache.view(2, 3).update(key[:1, :, :1], key[:1, :, :1], 0)  # row 2 alone, one position
+    mixed = cache.view(0, 3)
+    assert mixed.attention_mask(1).tolist() == [[1, 1, 1, 1], [1, 1, 1, 1], [1, 1, 0, 0]]
+    assert mixed.position_ids(1).tolist() == [[3], [3], [1]]
+
+
+def test_crop_and_reorder_act_on_the_views_rows_only():
+    cache = SlotCache(slots=3, capacity=4)
+    key = torch.arange(3 * 1 * 2 * 1, dtype=torch.float32).view(3, 1, 2, 1)
+    cache.view(0, 3).update(key, key, 0)
+    view = cache.view(1, 3)
+    view.reorder_cache(torch.tensor([1, 1]))
+    assert torch.equal(cache.keys[0][:, :, :2], key[[0, 2, 2]])
+    view.crop(1)
+    assert cache.lengths.tolist() == [2, 1, 1]
+    with pytest.raises(NotImplementedError, match="fixed number of rows"):
+        view.batch_repeat_interleave(2)

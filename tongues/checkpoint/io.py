@@ -128,6 +128,19 @@ class SafetensorsFile:
             flat = torch.frombuffer(self._map, dtype=dtype, count=numel, offset=self.data_start + begin)
         return flat.view(shape)
 
+    def release(self, name: str) -> None:
+        """Drop the mapped pages of tensor ``name`` from the process (a later read maps them again
+        from the file). For a consumer that converted the tensor and holds no view of it any more:
+        mapped pages count in the process's RSS until the map is closed."""
+        if self._map is None or not hasattr(self._map, "madvise"):
+            return
+        _, _, begin, end = self.entries[name]
+        start = (self.data_start + begin) // mmap.PAGESIZE * mmap.PAGESIZE
+        stop = self.data_start + end
+        if stop > start:
+            # The map is private and never written, so the pages come back unchanged from the file.
+            self._map.madvise(mmap.MADV_DONTNEED, start, stop - start)
+
     def _read_cast(self, dtype: torch.dtype, numel: int, cast_to: torch.dtype, offset: int) -> torch.Tensor:
         """Read ``numel`` elements of ``dtype`` at byte ``offset`` into a new ``cast_to`` tensor, a slice at a
         time through one reused buffer.
@@ -223,10 +236,17 @@ def _shards_of_index(pretrained: str, index_path: str, **hub_kwargs) -> list[str
     return shards
 
 
-def iter_checkpoint(files: list[str], fmt: str, cast_to: torch.dtype | None = None) -> Iterator[tuple[str, torch.Tensor]]:
+def iter_checkpoint(files: list[str], fmt: str, cast_to: torch.dtype | None = None,
+                    release: set[str] | None = None) -> Iterator[tuple[str, torch.Tensor]]:
     """Yield ``(key, tensor)`` over every file, one tensor at a time; floating tensors cast to ``cast_to``
-    if given (safetensors: slice by slice, so peak memory stays near the cast weights)."""
+    if given (safetensors: slice by slice, so peak memory stays near the cast weights).
+
+    ``release``: a set the consumer adds keys to once it holds no view of their tensors (it converted
+    them, e.g. quantised them); on the next step their memory-mapped pages are dropped from the
+    process (safetensors), so a converting load never holds the whole file.
+    """
     seen: dict[str, str] = {}
+    readers: dict[str, SafetensorsFile] = {}
     for path in files:
         if fmt == "safetensors":
             reader = SafetensorsFile(path)
@@ -238,7 +258,15 @@ def iter_checkpoint(files: list[str], fmt: str, cast_to: torch.dtype | None = No
             if key in seen:
                 raise CheckpointError(f"the key {key!r} is in both {seen[key]} and {path}")
             seen[key] = path
+            if fmt == "safetensors" and release is not None:
+                readers[key] = reader
             yield key, get()
+            while release:
+                done = release.pop()
+                if done in readers:
+                    readers.pop(done).release(done)
+        if fmt == "safetensors":
+            reader._stage = None  # the cast buffer of a finished file (its map lives on in the tensors)
 
 
 def checkpoint_shapes(files: list[str], fmt: str) -> dict[str, tuple[int, ...]]:

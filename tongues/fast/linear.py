@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .kernels import decode_linear
+from .kernels import _onednn_linear, decode_linear
 
 
 class FastLinear(nn.Linear):
@@ -22,7 +22,28 @@ class FastLinear(nn.Linear):
         new.train(linear.training)
         return new
 
+    def as_linear(self) -> nn.Linear:
+        """The plain ``nn.Linear`` over the same parameters (``prepare_for_decode(kernels="none")``)."""
+        plain = nn.Linear.__new__(nn.Linear)
+        nn.Module.__init__(plain)
+        plain.in_features, plain.out_features = self.in_features, self.out_features
+        plain.weight, plain.bias = self.weight, self.bias
+        plain.train(self.training)
+        return plain
+
+    @property
+    def kernel(self) -> str:
+        """Which kernel runs this layer (``model.decode_kernels`` lists it)."""
+        dtype = str(self.weight.dtype).replace("torch.", "")
+        if self.weight.dtype == torch.float32:
+            if _onednn_linear() is None:
+                return "float32: torch F.linear (this torch has no oneDNN)"
+            return "float32: oneDNN matmul below 192 rows, MKL F.linear above"
+        return f"{dtype}: torch F.linear for 1 row, widened fp32 slices + BLAS for more"
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if torch.is_grad_enabled() and self.weight.requires_grad:
-            return super().forward(x)  # the fast kernels are inference-only (no autograd through the slices)
+        if (torch.is_grad_enabled() and self.weight.requires_grad) or self.weight.device.type != "cpu":
+            # the kernels are for CPU inference (no autograd through the slices); a model moved to
+            # another device after loading runs torch's own kernels there
+            return super().forward(x)
         return decode_linear(x, self.weight, self.bias)

@@ -28,6 +28,7 @@ from typing import Any, Callable
 import torch
 
 from ..cache import Cache, DynamicCache, check_memory
+from ..slot_cache import SlotCache
 from .configuration import GENERATION_DEFAULTS, GenerationConfig
 from .processors import build_logits_processors
 from .search import beam_search, sample_search
@@ -35,6 +36,8 @@ from .stopping import build_stopping_criteria
 
 # The largest max_new_tokens we accept: beyond it a typo is far likelier than a real request.
 MAX_NEW_TOKENS_LIMIT = 1_000_000
+# Positions a generate call preallocates per row at most; its cache grows past them if needed.
+MAX_PREALLOCATED_POSITIONS = 8192
 # Model kwargs `generate` accepts even when `forward` does not name them (they are filtered out).
 _ALWAYS_ACCEPTED = ("output_attentions", "output_hidden_states")
 
@@ -216,7 +219,7 @@ class GenerationMixin:
         self._check_lengths(config, prompt_length, has_default_max_length)
 
         # 5. Cache (its final size checked against free memory before decoding starts).
-        self._prepare_cache(config, model_kwargs)
+        self._prepare_cache(config, model_kwargs, input_ids.shape[0])
         if model_kwargs.get("past_key_values") is not None:
             self._check_cache_memory(input_ids.shape[0], config.max_length, device)
 
@@ -445,7 +448,7 @@ class GenerationMixin:
                 stacklevel=3,
             )
 
-    def _prepare_cache(self, config, model_kwargs) -> None:
+    def _prepare_cache(self, config, model_kwargs, rows: int) -> None:
         past = model_kwargs.get("past_key_values")
         if past is not None:
             if isinstance(past, (tuple, list)):
@@ -457,30 +460,19 @@ class GenerationMixin:
             return
         if not config.use_cache or "past_key_values" not in _forward_signature(self)[0]:
             return
-        # [fast decode, tongues/fast] A preallocated cache of prompt + max_new_tokens positions for
-        # models whose layers write through Cache.update (greedy/sampling; beams keep DynamicCache).
-        if config.num_beams == 1 and self._prepare_fast_decode():
-            from ..fast import decode_cache
-
-            # Capped: a huge max_length must not reserve memory up front (the cache grows if needed).
-            model_kwargs["past_key_values"] = decode_cache(max(1, min(config.max_length or 1, 8192)))
+        # Greedy search and sampling decode in place into a preallocated cache, one row per sequence
+        # (no per-step torch.cat of the whole cache); beam search reorders rows every step and keeps
+        # a DynamicCache. Capped: a huge max_length must not reserve memory up front (rows grow if needed).
+        if config.num_beams == 1 and self._can_decode_into_slot_cache():
+            capacity = max(1, min(config.max_length or 1, MAX_PREALLOCATED_POSITIONS))
+            model_kwargs["past_key_values"] = SlotCache(slots=rows, capacity=capacity).view(0, rows)
             return
         model_kwargs["past_key_values"] = DynamicCache()
 
-    def _prepare_fast_decode(self) -> bool:
-        """[fast decode, tongues/fast] Swap in the CPU decode kernels (idempotent, parameters shared).
-
-        Returns whether ``generate`` may decode into a preallocated cache: tongues models without
-        cross-attention, whose attention layers all write through ``Cache.update``.
-        """
-        from ..modeling import PreTrainedModel
-
-        if not isinstance(self, PreTrainedModel) or getattr(self.config, "add_cross_attention", False):
-            return False
-        from ..fast import prepare_for_decode
-
-        prepare_for_decode(self)
-        return True
+    def _can_decode_into_slot_cache(self) -> bool:
+        """Whether every attention layer writes through ``Cache.update`` (tongues models say so; see
+        ``PreTrainedModel``). Other models implementing the contract decode into a ``DynamicCache``."""
+        return False
 
     def _kv_cache_bytes(self, rows: int, positions: int) -> int | None:
         """Bytes a full KV cache of ``rows`` x ``positions`` takes (keys + values of every layer);

@@ -1,0 +1,102 @@
+"""Which module runs each linear layer of a model: chosen once, at load or by ``model.prepare_for_decode()``.
+
+A *weight format* names how a layer's weights are held: ``"float32"``, ``"bfloat16"``, ``"float16"``
+(the model's dtype) or ``"int8"`` / ``"int4"`` (``from_pretrained(..., quantization=)``). A
+*selector* maps ``(linear, weight_format)`` to the module that runs it:
+
+- ``kernels="auto"`` -> :func:`select_linear`: the kernels measured fastest (docs/performance.md).
+  This is the one place another kernel module plugs in.
+- ``kernels="none"`` -> :func:`reference_linear`: torch's own ops (the layer unchanged; int8/int4
+  still need :class:`~tongues.fast.quantized.QuantLinear` to hold their integers).
+
+Nothing here runs as a side effect of ``generate``: :func:`prepare_for_decode` is called by
+``from_pretrained`` (its ``kernels=`` keyword) or by the user, and :func:`linear_kernels` shows the
+result (``model.decode_kernels``).
+
+Example::
+
+    model = BloomForCausalLM.from_pretrained(path, dtype="bfloat16")   # kernels="auto"
+    model.decode_kernels["lm_head"]      # 'bfloat16: torch F.linear for 1 row, ...'
+    model.prepare_for_decode("none")     # back to plain nn.Linear (same parameters)
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+from .linear import FastLinear
+from .quantized import METHODS as QUANTIZED_FORMATS
+from .quantized import QuantLinear
+
+KERNELS = ("auto", "none")
+FLOAT_FORMATS = {torch.float32: "float32", torch.bfloat16: "bfloat16", torch.float16: "float16"}
+
+Selector = Callable[[nn.Linear, str], nn.Module]
+
+
+def select_linear(linear: nn.Linear, weight_format: str) -> nn.Module:
+    """``kernels="auto"``: the module that runs ``linear`` with its weights in ``weight_format``."""
+    if weight_format in QUANTIZED_FORMATS:
+        return QuantLinear.from_linear(linear, weight_format)
+    return FastLinear.from_linear(linear)
+
+
+def reference_linear(linear: nn.Linear, weight_format: str) -> nn.Module:
+    """``kernels="none"``: torch's own ops; float layers stay the ``nn.Linear`` they are."""
+    if weight_format in QUANTIZED_FORMATS:
+        return QuantLinear.from_linear(linear, weight_format)
+    return linear
+
+
+def selector(kernels: str) -> Selector:
+    """The selector of a ``kernels=`` setting; a ValueError names the accepted ones."""
+    if kernels not in KERNELS:
+        raise ValueError(f"kernels must be one of {KERNELS}; got {kernels!r}")
+    return select_linear if kernels == "auto" else reference_linear
+
+
+def _float_linear(module: nn.Module) -> nn.Linear | None:
+    """``module`` as a plain float ``nn.Linear`` on CPU (undoing an earlier selection), else ``None``."""
+    if type(module) is not nn.Linear:
+        as_linear = getattr(module, "as_linear", None)
+        if as_linear is None:
+            return None  # not a linear layer, or one whose weights were converted (quantised) at load
+        module = as_linear()
+    if module.weight.dtype not in FLOAT_FORMATS or module.weight.device.type != "cpu":
+        return None
+    return module
+
+
+def prepare_for_decode(model: nn.Module, kernels: str = "auto") -> nn.Module:
+    """Give every float CPU linear layer of ``model`` the module ``kernels`` selects, in place; returns ``model``.
+
+    Idempotent, and reversible with ``kernels="none"``. Parameters are shared, so weight tying,
+    ``state_dict`` keys and ``save_pretrained`` are unchanged; a layer used in two places gets one
+    module. Quantised layers keep the kernels chosen when they were quantised.
+    """
+    select = selector(kernels)
+    chosen: dict[int, nn.Module] = {}
+    for parent in list(model.modules()):
+        for name, child in list(parent._modules.items()):  # named_children() hides a module reused twice
+            if id(child) not in chosen:
+                linear = _float_linear(child) if child is not None else None
+                if linear is None:
+                    continue
+                chosen[id(child)] = select(linear, FLOAT_FORMATS[linear.weight.dtype])
+            setattr(parent, name, chosen[id(child)])
+    return model
+
+
+def linear_kernels(model: nn.Module) -> dict[str, str]:
+    """Module name -> the kernel that runs it, for every linear layer of ``model``."""
+    out = {}
+    for name, module in model.named_modules():
+        kernel = getattr(type(module), "kernel", None)
+        if kernel is not None:
+            out[name] = module.kernel
+        elif isinstance(module, nn.Linear):
+            out[name] = f"{str(module.weight.dtype).replace('torch.', '')}: torch F.linear"
+    return out
