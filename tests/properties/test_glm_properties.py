@@ -72,7 +72,8 @@ def test_save_load_round_trip(tmp_path, cls):
     config = tiny().config
     model = cls(config).eval()
     model.save_pretrained(tmp_path)
-    again = cls.from_pretrained(tmp_path).eval()
+    # kernels="none": the same F.linear as the model built from the config, so the round trip is bit-exact
+    again = cls.from_pretrained(tmp_path, kernels="none").eval()
     ids = torch.randint(1, 60, (2, 5))
     a, b = model(ids), again(ids)
     close(b[0], a[0], atol=0, rtol=0)
