@@ -22,7 +22,9 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 from jax import lax  # noqa: E402
 
-from .shared import Collector, ModelOutput, alibi_slopes, sinusoidal_table  # noqa: E402,F401 (Collector re-exported)
+from ..frameworks.activations import activation  # noqa: E402
+from ..frameworks.outputs import Collector, ModelOutput  # noqa: E402,F401 (Collector re-exported)
+from ..frameworks.positions import alibi_slopes, sinusoidal_table  # noqa: E402
 
 Array = Any
 
@@ -122,20 +124,6 @@ def attend(q: Array, k: Array, v: Array, bias: Array | None, scale: float, dropo
     return out, probs
 
 
-_ACTIVATIONS = {
-    "gelu": lambda x: jax.nn.gelu(x, approximate=False),
-    "gelu_new": lambda x: jax.nn.gelu(x, approximate=True),
-    "gelu_pytorch_tanh": lambda x: jax.nn.gelu(x, approximate=True),
-    "relu": jax.nn.relu,
-    "silu": jax.nn.silu,
-    "swish": jax.nn.silu,
-    "tanh": jnp.tanh,
-}
-
-
 def get_activation(name: str):
     """The activation called ``name`` in a config (``activation_function``, ``hidden_act``)."""
-    if name not in _ACTIVATIONS:
-        raise ValueError(f"activation {name!r} is not supported by tongues' Flax models; use one of "
-                         f"{', '.join(sorted(_ACTIVATIONS))}")
-    return _ACTIVATIONS[name]
+    return activation(name, {"gelu": jax.nn.gelu, "relu": jax.nn.relu, "silu": jax.nn.silu, "tanh": jnp.tanh}, "Flax")
