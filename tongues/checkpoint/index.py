@@ -60,11 +60,12 @@ def read_index(index_path: str) -> dict[str, str]:
     try:
         with open(index_path, encoding="utf-8") as f:
             raw = f.read()
-        pairs = json.loads(raw, object_pairs_hook=lambda kv: kv)
+        # Objects are kept as their (key, value) pairs, so a key written twice is seen, not silently merged.
+        top = json.loads(raw, object_pairs_hook=_Pairs)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise CheckpointError(f"{index_path} is not valid JSON: {err}") from None
-    top = dict(pairs) if isinstance(pairs, list) else None
-    if not isinstance(top, dict) or not isinstance(top.get("weight_map"), list):
+    top = dict(top) if isinstance(top, _Pairs) else None
+    if top is None or not isinstance(top.get("weight_map"), _Pairs):
         raise CheckpointError(f"{index_path} has no 'weight_map' object")
     weight_map: dict[str, str] = {}
     for key, shard in top["weight_map"]:
@@ -74,6 +75,10 @@ def read_index(index_path: str) -> dict[str, str]:
             raise CheckpointError(f"{index_path}: key {key!r} maps to an invalid shard name {shard!r}")
         weight_map[key] = shard
     return weight_map
+
+
+class _Pairs(list):
+    """A JSON object as the list of its (key, value) pairs (told apart from a JSON array)."""
 
 
 def shards_of_index(pretrained: str, index_path: str, **hub_kwargs) -> list[str]:

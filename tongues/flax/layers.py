@@ -52,6 +52,43 @@ FlaxBaseModelOutput = FlaxBaseModelOutputWithPastAndCrossAttentions
 FlaxCausalLMOutput = FlaxCausalLMOutputWithCrossAttentions
 
 
+def run_layers(module: nn.Module, layer_class: type, num_layers: int, x: Array, collect: Collector, *args,
+               deterministic: bool = True, layerdrop: float = 0.0) -> Array:
+    """Run ``num_layers`` layers of ``layer_class`` named "0", "1", ... (checkpoint names) inside ``module``'s
+    compact ``__call__``: ``layer(x, *args)`` returns ``(x, probs[, cross_probs])``; ``collect`` gathers each
+    layer's input and probabilities. With ``layerdrop`` (Fan et al., 2019) training skips whole layers (a
+    traced choice, so jit works)."""
+    for i in range(num_layers):
+        collect.add_hidden(x)
+        out, *probs = layer_class(module.config, dtype=module.dtype, name=str(i))(x, *args)
+        if not deterministic and layerdrop > 0:
+            out = jnp.where(jax.random.uniform(module.make_rng("dropout")) < layerdrop, x, out)
+        x = out
+        collect.add_attention(*probs)
+    return x
+
+
+def decoder_output(x: Array, collect: Collector, return_dict: bool):
+    """A decoder's output from its final hidden state (B, T, D) and what ``collect`` gathered."""
+    collect.add_hidden(x)
+    fields = dict(last_hidden_state=x, hidden_states=collect.hidden, attentions=collect.attentions,
+                  cross_attentions=collect.cross)
+    if not return_dict:
+        return tuple(v for v in fields.values() if v is not None)
+    return FlaxBaseModelOutputWithPastAndCrossAttentions(**fields)
+
+
+def lm_head_output(module: nn.Module, embedding: nn.Embed, out, return_dict: bool):
+    """A causal LM's output: logits (B, T, V) from the decoder output ``out``, through ``embedding``
+    transposed when ``config.tie_word_embeddings``, else ``module.lm_head``."""
+    x = out[0]
+    logits = embedding.attend(x) if module.config.tie_word_embeddings else module.lm_head(x)  # x @ embeddingᵀ
+    if not return_dict:
+        return (logits,) + tuple(out[1:])
+    return FlaxCausalLMOutputWithCrossAttentions(logits=logits, hidden_states=out.hidden_states,
+                                                 attentions=out.attentions, cross_attentions=out.cross_attentions)
+
+
 def dense(features: int, config, dtype, name: str | None = None, use_bias: bool = True) -> nn.Dense:
     """A Dense layer with the family's normal(initializer_range) init."""
     std = getattr(config, "initializer_range", None) or getattr(config, "init_std", 0.02)

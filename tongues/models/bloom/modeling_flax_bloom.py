@@ -12,8 +12,8 @@ import jax
 import jax.numpy as jnp
 
 from ...flax.generation import FlaxGenerationMixin
-from ...flax.layers import (Collector, FlaxBaseModelOutput, FlaxCausalLMOutput, alibi_bias, attend, attention_bias,
-                            dense, update_cache)
+from ...flax.layers import (Collector, alibi_bias, attend, attention_bias, decoder_output, dense, lm_head_output,
+                            run_layers, update_cache)
 from ...flax.modeling import FlaxPreTrainedModel
 from .configuration_bloom import BloomConfig
 
@@ -84,12 +84,8 @@ class FlaxBloomBlocks(nn.Module):
 
     @nn.compact
     def __call__(self, x, alibi, key_mask, deterministic, init_cache, collect):
-        for i in range(self.config.n_layer):
-            collect.add_hidden(x)
-            x, probs = FlaxBloomBlock(self.config, dtype=self.dtype, name=str(i))(
-                x, alibi, key_mask, deterministic, init_cache, collect.attentions is not None)
-            collect.add_attention(probs)
-        return x
+        return run_layers(self, FlaxBloomBlock, self.config.n_layer, x, collect, alibi, key_mask, deterministic,
+                          init_cache, collect.attentions is not None)
 
 
 class FlaxBloomModule(nn.Module):
@@ -111,11 +107,7 @@ class FlaxBloomModule(nn.Module):
         x = self.word_embeddings_layernorm(self.word_embeddings(input_ids))
         alibi = alibi_bias(attention_mask, self.config.n_head, self.dtype)  # (B, H, 1, Tk)
         x = self.h(x, alibi, attention_mask, deterministic, init_cache, collect)
-        x = self.ln_f(x)
-        collect.add_hidden(x)
-        if not return_dict:
-            return tuple(v for v in (x, collect.hidden, collect.attentions) if v is not None)
-        return FlaxBaseModelOutput(last_hidden_state=x, hidden_states=collect.hidden, attentions=collect.attentions)
+        return decoder_output(self.ln_f(x), collect, return_dict)
 
 
 class FlaxBloomForCausalLMModule(nn.Module):
@@ -131,14 +123,7 @@ class FlaxBloomForCausalLMModule(nn.Module):
                  output_hidden_states=False, return_dict=True):
         out = self.transformer(input_ids, attention_mask, deterministic, init_cache, output_attentions,
                                output_hidden_states, return_dict)
-        x = out[0]
-        if self.config.tie_word_embeddings:
-            logits = self.transformer.word_embeddings.attend(x)  # x @ embeddingᵀ
-        else:
-            logits = self.lm_head(x)
-        if not return_dict:
-            return (logits,) + tuple(out[1:])
-        return FlaxCausalLMOutput(logits=logits, hidden_states=out.hidden_states, attentions=out.attentions)
+        return lm_head_output(self, self.transformer.word_embeddings, out, return_dict)
 
 
 class FlaxBloomPreTrainedModel(FlaxPreTrainedModel):

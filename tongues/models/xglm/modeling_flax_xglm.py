@@ -12,9 +12,8 @@ import jax
 import jax.numpy as jnp
 
 from ...flax.generation import FlaxGenerationMixin
-from ...flax.layers import (Collector, FlaxBaseModelOutputWithPastAndCrossAttentions,
-                            FlaxCausalLMOutputWithCrossAttentions, attend, attention_bias, dense, get_activation,
-                            sinusoidal_positions, update_cache)
+from ...flax.layers import (Collector, attend, attention_bias, decoder_output, dense, get_activation, lm_head_output,
+                            run_layers, sinusoidal_positions, update_cache)
 from ...flax.modeling import FlaxPreTrainedModel, cache_index
 from .configuration_xglm import XGLMConfig
 
@@ -92,16 +91,9 @@ class FlaxXGLMLayers(nn.Module):
 
     @nn.compact
     def __call__(self, x, key_mask, encoder_states, encoder_mask, deterministic, init_cache, collect):
-        for i in range(self.config.num_layers):
-            collect.add_hidden(x)
-            out, probs, cross_probs = FlaxXGLMDecoderLayer(self.config, dtype=self.dtype, name=str(i))(
-                x, key_mask, encoder_states, encoder_mask, deterministic, init_cache)
-            # LayerDrop (Fan et al., 2019): skip whole layers while training (a traced choice, so jit works).
-            if not deterministic and self.config.layerdrop > 0:
-                out = jnp.where(jax.random.uniform(self.make_rng("dropout")) < self.config.layerdrop, x, out)
-            x = out
-            collect.add_attention(probs, cross_probs)
-        return x
+        return run_layers(self, FlaxXGLMDecoderLayer, self.config.num_layers, x, collect, key_mask, encoder_states,
+                          encoder_mask, deterministic, init_cache, deterministic=deterministic,
+                          layerdrop=self.config.layerdrop)
 
 
 class FlaxXGLMModule(nn.Module):
@@ -131,13 +123,7 @@ class FlaxXGLMModule(nn.Module):
         x = self.dropout(x, deterministic=deterministic)
         x = self.layers(x, attention_mask, encoder_hidden_states, encoder_attention_mask, deterministic, init_cache,
                         collect)
-        x = self.layer_norm(x)
-        collect.add_hidden(x)
-        if not return_dict:
-            return tuple(v for v in (x, collect.hidden, collect.attentions, collect.cross) if v is not None)
-        return FlaxBaseModelOutputWithPastAndCrossAttentions(
-            last_hidden_state=x, hidden_states=collect.hidden, attentions=collect.attentions,
-            cross_attentions=collect.cross)
+        return decoder_output(self.layer_norm(x), collect, return_dict)
 
 
 class FlaxXGLMForCausalLMModule(nn.Module):
@@ -154,12 +140,7 @@ class FlaxXGLMForCausalLMModule(nn.Module):
                  output_hidden_states=False, return_dict=True):
         out = self.model(input_ids, attention_mask, position_ids, encoder_hidden_states, encoder_attention_mask,
                          deterministic, init_cache, output_attentions, output_hidden_states, return_dict)
-        x = out[0]
-        logits = self.model.embed_tokens.attend(x) if self.config.tie_word_embeddings else self.lm_head(x)
-        if not return_dict:
-            return (logits,) + tuple(out[1:])
-        return FlaxCausalLMOutputWithCrossAttentions(logits=logits, hidden_states=out.hidden_states,
-                                                     attentions=out.attentions, cross_attentions=out.cross_attentions)
+        return lm_head_output(self, self.model.embed_tokens, out, return_dict)
 
 
 class FlaxXGLMPreTrainedModel(FlaxPreTrainedModel):
