@@ -98,10 +98,10 @@ def settings(model, generation_config=None, prompt_length=3, **kwargs):
 def test_settings_follow_generation_config_precedence():
     model = _Model(pad_token_id=1, eos_token_id=2)
     s = settings(model)
-    assert (s.max_length, s.top_k, s.do_sample, s.pad_token_id, s.eos_token_id) == (20, 50, False, 1, 2)
+    assert (s.max_length, s.top_k, s.do_sample, s.pad_token_id, s.eos_token_ids) == (20, 50, False, 1, (2,))
     given = GenerationConfig(max_new_tokens=4, do_sample=True, top_k=5, eos_token_id=[7, 8])
     s = settings(model, given, top_k=9, temperature=None)
-    assert (s.max_length, s.top_k, s.do_sample, s.eos_token_id) == (7, 9, True, 7)
+    assert (s.max_length, s.top_k, s.do_sample, s.eos_token_ids, s.eos_token_id) == (7, 9, True, (7, 8), 7)
     assert given.top_k == 5  # the caller's config is not changed
     s = settings(_Model(GenerationConfig(max_new_tokens=2, top_p=0.5, do_sample=True), pad_token_id=1), top_p=0.9)
     assert (s.max_length, s.top_p, s.do_sample) == (5, 0.9, True)
@@ -110,7 +110,7 @@ def test_settings_follow_generation_config_precedence():
 def test_pad_falls_back_to_eos_then_zero():
     assert settings(_Model(pad_token_id=None, eos_token_id=2)).pad_token_id == 2
     s = settings(_Model(pad_token_id=None, eos_token_id=None))
-    assert (s.pad_token_id, s.eos_token_id) == (0, -1)
+    assert (s.pad_token_id, s.eos_token_ids, s.eos_token_id) == (0, (), -1)
 
 
 def test_settings_errors_name_the_culprit():

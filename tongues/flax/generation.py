@@ -138,14 +138,14 @@ class FlaxGenerationMixin:
 
     def _next_logits(self, logits, cur_len, s):
         logits = logits.astype(jnp.float32)
-        if s.min_length and s.eos_token_id >= 0:
-            logits = jnp.where(cur_len < s.min_length, logits.at[:, s.eos_token_id].set(-jnp.inf), logits)
+        if s.min_length and s.eos_token_ids:
+            logits = jnp.where(cur_len < s.min_length, logits.at[:, list(s.eos_token_ids)].set(-jnp.inf), logits)
         return logits
 
     def _decode(self, input_ids, attention_mask, params, prng_key, *, max_length, s, trace):
         """Greedy or sampling loop; returns (B, max_length) token ids."""
         B, T = input_ids.shape
-        pad, eos = s.pad_token_id, s.eos_token_id
+        pad, eos = s.pad_token_id, jnp.asarray(s.eos_token_ids or (-1,), "i4")
         sequences = lax.dynamic_update_slice(jnp.full((B, max_length), pad, dtype="i4"), input_ids, (0, 0))
         inputs = self.prepare_inputs_for_generation(input_ids, max_length, attention_mask)
 
@@ -160,7 +160,7 @@ class FlaxGenerationMixin:
             else:
                 next_token = jnp.argmax(logits, axis=-1).astype("i4")
             next_token = jnp.where(done, pad, next_token)
-            done = done | (next_token == eos)
+            done = done | jnp.isin(next_token, eos)
             sequences = lax.dynamic_update_slice(sequences, next_token[:, None], (0, cur_len))
             inputs = self.update_inputs_for_generation(out, inputs)
             return cur_len + 1, sequences, next_token[:, None], done, inputs, key
@@ -185,10 +185,11 @@ class FlaxGenerationMixin:
         """
         B, T = input_ids.shape
         K = s.num_beams
-        pad, eos, alpha, early = s.pad_token_id, s.eos_token_id, s.length_penalty, s.early_stopping
+        pad, alpha, early = s.pad_token_id, s.length_penalty, s.early_stopping
+        eos = jnp.asarray(s.eos_token_ids or (-1,), "i4")
         blocked = jnp.float32(BEAM_BLOCKED)
         # The reference fills ended hypotheses with pad, or eos when pad is 0 (falsy); kept for identical output.
-        fill = pad if pad != 0 else (eos if eos >= 0 else -1)
+        fill = pad if pad != 0 else s.eos_token_id
 
         def flat(x):  # (B, K, ...) -> (B*K, ...)
             return x.reshape((B * K,) + x.shape[2:])
@@ -223,7 +224,7 @@ class FlaxGenerationMixin:
             scores, picked = lax.top_k(log_probs.reshape(B, K * V), 2 * K)  # (B, 2K)
             beam, token = picked // V, (picked % V).astype("i4")
             candidates = lax.dynamic_update_slice(gather(st["running"], beam), token[:, :, None], (0, 0, cur_len))
-            hits_stop = (token == eos) | (cur_len + 1 >= max_length)
+            hits_stop = jnp.isin(token, eos) | (cur_len + 1 >= max_length)
             # Running: the K best continuations that did not stop.
             running_scores, keep = lax.top_k(scores + hits_stop * blocked, K)
             running, running_beam = gather(candidates, keep), gather(beam, keep)

@@ -10,7 +10,7 @@ With a cache, ``attention_mask`` covers the whole buffer: (B, max_length).
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, ClassVar, Optional
 
 from . import require_flax
 
@@ -78,15 +78,38 @@ def decoder_output(x: Array, collect: Collector, return_dict: bool):
     return FlaxBaseModelOutputWithPastAndCrossAttentions(**fields)
 
 
-def lm_head_output(module: nn.Module, embedding: nn.Embed, out, return_dict: bool):
-    """A causal LM's output: logits (B, T, V) from the decoder output ``out``, through ``embedding``
-    transposed when ``config.tie_word_embeddings``, else ``module.lm_head``."""
-    x = out[0]
-    logits = embedding.attend(x) if module.config.tie_word_embeddings else module.lm_head(x)  # x @ embeddingᵀ
-    if not return_dict:
-        return (logits,) + tuple(out[1:])
-    return FlaxCausalLMOutputWithCrossAttentions(logits=logits, hidden_states=out.hidden_states,
-                                                 attentions=out.attentions, cross_attentions=out.cross_attentions)
+class FlaxCausalLMModule(nn.Module):
+    """A decoder plus the language-model head; a family declares only its decoder.
+
+    Subclasses set ``decoder_class`` (the bare decoder module), ``decoder_name`` (its checkpoint prefix,
+    ``transformer`` / ``model``) and ``embedding_name`` (the decoder's token embedding, which the head
+    reuses transposed when ``config.tie_word_embeddings``; otherwise the head is its own ``lm_head``).
+    Keyword inputs go to the decoder unchanged.
+    """
+
+    config: Any
+    dtype: jnp.dtype = jnp.float32
+    decoder_class: ClassVar[type]
+    decoder_name: ClassVar[str]
+    embedding_name: ClassVar[str]
+
+    def setup(self):
+        setattr(self, self.decoder_name, self.decoder_class(self.config, dtype=self.dtype))
+        if not self.config.tie_word_embeddings:
+            self.lm_head = dense(self.config.vocab_size, self.config, self.dtype, use_bias=False)
+
+    def __call__(self, input_ids, attention_mask, return_dict=True, **decoder_inputs):
+        decoder = getattr(self, self.decoder_name)
+        out = decoder(input_ids, attention_mask, return_dict=return_dict, **decoder_inputs)
+        x = out[0]
+        if self.config.tie_word_embeddings:
+            logits = getattr(decoder, self.embedding_name).attend(x)  # x @ embeddingᵀ
+        else:
+            logits = self.lm_head(x)
+        if not return_dict:
+            return (logits,) + tuple(out[1:])
+        return FlaxCausalLMOutputWithCrossAttentions(logits=logits, hidden_states=out.hidden_states,
+                                                     attentions=out.attentions, cross_attentions=out.cross_attentions)
 
 
 def dense(features: int, config, dtype, name: str | None = None, use_bias: bool = True) -> nn.Dense:

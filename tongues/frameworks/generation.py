@@ -17,8 +17,8 @@ from ..generation.configuration import (GENERATION_CONFIG_NAME, GENERATION_DEFAU
 
 @dataclass(frozen=True)
 class DecodeSettings:
-    """What a TF/Flax decoding loop reads: lengths are totals (prompt + new tokens); ``eos_token_id`` is
-    -1 when the model has none (never produced)."""
+    """What a TF/Flax decoding loop reads: lengths are totals (prompt + new tokens); a row ends at any of
+    ``eos_token_ids`` (empty when the model has none); ``eos_token_id`` is the first of them, or -1."""
 
     max_length: int
     min_length: int
@@ -30,7 +30,11 @@ class DecodeSettings:
     length_penalty: float
     early_stopping: bool | str
     pad_token_id: int
-    eos_token_id: int
+    eos_token_ids: tuple[int, ...]
+
+    @property
+    def eos_token_id(self) -> int:
+        return self.eos_token_ids[0] if self.eos_token_ids else -1
 
 
 def decode_settings(model, generation_config, kwargs: dict, prompt_length: int, supported: frozenset[str],
@@ -59,8 +63,8 @@ def decode_settings(model, generation_config, kwargs: dict, prompt_length: int, 
     config.update(**model_config.to_dict(), defaults_only=True)
     config.update(**GENERATION_DEFAULTS, defaults_only=True)
     eos = config.eos_token_id
-    eos = eos[0] if isinstance(eos, (list, tuple)) else eos
-    pad = config.pad_token_id if config.pad_token_id is not None else (eos if eos is not None else 0)
+    eos_ids = tuple(eos) if isinstance(eos, (list, tuple)) else (() if eos is None else (eos,))
+    pad = config.pad_token_id if config.pad_token_id is not None else (eos_ids[0] if eos_ids else 0)
     max_length = prompt_length + config.max_new_tokens if config.max_new_tokens is not None else config.max_length
     if max_length <= prompt_length:
         raise ValueError(f"max_length ({max_length}) must exceed the prompt length ({prompt_length}); raise "
@@ -69,7 +73,7 @@ def decode_settings(model, generation_config, kwargs: dict, prompt_length: int, 
                           temperature=config.temperature, top_k=config.top_k, top_p=config.top_p,
                           num_beams=config.num_beams, length_penalty=config.length_penalty,
                           early_stopping=config.early_stopping, pad_token_id=pad,
-                          eos_token_id=-1 if eos is None else eos)
+                          eos_token_ids=eos_ids)
 
 
 def load_generation_config(pretrained: str, **hub_kwargs) -> GenerationConfig | None:

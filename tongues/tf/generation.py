@@ -51,7 +51,7 @@ class TFGenerationMixin:
         input_ids = tf.cast(input_ids, tf.int32)
         B, T = input_ids.shape
         s = decode_settings(self, generation_config, kwargs, T, SUPPORTED_SETTINGS, "TF")
-        max_length, pad, eos = s.max_length, s.pad_token_id, s.eos_token_id
+        max_length, pad, eos = s.max_length, s.pad_token_id, tf.constant(s.eos_token_ids or (-1,), tf.int32)
         mask = tf.ones_like(input_ids) if attention_mask is None else tf.cast(attention_mask, tf.int32)
         positions = tf.maximum(tf.cumsum(mask, axis=-1) - 1, 0)
         generator = tf.random.Generator.from_seed(seed) if seed is not None else tf.random.get_global_generator()
@@ -68,7 +68,7 @@ class TFGenerationMixin:
             else:
                 next_token = tf.argmax(logits, axis=-1, output_type=tf.int32)
             next_token = tf.where(done, pad, next_token)
-            done = done | (next_token == eos)
+            done = done | tf.reduce_any(next_token[:, None] == eos[None, :], axis=-1)
             sequences = tf.concat([sequences, next_token[:, None]], axis=1)
             tokens, past = next_token[:, None], out.past_key_values
             mask = tf.concat([mask, tf.ones((B, 1), tf.int32)], axis=1)

@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 
 from ...flax.generation import FlaxGenerationMixin
-from ...flax.layers import (Collector, alibi_bias, attend, attention_bias, decoder_output, dense, lm_head_output,
+from ...flax.layers import (Collector, FlaxCausalLMModule, alibi_bias, attend, attention_bias, decoder_output, dense,
                             run_layers, update_cache)
 from ...flax.modeling import FlaxPreTrainedModel
 from .configuration_bloom import BloomConfig
@@ -110,20 +110,10 @@ class FlaxBloomModule(nn.Module):
         return decoder_output(self.ln_f(x), collect, return_dict)
 
 
-class FlaxBloomForCausalLMModule(nn.Module):
-    config: BloomConfig
-    dtype: jnp.dtype = jnp.float32
-
-    def setup(self):
-        self.transformer = FlaxBloomModule(self.config, dtype=self.dtype)
-        if not self.config.tie_word_embeddings:
-            self.lm_head = dense(self.config.vocab_size, self.config, self.dtype, use_bias=False)
-
-    def __call__(self, input_ids, attention_mask, deterministic=True, init_cache=False, output_attentions=False,
-                 output_hidden_states=False, return_dict=True):
-        out = self.transformer(input_ids, attention_mask, deterministic, init_cache, output_attentions,
-                               output_hidden_states, return_dict)
-        return lm_head_output(self, self.transformer.word_embeddings, out, return_dict)
+class FlaxBloomForCausalLMModule(FlaxCausalLMModule):
+    decoder_class = FlaxBloomModule
+    decoder_name = "transformer"
+    embedding_name = "word_embeddings"
 
 
 class FlaxBloomPreTrainedModel(FlaxPreTrainedModel):

@@ -12,8 +12,8 @@ import jax
 import jax.numpy as jnp
 
 from ...flax.generation import FlaxGenerationMixin
-from ...flax.layers import (Collector, attend, attention_bias, decoder_output, dense, get_activation, lm_head_output,
-                            run_layers, sinusoidal_positions, update_cache)
+from ...flax.layers import (Collector, FlaxCausalLMModule, attend, attention_bias, decoder_output, dense,
+                            get_activation, run_layers, sinusoidal_positions, update_cache)
 from ...flax.modeling import FlaxPreTrainedModel, cache_index
 from .configuration_xglm import XGLMConfig
 
@@ -126,21 +126,10 @@ class FlaxXGLMModule(nn.Module):
         return decoder_output(self.layer_norm(x), collect, return_dict)
 
 
-class FlaxXGLMForCausalLMModule(nn.Module):
-    config: XGLMConfig
-    dtype: jnp.dtype = jnp.float32
-
-    def setup(self):
-        self.model = FlaxXGLMModule(self.config, dtype=self.dtype)
-        if not self.config.tie_word_embeddings:
-            self.lm_head = dense(self.config.vocab_size, self.config, self.dtype, use_bias=False)
-
-    def __call__(self, input_ids, attention_mask, position_ids=None, encoder_hidden_states=None,
-                 encoder_attention_mask=None, deterministic=True, init_cache=False, output_attentions=False,
-                 output_hidden_states=False, return_dict=True):
-        out = self.model(input_ids, attention_mask, position_ids, encoder_hidden_states, encoder_attention_mask,
-                         deterministic, init_cache, output_attentions, output_hidden_states, return_dict)
-        return lm_head_output(self, self.model.embed_tokens, out, return_dict)
+class FlaxXGLMForCausalLMModule(FlaxCausalLMModule):
+    decoder_class = FlaxXGLMModule
+    decoder_name = "model"
+    embedding_name = "embed_tokens"
 
 
 class FlaxXGLMPreTrainedModel(FlaxPreTrainedModel):
