@@ -52,20 +52,30 @@ FlaxBaseModelOutput = FlaxBaseModelOutputWithPastAndCrossAttentions
 FlaxCausalLMOutput = FlaxCausalLMOutputWithCrossAttentions
 
 
-def run_layers(module: nn.Module, layer_class: type, num_layers: int, x: Array, collect: Collector, *args,
-               deterministic: bool = True, layerdrop: float = 0.0) -> Array:
-    """Run ``num_layers`` layers of ``layer_class`` named "0", "1", ... (checkpoint names) inside ``module``'s
-    compact ``__call__``: ``layer(x, *args)`` returns ``(x, probs[, cross_probs])``; ``collect`` gathers each
-    layer's input and probabilities. With ``layerdrop`` (Fan et al., 2019) training skips whole layers (a
-    traced choice, so jit works)."""
-    for i in range(num_layers):
-        collect.add_hidden(x)
-        out, *probs = layer_class(module.config, dtype=module.dtype, name=str(i))(x, *args)
-        if not deterministic and layerdrop > 0:
-            out = jnp.where(jax.random.uniform(module.make_rng("dropout")) < layerdrop, x, out)
-        x = out
-        collect.add_attention(*probs)
-    return x
+class FlaxLayerStack(nn.Module):
+    """``num_layers`` layers of ``layer_class`` named "0", "1", ... as in the checkpoint (``h/0/...``).
+
+    ``stack(x, collect, *args)`` runs ``layer(x, *args)``, which returns ``(x, probs[, cross_probs])``, layer
+    after layer; ``collect`` gathers each layer's input and probabilities. With ``layerdrop`` (Fan et al.,
+    2019) training skips whole layers (a traced choice, so jit works).
+    """
+
+    config: Any
+    layer_class: Any
+    num_layers: int
+    dtype: jnp.dtype = jnp.float32
+    layerdrop: float = 0.0
+
+    @nn.compact
+    def __call__(self, x: Array, collect: Collector, *args, deterministic: bool = True) -> Array:
+        for i in range(self.num_layers):
+            collect.add_hidden(x)
+            out, *probs = self.layer_class(self.config, dtype=self.dtype, name=str(i))(x, *args)
+            if not deterministic and self.layerdrop > 0:
+                out = jnp.where(jax.random.uniform(self.make_rng("dropout")) < self.layerdrop, x, out)
+            x = out
+            collect.add_attention(*probs)
+        return x
 
 
 def decoder_output(x: Array, collect: Collector, return_dict: bool):
@@ -79,7 +89,7 @@ def decoder_output(x: Array, collect: Collector, return_dict: bool):
 
 
 class FlaxCausalLMModule(nn.Module):
-    """A decoder plus the language-model head; a family declares only its decoder.
+    """A decoder plus the language-model head; a family declares only its decoder (:func:`causal_lm_module`).
 
     Subclasses set ``decoder_class`` (the bare decoder module), ``decoder_name`` (its checkpoint prefix,
     ``transformer`` / ``model``) and ``embedding_name`` (the decoder's token embedding, which the head
@@ -110,6 +120,15 @@ class FlaxCausalLMModule(nn.Module):
             return (logits,) + tuple(out[1:])
         return FlaxCausalLMOutputWithCrossAttentions(logits=logits, hidden_states=out.hidden_states,
                                                      attentions=out.attentions, cross_attentions=out.cross_attentions)
+
+
+def causal_lm_module(decoder_class: type, decoder_name: str, embedding_name: str) -> type:
+    """The :class:`FlaxCausalLMModule` over ``decoder_class`` (``FlaxBloomModule`` ->
+    ``FlaxBloomForCausalLMModule``), its parameters under ``decoder_name``."""
+    name = decoder_class.__name__.replace("Module", "ForCausalLMModule")
+    attributes = dict(decoder_class=decoder_class, decoder_name=decoder_name, embedding_name=embedding_name,
+                      __module__=decoder_class.__module__, __qualname__=name)
+    return type(name, (FlaxCausalLMModule,), attributes)
 
 
 def dense(features: int, config, dtype, name: str | None = None, use_bias: bool = True) -> nn.Dense:

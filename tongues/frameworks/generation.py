@@ -42,9 +42,10 @@ def decode_settings(model, generation_config, kwargs: dict, prompt_length: int, 
     """Resolve ``generate(..., generation_config=, **kwargs)`` for ``model`` and a prompt of ``prompt_length``.
 
     ``supported`` names the GenerationConfig fields the framework implements. Raises TypeError for a
-    ``generation_config`` that is not a GenerationConfig, an unknown keyword, or a supported-elsewhere
-    setting given a non-default value (``num_beams=4`` for TF); ``GenerationConfigError`` (a ValueError)
-    for an out-of-range value; ValueError when ``max_length`` leaves no room after the prompt.
+    ``generation_config`` that is not a GenerationConfig, an unknown keyword, or a field outside ``supported``
+    set (by the caller) to a non-default value (``num_beams=4`` for TF); ``GenerationConfigError`` (a
+    ValueError) for an out-of-range value; ValueError when ``max_length`` leaves no room after the prompt.
+    Settings from the model's own generation config that the framework does not implement are not used.
     """
     if generation_config is not None and not isinstance(generation_config, GenerationConfig):
         raise TypeError(f"generation_config must be a tongues GenerationConfig; got "

@@ -12,8 +12,8 @@ import jax
 import jax.numpy as jnp
 
 from ...flax.generation import FlaxGenerationMixin
-from ...flax.layers import (Collector, FlaxCausalLMModule, attend, attention_bias, decoder_output, dense,
-                            get_activation, run_layers, sinusoidal_positions, update_cache)
+from ...flax.layers import (Collector, FlaxLayerStack, attend, attention_bias, causal_lm_module, decoder_output,
+                            dense, get_activation, sinusoidal_positions, update_cache)
 from ...flax.modeling import FlaxPreTrainedModel, cache_index
 from .configuration_xglm import XGLMConfig
 
@@ -83,31 +83,19 @@ class FlaxXGLMDecoderLayer(nn.Module):
         return x + self.dropout(h, deterministic=deterministic), probs, cross_probs
 
 
-class FlaxXGLMLayers(nn.Module):
-    """The stack ``layers``; layers are named "0", "1", ... as in the checkpoint."""
-
-    config: XGLMConfig
-    dtype: jnp.dtype = jnp.float32
-
-    @nn.compact
-    def __call__(self, x, key_mask, encoder_states, encoder_mask, deterministic, init_cache, collect):
-        return run_layers(self, FlaxXGLMDecoderLayer, self.config.num_layers, x, collect, key_mask, encoder_states,
-                          encoder_mask, deterministic, init_cache, deterministic=deterministic,
-                          layerdrop=self.config.layerdrop)
-
-
 class FlaxXGLMModule(nn.Module):
     config: XGLMConfig
     dtype: jnp.dtype = jnp.float32
 
     def setup(self):
         config = self.config
+        self.embed_scale = config.d_model**0.5 if config.scale_embedding else 1.0
         self.embed_tokens = nn.Embed(config.vocab_size, config.d_model,
                                      embedding_init=jax.nn.initializers.normal(config.init_std), dtype=self.dtype)
-        self.embed_scale = config.d_model**0.5 if config.scale_embedding else 1.0
         self.embed_positions = sinusoidal_positions(config.max_position_embeddings + POSITION_OFFSET, config.d_model,
                                                     config.pad_token_id)
-        self.layers = FlaxXGLMLayers(config, dtype=self.dtype)
+        self.layers = FlaxLayerStack(config, FlaxXGLMDecoderLayer, config.num_layers, dtype=self.dtype,
+                                     layerdrop=config.layerdrop)
         self.layer_norm = nn.LayerNorm(epsilon=1e-5, dtype=self.dtype)
         self.dropout = nn.Dropout(config.dropout)
 
@@ -121,15 +109,9 @@ class FlaxXGLMModule(nn.Module):
         x = self.embed_tokens(input_ids) * self.embed_scale
         x = x + self.embed_positions[position_ids + POSITION_OFFSET].astype(x.dtype)
         x = self.dropout(x, deterministic=deterministic)
-        x = self.layers(x, attention_mask, encoder_hidden_states, encoder_attention_mask, deterministic, init_cache,
-                        collect)
+        x = self.layers(x, collect, attention_mask, encoder_hidden_states, encoder_attention_mask, deterministic,
+                        init_cache, deterministic=deterministic)
         return decoder_output(self.layer_norm(x), collect, return_dict)
-
-
-class FlaxXGLMForCausalLMModule(FlaxCausalLMModule):
-    decoder_class = FlaxXGLMModule
-    decoder_name = "model"
-    embedding_name = "embed_tokens"
 
 
 class FlaxXGLMPreTrainedModel(FlaxPreTrainedModel):
@@ -181,7 +163,7 @@ class FlaxXGLMModel(FlaxXGLMPreTrainedModel):
 class FlaxXGLMForCausalLM(FlaxGenerationMixin, FlaxXGLMPreTrainedModel):
     """Flax XGLM with the language-model head (no bias, tied to the input embeddings)."""
 
-    module_class = FlaxXGLMForCausalLMModule
+    module_class = causal_lm_module(FlaxXGLMModule, "model", "embed_tokens")
     takes_position_ids = True
 
 
