@@ -2,11 +2,8 @@
 
 This package's ``__init__`` imports nothing heavy: ``import tongues.flax`` works without JAX, and the
 modules that need it (``layers``, ``modeling``, ``generation``) call :func:`require_flax` first, so a
-missing install reads as one sentence telling the user what to run.
-
-
-What JAX and TF share (NumPy weight reading, outputs, position tables, generation settings) lives in
-``tongues.frameworks``.
+missing install reads as one sentence telling the user what to run. What JAX and TF share (NumPy weight
+reading, outputs, position tables, generation settings) lives in ``tongues.frameworks``.
 """
 
 from __future__ import annotations
