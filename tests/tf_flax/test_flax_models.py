@@ -10,45 +10,27 @@ jax = pytest.importorskip("jax")
 jnp = pytest.importorskip("jax.numpy")
 
 from tongues.checkpoint.files import CheckpointError  # noqa: E402
+from tongues.generation.configuration import GenerationConfig  # noqa: E402
 from tongues.models.bloom import BloomConfig  # noqa: E402
 from tongues.models.bloom.modeling_bloom import BloomForCausalLM  # noqa: E402
 from tongues.models.bloom.modeling_flax_bloom import FlaxBloomForCausalLM, FlaxBloomModel  # noqa: E402
 from tongues.models.xglm import XGLMConfig  # noqa: E402
 from tongues.models.xglm.modeling_flax_xglm import FlaxXGLMForCausalLM, FlaxXGLMModel  # noqa: E402
-from tongues.models.xglm.modeling_xglm import XGLMForCausalLM, XGLMModel  # noqa: E402
-
-IDS = np.array([[1, 1, 5, 6, 7, 8], [3, 9, 3, 4, 5, 60]])
-MASK = np.array([[0, 0, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1]])  # row 0 left-padded
-POS = np.maximum(MASK.cumsum(-1) - 1, 0)
-REAL = MASK.astype(bool)
-
-
-def close(ours, ref, where=None, atol=1e-4):
-    ours, ref = np.asarray(ours), np.asarray(ref)
-    if where is not None:
-        ours, ref = ours[where], ref[where]
-    np.testing.assert_allclose(ours, ref, atol=atol, rtol=1e-4)
+from tongues.models.xglm.modeling_xglm import XGLMForCausalLM  # noqa: E402
+from twin_helpers import IDS, MASK, POS, REAL, close, cross_attention_reference, saved_pytorch  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def bloom_dir(tmp_path_factory):
-    torch.manual_seed(0)
     config = BloomConfig(vocab_size=96, hidden_size=32, n_layer=2, n_head=4, pad_token_id=0, eos_token_id=2)
-    model = BloomForCausalLM(config).eval()
-    path = tmp_path_factory.mktemp("bloom")
-    model.save_pretrained(path)
-    return path, model
+    return saved_pytorch(BloomForCausalLM, config, tmp_path_factory.mktemp("bloom"))
 
 
 @pytest.fixture(scope="module")
 def xglm_dir(tmp_path_factory):
-    torch.manual_seed(0)
     config = XGLMConfig(vocab_size=96, d_model=32, ffn_dim=64, num_layers=2, attention_heads=4,
                         max_position_embeddings=64, dropout=0.0, attention_dropout=0.0)
-    model = XGLMForCausalLM(config).eval()
-    path = tmp_path_factory.mktemp("xglm")
-    model.save_pretrained(path)
-    return path, model
+    return saved_pytorch(XGLMForCausalLM, config, tmp_path_factory.mktemp("xglm"))
 
 
 @pytest.fixture(scope="module")
@@ -102,20 +84,11 @@ def test_xglm_logits_and_base_model_match_pytorch(xglm_dir, flax_xglm):
 
 
 def test_xglm_cross_attention_matches_pytorch(tmp_path):
-    torch.manual_seed(1)
-    config = XGLMConfig(vocab_size=64, d_model=16, ffn_dim=32, num_layers=2, attention_heads=2,
-                        max_position_embeddings=32, add_cross_attention=True, dropout=0.0, attention_dropout=0.0)
-    pt = XGLMModel(config).eval()
-    pt.save_pretrained(tmp_path)
+    enc, enc_mask, ref = cross_attention_reference(tmp_path)
     fx = FlaxXGLMModel.from_pretrained(tmp_path)
-    enc = np.random.default_rng(0).standard_normal((2, 3, 16)).astype(np.float32)
-    enc_mask = np.array([[1, 1, 0], [1, 1, 1]])
-    with torch.no_grad():
-        ref = pt(torch.tensor(IDS), attention_mask=torch.tensor(MASK), encoder_hidden_states=torch.tensor(enc),
-                 encoder_attention_mask=torch.tensor(enc_mask), output_attentions=True)
     out = fx(IDS, MASK, encoder_hidden_states=enc, encoder_attention_mask=enc_mask, output_attentions=True)
-    close(out.last_hidden_state, ref.last_hidden_state.numpy(), REAL)
-    close(out.cross_attentions[0][1], ref.cross_attentions[0][1].numpy())
+    close(out.last_hidden_state, ref.last_hidden_state, REAL)
+    close(out.cross_attentions[0][1], ref.cross_attentions[0][1])
 
 
 @pytest.mark.parametrize("family", ["bloom", "xglm"])
@@ -156,6 +129,34 @@ def test_sampling_is_reproducible_and_top_k_one_is_greedy(flax_xglm):
     np.testing.assert_array_equal(one.sequences, greedy.sequences)
     eager = flax_xglm.generate(IDS, attention_mask=MASK, max_new_tokens=2, trace=False)
     np.testing.assert_array_equal(eager.sequences, greedy.sequences[:, : IDS.shape[1] + 2])
+
+
+def test_generation_settings_come_from_generation_config(tmp_path, xglm_dir, flax_xglm):
+    def sequences(model, **kwargs):
+        return np.asarray(model.generate(IDS, attention_mask=MASK, **kwargs).sequences)
+
+    three = sequences(flax_xglm, max_new_tokens=3)
+    assert three.shape == (2, 9)
+    np.testing.assert_array_equal(sequences(flax_xglm, generation_config=GenerationConfig(max_new_tokens=3)), three)
+    np.testing.assert_array_equal(
+        sequences(flax_xglm, generation_config=GenerationConfig(max_new_tokens=5), max_new_tokens=3), three)
+    # The checkpoint's generation_config.json is the model's default, and save_pretrained keeps it.
+    flax_xglm.save_pretrained(tmp_path / "a")
+    GenerationConfig(max_new_tokens=3).save_pretrained(tmp_path / "a")
+    loaded = FlaxXGLMForCausalLM.from_pretrained(tmp_path / "a")
+    np.testing.assert_array_equal(sequences(loaded), three)
+    loaded.save_pretrained(tmp_path / "b")
+    assert GenerationConfig.from_pretrained(tmp_path / "b").max_new_tokens == 3
+    with pytest.raises(TypeError, match=r"Flax generate does not support repetition_penalty=1.3"):
+        flax_xglm.generate(IDS, repetition_penalty=1.3)
+    # Every id of a list-valued eos_token_id ends a row, as in PyTorch.
+    stop = int(three[0, IDS.shape[1]])
+    ends = sequences(flax_xglm, max_new_tokens=3, eos_token_id=[95, stop], pad_token_id=1)
+    with torch.no_grad():
+        ref = xglm_dir[1].generate(torch.tensor(IDS), attention_mask=torch.tensor(MASK), max_new_tokens=3,
+                                   eos_token_id=[95, stop], pad_token_id=1, do_sample=False).numpy()
+    assert ends[0, IDS.shape[1] + 1:].tolist() == [1, 1]
+    np.testing.assert_array_equal(ends[:, : ref.shape[1]], ref)
 
 
 def test_msgpack_round_trip_and_do_init_false(tmp_path, flax_bloom):

@@ -13,38 +13,25 @@ tf = pytest.importorskip("tensorflow")
 pytest.importorskip("tf_keras")
 
 from tongues.checkpoint.files import CheckpointError  # noqa: E402
+from tongues.generation.configuration import GenerationConfig  # noqa: E402
 from tongues.models.xglm import XGLMConfig  # noqa: E402
 from tongues.models.xglm.modeling_tf_xglm import TFXGLMForCausalLM, TFXGLMModel  # noqa: E402
-from tongues.models.xglm.modeling_xglm import XGLMForCausalLM, XGLMModel  # noqa: E402
+from tongues.models.xglm.modeling_xglm import XGLMForCausalLM  # noqa: E402
 from tongues.models.xlm import modeling_tf_xlm as tfxlm  # noqa: E402
 from tongues.models.xlm import modeling_xlm as ptxlm  # noqa: E402
 from tongues.models.xlm.configuration_xlm import XLMConfig  # noqa: E402
+from twin_helpers import IDS, MASK, POS, REAL, close, cross_attention_reference, saved_pytorch  # noqa: E402
 
-IDS = np.array([[1, 1, 5, 6, 7, 8], [3, 9, 3, 4, 5, 60]])
-MASK = np.array([[0, 0, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1]])  # row 0 left-padded
-POS = np.maximum(MASK.cumsum(-1) - 1, 0)
-REAL = MASK.astype(bool)
 XLM_IDS = np.array([[5, 6, 7, 8, 2, 2], [9, 10, 11, 12, 13, 14]])
 XLM_MASK = np.array([[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]])  # row 0 right-padded (pad id 2)
 LANGS = np.array([[0, 0, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0]])
 
 
-def close(ours, ref, where=None, atol=1e-4):
-    ours = ours.numpy() if hasattr(ours, "numpy") else np.asarray(ours)
-    ref = ref.numpy() if hasattr(ref, "numpy") else np.asarray(ref)
-    if where is not None:
-        ours, ref = ours[where], ref[where]
-    np.testing.assert_allclose(ours, ref, atol=atol, rtol=1e-4)
-
-
 @pytest.fixture(scope="module")
 def xglm(tmp_path_factory):
-    torch.manual_seed(0)
     config = XGLMConfig(vocab_size=96, d_model=32, ffn_dim=64, num_layers=2, attention_heads=4,
                         max_position_embeddings=64, dropout=0.1, attention_dropout=0.0)
-    pt = XGLMForCausalLM(config).eval()
-    path = tmp_path_factory.mktemp("xglm")
-    pt.save_pretrained(path)
+    path, pt = saved_pytorch(XGLMForCausalLM, config, tmp_path_factory.mktemp("xglm"))
     return path, pt, TFXGLMForCausalLM.from_pretrained(path)
 
 
@@ -108,8 +95,21 @@ def test_xglm_greedy_generation_token_identical_to_pytorch(xglm):
                           do_sample=False).numpy()
     np.testing.assert_array_equal(model.generate(IDS, attention_mask=MASK, max_new_tokens=5).numpy(), ref)
     a = model.generate(IDS, attention_mask=MASK, max_new_tokens=3, do_sample=True, top_k=5, seed=1)
-    b = model.generate(IDS, attention_mask=MASK, max_new_tokens=3, do_sample=True, top_k=5, seed=1)
+    b = model.generate(IDS, attention_mask=MASK, generation_config=GenerationConfig(do_sample=True, top_k=5),
+                       max_new_tokens=3, seed=1)
     np.testing.assert_array_equal(a.numpy(), b.numpy())
+    given = model.generate(IDS, attention_mask=MASK, generation_config=GenerationConfig(max_new_tokens=5))
+    np.testing.assert_array_equal(given.numpy(), ref)
+    with pytest.raises(TypeError, match=r"TF generate does not support num_beams=2"):
+        model.generate(IDS, num_beams=2)
+    # Every id of a list-valued eos_token_id ends a row, as in PyTorch.
+    stop = int(ref[0, IDS.shape[1]])
+    with torch.no_grad():
+        ref = pt.generate(torch.tensor(IDS), attention_mask=torch.tensor(MASK), max_new_tokens=5, do_sample=False,
+                          eos_token_id=[95, stop], pad_token_id=1).numpy()
+    ends = model.generate(IDS, attention_mask=MASK, max_new_tokens=5, eos_token_id=[95, stop], pad_token_id=1)
+    assert (ref[0, IDS.shape[1] + 1:] == 1).all()
+    np.testing.assert_array_equal(ends.numpy(), ref)
 
 
 def test_xglm_h5_round_trip_and_base_model(xglm, tmp_path):
@@ -134,19 +134,12 @@ def test_xglm_dropout_only_in_training(xglm):
 
 
 def test_xglm_cross_attention_matches_pytorch(tmp_path):
-    torch.manual_seed(1)
-    config = XGLMConfig(vocab_size=64, d_model=16, ffn_dim=32, num_layers=2, attention_heads=2,
-                        max_position_embeddings=32, add_cross_attention=True, dropout=0.0, attention_dropout=0.0)
-    pt = XGLMModel(config).eval()
-    pt.save_pretrained(tmp_path)
+    enc, enc_mask, ref = cross_attention_reference(tmp_path)
     model = TFXGLMModel.from_pretrained(tmp_path)
-    enc = np.random.default_rng(0).standard_normal((2, 3, 16)).astype(np.float32)
-    enc_mask = np.array([[1, 1, 0], [1, 1, 1]])
-    with torch.no_grad():
-        ref = pt(torch.tensor(IDS), attention_mask=torch.tensor(MASK), encoder_hidden_states=torch.tensor(enc),
-                 encoder_attention_mask=torch.tensor(enc_mask)).last_hidden_state
-    out = model(IDS, attention_mask=MASK, encoder_hidden_states=enc, encoder_attention_mask=enc_mask)
-    close(out.last_hidden_state, ref, REAL)
+    out = model(IDS, attention_mask=MASK, encoder_hidden_states=enc, encoder_attention_mask=enc_mask,
+                output_attentions=True)
+    close(out.last_hidden_state, ref.last_hidden_state, REAL)
+    close(out.cross_attentions[0][1], ref.cross_attentions[0][1])
 
 
 def test_xglm_bad_inputs_name_the_culprit(xglm, tmp_path):

@@ -18,12 +18,17 @@ from typing import Iterator
 
 import torch
 
-from .files import CheckpointError, atomic_write_text, resolve_file
-
-SAFE_WEIGHTS_NAME = "model.safetensors"
-SAFE_WEIGHTS_INDEX_NAME = "model.safetensors.index.json"
-WEIGHTS_NAME = "pytorch_model.bin"
-WEIGHTS_INDEX_NAME = "pytorch_model.bin.index.json"
+from .files import CheckpointError, atomic_write_text
+# The file lookup is torch-free (the TF/Flax loaders use it too); re-exported here for the PyTorch loader.
+from .index import (  # noqa: F401
+    SAFE_WEIGHTS_INDEX_NAME,
+    SAFE_WEIGHTS_NAME,
+    WEIGHTS_INDEX_NAME,
+    WEIGHTS_NAME,
+    claim_key,
+    find_weight_files,
+    read_index,
+)
 
 _SAFETENSORS_DTYPES = {
     "F64": torch.float64,
@@ -182,60 +187,6 @@ def _itemsize(dtype: torch.dtype) -> int:
     return torch.empty((), dtype=dtype).element_size()
 
 
-def find_weight_files(pretrained: str, **hub_kwargs) -> tuple[list[str], str]:
-    """The weight files of a checkpoint and their format (``"safetensors"`` or ``"bin"``).
-
-    Looks for, in order: ``model.safetensors``, its sharded index, ``pytorch_model.bin``, its index.
-    For an index, checks that every shard it names exists and that no key is named twice.
-    """
-    for name, index_name, fmt in (
-        (SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME, "safetensors"),
-        (WEIGHTS_NAME, WEIGHTS_INDEX_NAME, "bin"),
-    ):
-        single = resolve_file(pretrained, name, required=False, **hub_kwargs)
-        if single is not None:
-            return [single], fmt
-        index = resolve_file(pretrained, index_name, required=False, **hub_kwargs)
-        if index is not None:
-            return _shards_of_index(pretrained, index, **hub_kwargs), fmt
-    raise CheckpointError(
-        f"{pretrained} holds no weights: expected {SAFE_WEIGHTS_NAME}, {SAFE_WEIGHTS_INDEX_NAME}, "
-        f"{WEIGHTS_NAME} or {WEIGHTS_INDEX_NAME}"
-    )
-
-
-def read_index(index_path: str) -> dict[str, str]:
-    """The ``weight_map`` of a sharded index, validated (a JSON object of key -> shard file name)."""
-    try:
-        with open(index_path, encoding="utf-8") as f:
-            raw = f.read()
-        pairs = json.loads(raw, object_pairs_hook=lambda kv: kv)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise CheckpointError(f"{index_path} is not valid JSON: {err}") from None
-    top = dict(pairs) if isinstance(pairs, list) else None
-    if not isinstance(top, dict) or not isinstance(top.get("weight_map"), list):
-        raise CheckpointError(f"{index_path} has no 'weight_map' object")
-    weight_map: dict[str, str] = {}
-    for key, shard in top["weight_map"]:
-        if key in weight_map:
-            raise CheckpointError(f"{index_path} names the key {key!r} twice")
-        if not isinstance(shard, str) or not shard or "/" in shard or "\\" in shard or shard.startswith("."):
-            raise CheckpointError(f"{index_path}: key {key!r} maps to an invalid shard name {shard!r}")
-        weight_map[key] = shard
-    return weight_map
-
-
-def _shards_of_index(pretrained: str, index_path: str, **hub_kwargs) -> list[str]:
-    weight_map = read_index(index_path)
-    shards = []
-    for shard in dict.fromkeys(weight_map.values()):
-        path = resolve_file(pretrained, shard, required=False, **hub_kwargs)
-        if path is None:
-            raise CheckpointError(f"{index_path} names the shard {shard}, which is missing from {pretrained}")
-        shards.append(path)
-    return shards
-
-
 def iter_checkpoint(files: list[str], fmt: str, cast_to: torch.dtype | None = None,
                     release: set[str] | None = None) -> Iterator[tuple[str, torch.Tensor]]:
     """Yield ``(key, tensor)`` over every file, one tensor at a time; floating tensors cast to ``cast_to``
@@ -245,7 +196,7 @@ def iter_checkpoint(files: list[str], fmt: str, cast_to: torch.dtype | None = No
     them, e.g. quantised them); on the next step their memory-mapped pages are dropped from the
     process (safetensors), so a converting load never holds the whole file.
     """
-    seen: dict[str, str] = {}
+    owners: dict[str, str] = {}
     readers: dict[str, SafetensorsFile] = {}
     for path in files:
         if fmt == "safetensors":
@@ -255,9 +206,7 @@ def iter_checkpoint(files: list[str], fmt: str, cast_to: torch.dtype | None = No
             state = load_bin(path)
             items = ((k, lambda v=v: v) for k, v in state.items())
         for key, get in items:
-            if key in seen:
-                raise CheckpointError(f"the key {key!r} is in both {seen[key]} and {path}")
-            seen[key] = path
+            claim_key(owners, key, path)
             if fmt == "safetensors" and release is not None:
                 readers[key] = reader
             yield key, get()

@@ -2,25 +2,15 @@
 
 This package's ``__init__`` imports nothing heavy: ``import tongues.flax`` works without JAX, and the
 modules that need it (``layers``, ``modeling``, ``generation``) call :func:`require_flax` first, so a
-missing install reads as one sentence telling the user what to run.
+missing install reads as one sentence telling the user what to run. What JAX and TF share (NumPy weight
+reading, outputs, position tables, generation settings) lives in ``tongues.frameworks``.
 """
 
 from __future__ import annotations
 
-import importlib.util
+from ..frameworks import MissingFrameworkError, require_framework
 
-
-class MissingFrameworkError(ImportError):
-    """A tongues class needs a framework (JAX/Flax, TensorFlow) that is not installed; the message says
-    how to get it."""
-
-
-def require_framework(modules: tuple[str, ...], extra: str, what: str) -> None:
-    missing = [m for m in modules if importlib.util.find_spec(m) is None]
-    if missing:
-        raise MissingFrameworkError(
-            f"{what} need {', '.join(missing)}, which is not installed: run `pip install tongues[{extra}]`."
-        )
+__all__ = ["MissingFrameworkError", "require_flax"]
 
 
 def require_flax() -> None:

@@ -20,7 +20,8 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 from jax import lax  # noqa: E402
 
-from .shared import ModelOutput  # noqa: E402
+from ..frameworks.generation import decode_settings  # noqa: E402
+from ..frameworks.outputs import ModelOutput  # noqa: E402
 
 Array = Any
 
@@ -44,8 +45,10 @@ class FlaxBeamSearchOutput(ModelOutput):
     scores: Array = None
 
 
-_SETTINGS = ("max_length", "max_new_tokens", "do_sample", "temperature", "top_k", "top_p", "num_beams",
-             "length_penalty", "early_stopping", "pad_token_id", "eos_token_id", "bos_token_id", "min_length")
+# The GenerationConfig fields Flax generate implements; any other set to a non-default value is refused.
+SUPPORTED_SETTINGS = frozenset({"max_length", "max_new_tokens", "min_length", "do_sample", "temperature", "top_k",
+                                "top_p", "num_beams", "length_penalty", "early_stopping", "pad_token_id",
+                                "eos_token_id", "bos_token_id"})
 
 
 def _while(cond, body, state, trace: bool):
@@ -99,53 +102,31 @@ class FlaxGenerationMixin:
             inputs["position_ids"] = inputs["position_ids"][:, -1:] + 1
         return inputs
 
-    def _settings(self, generation_config, kwargs) -> dict:
-        settings = {name: getattr(self.config, name, None) for name in ("pad_token_id", "eos_token_id", "bos_token_id")}
-        settings.update(max_length=20, max_new_tokens=None, do_sample=False, temperature=1.0, top_k=0, top_p=1.0,
-                        num_beams=1, length_penalty=1.0, early_stopping=False, min_length=0)
-        if generation_config is not None:
-            settings.update({k: getattr(generation_config, k) for k in _SETTINGS
-                             if getattr(generation_config, k, None) is not None})
-        unknown = set(kwargs) - set(_SETTINGS)
-        if unknown:
-            raise TypeError(f"generate() got unsupported arguments for Flax models: {', '.join(sorted(unknown))}")
-        settings.update({k: v for k, v in kwargs.items() if v is not None})
-        if isinstance(settings["eos_token_id"], (list, tuple)):
-            settings["eos_token_id"] = settings["eos_token_id"][0]
-        if settings["pad_token_id"] is None:
-            settings["pad_token_id"] = settings["eos_token_id"] if settings["eos_token_id"] is not None else 0
-        if settings["eos_token_id"] is None:
-            settings["eos_token_id"] = -1  # never produced
-        return settings
-
     def generate(self, input_ids, generation_config=None, prng_key=None, trace: bool = True, params=None,
                  attention_mask=None, **kwargs):
         """Greedy (default), sampling (``do_sample=True``) or beam search (``num_beams > 1``).
 
         Args:
             input_ids: (B, T) prompt, left-padded when rows differ in length (pass ``attention_mask``).
-            generation_config: a ``tongues.GenerationConfig``; keyword arguments override it.
+            generation_config: a ``tongues.GenerationConfig``; keyword arguments override it, it overrides
+                the model's (see ``tongues.frameworks.generation``).
             prng_key: ``jax.random.PRNGKey`` for sampling (default PRNGKey(0)).
             trace: compile the loop with ``jax.jit`` (True) or run it step by step.
             params: parameters to use instead of ``self.params``.
             max_length / max_new_tokens, do_sample, temperature, top_k, top_p, num_beams, length_penalty,
             early_stopping, pad_token_id, eos_token_id, min_length: as in PyTorch ``generate``.
         """
-        s = self._settings(generation_config, kwargs)
         input_ids = jnp.asarray(input_ids, dtype="i4")
         if input_ids.ndim != 2:
             raise ValueError(f"input_ids must be (batch, length), got shape {tuple(input_ids.shape)}")
-        T = input_ids.shape[1]
-        max_length = T + s["max_new_tokens"] if s["max_new_tokens"] is not None else s["max_length"]
-        if max_length <= T:
-            raise ValueError(f"max_length ({max_length}) must exceed the prompt length ({T}); raise max_length or "
-                             "set max_new_tokens")
+        s = decode_settings(self, generation_config, kwargs, input_ids.shape[1], SUPPORTED_SETTINGS, "Flax")
+        max_length = s.max_length
         params = self.params if params is None else params
         if attention_mask is not None:
             attention_mask = jnp.asarray(attention_mask, dtype="i4")
         prng_key = jax.random.PRNGKey(0) if prng_key is None else prng_key
-        if s["num_beams"] > 1:
-            if s["do_sample"]:
+        if s.num_beams > 1:
+            if s.do_sample:
                 raise ValueError("beam sampling (num_beams > 1 with do_sample=True) is not supported by Flax models")
             run = partial(self._beam_search, max_length=max_length, s=s, trace=trace)
             fn = jax.jit(run) if trace else run
@@ -153,18 +134,18 @@ class FlaxGenerationMixin:
         run = partial(self._decode, max_length=max_length, s=s, trace=trace)
         fn = jax.jit(run) if trace else run
         sequences = fn(input_ids, attention_mask, params, prng_key)
-        return FlaxSampleOutput(sequences=sequences) if s["do_sample"] else FlaxGreedySearchOutput(sequences=sequences)
+        return FlaxSampleOutput(sequences=sequences) if s.do_sample else FlaxGreedySearchOutput(sequences=sequences)
 
     def _next_logits(self, logits, cur_len, s):
         logits = logits.astype(jnp.float32)
-        if s["min_length"] and s["eos_token_id"] >= 0:
-            logits = jnp.where(cur_len < s["min_length"], logits.at[:, s["eos_token_id"]].set(-jnp.inf), logits)
+        if s.min_length and s.eos_token_ids:
+            logits = jnp.where(cur_len < s.min_length, logits.at[:, list(s.eos_token_ids)].set(-jnp.inf), logits)
         return logits
 
     def _decode(self, input_ids, attention_mask, params, prng_key, *, max_length, s, trace):
         """Greedy or sampling loop; returns (B, max_length) token ids."""
         B, T = input_ids.shape
-        pad, eos = s["pad_token_id"], s["eos_token_id"]
+        pad, eos = s.pad_token_id, jnp.asarray(s.eos_token_ids or (-1,), "i4")
         sequences = lax.dynamic_update_slice(jnp.full((B, max_length), pad, dtype="i4"), input_ids, (0, 0))
         inputs = self.prepare_inputs_for_generation(input_ids, max_length, attention_mask)
 
@@ -172,14 +153,14 @@ class FlaxGenerationMixin:
             cur_len, sequences, tokens, done, inputs, key = state
             out = self(tokens, params=params, **inputs)
             logits = self._next_logits(out.logits[:, -1], cur_len, s)
-            if s["do_sample"]:
+            if s.do_sample:
                 key, sub = jax.random.split(key)
-                logits = warp_logits(logits, s["temperature"], s["top_k"], s["top_p"])
+                logits = warp_logits(logits, s.temperature, s.top_k, s.top_p)
                 next_token = jax.random.categorical(sub, logits, axis=-1).astype("i4")
             else:
                 next_token = jnp.argmax(logits, axis=-1).astype("i4")
             next_token = jnp.where(done, pad, next_token)
-            done = done | (next_token == eos)
+            done = done | jnp.isin(next_token, eos)
             sequences = lax.dynamic_update_slice(sequences, next_token[:, None], (0, cur_len))
             inputs = self.update_inputs_for_generation(out, inputs)
             return cur_len + 1, sequences, next_token[:, None], done, inputs, key
@@ -203,11 +184,12 @@ class FlaxGenerationMixin:
         longer beat its worst finished one.
         """
         B, T = input_ids.shape
-        K = s["num_beams"]
-        pad, eos, alpha, early = s["pad_token_id"], s["eos_token_id"], s["length_penalty"], s["early_stopping"]
+        K = s.num_beams
+        pad, alpha, early = s.pad_token_id, s.length_penalty, s.early_stopping
+        eos = jnp.asarray(s.eos_token_ids or (-1,), "i4")
         blocked = jnp.float32(BEAM_BLOCKED)
         # The reference fills ended hypotheses with pad, or eos when pad is 0 (falsy); kept for identical output.
-        fill = pad if pad != 0 else (eos if eos >= 0 else -1)
+        fill = pad if pad != 0 else s.eos_token_id
 
         def flat(x):  # (B, K, ...) -> (B*K, ...)
             return x.reshape((B * K,) + x.shape[2:])
@@ -242,7 +224,7 @@ class FlaxGenerationMixin:
             scores, picked = lax.top_k(log_probs.reshape(B, K * V), 2 * K)  # (B, 2K)
             beam, token = picked // V, (picked % V).astype("i4")
             candidates = lax.dynamic_update_slice(gather(st["running"], beam), token[:, :, None], (0, 0, cur_len))
-            hits_stop = (token == eos) | (cur_len + 1 >= max_length)
+            hits_stop = jnp.isin(token, eos) | (cur_len + 1 >= max_length)
             # Running: the K best continuations that did not stop.
             running_scores, keep = lax.top_k(scores + hits_stop * blocked, K)
             running, running_beam = gather(candidates, keep), gather(beam, keep)

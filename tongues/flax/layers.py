@@ -10,7 +10,7 @@ With a cache, ``attention_mask`` covers the whole buffer: (B, max_length).
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, ClassVar, Optional
 
 from . import require_flax
 
@@ -22,7 +22,9 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 from jax import lax  # noqa: E402
 
-from .shared import Collector, ModelOutput, alibi_slopes, sinusoidal_table  # noqa: E402,F401 (Collector re-exported)
+from ..frameworks.activations import activation  # noqa: E402
+from ..frameworks.outputs import Collector, ModelOutput  # noqa: E402,F401 (Collector re-exported)
+from ..frameworks.positions import alibi_slopes, sinusoidal_table  # noqa: E402
 
 Array = Any
 
@@ -48,6 +50,85 @@ class FlaxCausalLMOutputWithCrossAttentions(ModelOutput):
 # The reference names these outputs without "WithCrossAttentions" for BLOOM; the fields are the same.
 FlaxBaseModelOutput = FlaxBaseModelOutputWithPastAndCrossAttentions
 FlaxCausalLMOutput = FlaxCausalLMOutputWithCrossAttentions
+
+
+class FlaxLayerStack(nn.Module):
+    """``num_layers`` layers of ``layer_class`` named "0", "1", ... as in the checkpoint (``h/0/...``).
+
+    ``stack(x, collect, *args)`` runs ``layer(x, *args)``, which returns ``(x, probs[, cross_probs])``, layer
+    after layer; ``collect`` gathers each layer's input and probabilities. With ``layerdrop`` (Fan et al.,
+    2019) training skips whole layers (a traced choice, so jit works).
+    """
+
+    config: Any
+    layer_class: Any
+    num_layers: int
+    dtype: jnp.dtype = jnp.float32
+    layerdrop: float = 0.0
+
+    @nn.compact
+    def __call__(self, x: Array, collect: Collector, *args, deterministic: bool = True) -> Array:
+        for i in range(self.num_layers):
+            collect.add_hidden(x)
+            out, *probs = self.layer_class(self.config, dtype=self.dtype, name=str(i))(x, *args)
+            if not deterministic and self.layerdrop > 0:
+                out = jnp.where(jax.random.uniform(self.make_rng("dropout")) < self.layerdrop, x, out)
+            x = out
+            collect.add_attention(*probs)
+        return x
+
+
+def decoder_output(x: Array, collect: Collector, return_dict: bool):
+    """A decoder's output from its final hidden state (B, T, D) and what ``collect`` gathered."""
+    collect.add_hidden(x)
+    fields = dict(last_hidden_state=x, hidden_states=collect.hidden, attentions=collect.attentions,
+                  cross_attentions=collect.cross)
+    if not return_dict:
+        return tuple(v for v in fields.values() if v is not None)
+    return FlaxBaseModelOutputWithPastAndCrossAttentions(**fields)
+
+
+class FlaxCausalLMModule(nn.Module):
+    """A decoder plus the language-model head; a family declares only its decoder (:func:`causal_lm_module`).
+
+    Subclasses set ``decoder_class`` (the bare decoder module), ``decoder_name`` (its checkpoint prefix,
+    ``transformer`` / ``model``) and ``embedding_name`` (the decoder's token embedding, which the head
+    reuses transposed when ``config.tie_word_embeddings``; otherwise the head is its own ``lm_head``).
+    Keyword inputs go to the decoder unchanged.
+    """
+
+    config: Any
+    dtype: jnp.dtype = jnp.float32
+    decoder_class: ClassVar[type]
+    decoder_name: ClassVar[str]
+    embedding_name: ClassVar[str]
+
+    def setup(self):
+        setattr(self, self.decoder_name, self.decoder_class(self.config, dtype=self.dtype))
+        if not self.config.tie_word_embeddings:
+            self.lm_head = dense(self.config.vocab_size, self.config, self.dtype, use_bias=False)
+
+    def __call__(self, input_ids, attention_mask, return_dict=True, **decoder_inputs):
+        decoder = getattr(self, self.decoder_name)
+        out = decoder(input_ids, attention_mask, return_dict=return_dict, **decoder_inputs)
+        x = out[0]
+        if self.config.tie_word_embeddings:
+            logits = getattr(decoder, self.embedding_name).attend(x)  # x @ embeddingᵀ
+        else:
+            logits = self.lm_head(x)
+        if not return_dict:
+            return (logits,) + tuple(out[1:])
+        return FlaxCausalLMOutputWithCrossAttentions(logits=logits, hidden_states=out.hidden_states,
+                                                     attentions=out.attentions, cross_attentions=out.cross_attentions)
+
+
+def causal_lm_module(decoder_class: type, decoder_name: str, embedding_name: str) -> type:
+    """The :class:`FlaxCausalLMModule` over ``decoder_class`` (``FlaxBloomModule`` ->
+    ``FlaxBloomForCausalLMModule``), its parameters under ``decoder_name``."""
+    name = decoder_class.__name__.replace("Module", "ForCausalLMModule")
+    attributes = dict(decoder_class=decoder_class, decoder_name=decoder_name, embedding_name=embedding_name,
+                      __module__=decoder_class.__module__, __qualname__=name)
+    return type(name, (FlaxCausalLMModule,), attributes)
 
 
 def dense(features: int, config, dtype, name: str | None = None, use_bias: bool = True) -> nn.Dense:
@@ -122,20 +203,6 @@ def attend(q: Array, k: Array, v: Array, bias: Array | None, scale: float, dropo
     return out, probs
 
 
-_ACTIVATIONS = {
-    "gelu": lambda x: jax.nn.gelu(x, approximate=False),
-    "gelu_new": lambda x: jax.nn.gelu(x, approximate=True),
-    "gelu_pytorch_tanh": lambda x: jax.nn.gelu(x, approximate=True),
-    "relu": jax.nn.relu,
-    "silu": jax.nn.silu,
-    "swish": jax.nn.silu,
-    "tanh": jnp.tanh,
-}
-
-
 def get_activation(name: str):
     """The activation called ``name`` in a config (``activation_function``, ``hidden_act``)."""
-    if name not in _ACTIVATIONS:
-        raise ValueError(f"activation {name!r} is not supported by tongues' Flax models; use one of "
-                         f"{', '.join(sorted(_ACTIVATIONS))}")
-    return _ACTIVATIONS[name]
+    return activation(name, {"gelu": jax.nn.gelu, "relu": jax.nn.relu, "silu": jax.nn.silu, "tanh": jnp.tanh}, "Flax")

@@ -2,8 +2,8 @@
 checkpoints (safetensors read with NumPy, torch not needed) or ``flax_model.msgpack``, and saving.
 
 A Flax parameter is named after its PyTorch key (``h/0/mlp/dense_h_to_4h/kernel`` is
-``h.0.mlp.dense_h_to_4h.weight`` transposed, see ``shared.pt_key``), so conversion walks the Flax
-tree once and needs no per-family table.
+``h.0.mlp.dense_h_to_4h.weight`` transposed, see ``tongues.frameworks.weights.pt_key``), so conversion
+walks the Flax tree once and needs no per-family table.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from flax.core import freeze, unfreeze  # noqa: E402
 from flax.traverse_util import flatten_dict, unflatten_dict  # noqa: E402
 
 from ..checkpoint.files import CheckpointError, resolve_file, staged_directory  # noqa: E402
-from .shared import pt_key  # noqa: E402
-from .shared import read_pytorch_weights as shared_read_pytorch_weights  # noqa: E402
+from ..frameworks import weights  # noqa: E402
+from ..frameworks.generation import load_generation_config  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def _as_dtype(dtype):
 
 def read_pytorch_weights(pretrained: str, **hub_kwargs) -> dict[str, np.ndarray]:
     """Every tensor of a PyTorch checkpoint's safetensors file(s) as fp32 NumPy arrays (no torch import)."""
-    return shared_read_pytorch_weights(pretrained, "flax", lambda t: np.asarray(t.astype(jnp.float32)), **hub_kwargs)
+    return weights.read_pytorch_weights(pretrained, "flax", lambda t: np.asarray(t.astype(jnp.float32)), **hub_kwargs)
 
 
 class FlaxPreTrainedModel:
@@ -78,6 +78,8 @@ class FlaxPreTrainedModel:
         self.key = jax.random.PRNGKey(seed)
         self.module = self.module_class(config=config, dtype=self.dtype)
         self._is_initialized = _do_init
+        # generation_config.json of a loaded checkpoint; None: generate reads the config's generation fields.
+        self.generation_config = None
         self._params = self.init_weights(self.key, self.input_shape) if _do_init else None
 
     # --- parameters -------------------------------------------------------------------------------
@@ -196,13 +198,9 @@ class FlaxPreTrainedModel:
         converting names and transposing dense kernels. A base model loads from a head model's files
         and the reverse (the ``base_model_prefix`` is stripped or added).
         """
-        hub_kwargs = {k: kwargs.pop(k) for k in ("revision", "cache_dir", "local_files_only", "token") if k in kwargs}
-        pretrained = os.fspath(pretrained)
-        if config is None:
-            config = cls.config_class.from_pretrained(pretrained, **hub_kwargs, **kwargs)
-        elif kwargs:
-            raise TypeError(f"from_pretrained got unexpected keyword arguments: {', '.join(sorted(kwargs))}")
+        pretrained, config, hub_kwargs = weights.resolve_config(cls, pretrained, config, kwargs)
         model = cls(config, input_shape=input_shape, seed=seed, dtype=dtype, _do_init=False)
+        model.generation_config = load_generation_config(pretrained, **hub_kwargs)
         shapes = model.param_shapes()
         msgpack = None if from_pt else resolve_file(pretrained, FLAX_WEIGHTS_NAME, required=False, **hub_kwargs)
         if msgpack is not None:
@@ -211,51 +209,22 @@ class FlaxPreTrainedModel:
                     state = serialization.msgpack_restore(f.read())
                 except Exception as err:  # msgpack raises several unrelated types on corrupt bytes
                     raise CheckpointError(f"{msgpack} is not a valid Flax msgpack file: {err}") from None
-            flat = model._match_prefix(flatten_dict(unfreeze(state)), shapes)
+            flat = weights.values_by_path(shapes, flatten_dict(unfreeze(state)), model.base_model_prefix)
         else:
-            flat = model._from_pytorch(read_pytorch_weights(pretrained, **hub_kwargs), shapes)
-        for key, leaf in shapes.items():
-            if key in flat and tuple(flat[key].shape) != tuple(leaf.shape):
-                raise CheckpointError(f"{pretrained}: weight {'/'.join(key)} has shape {tuple(flat[key].shape)}, "
-                                      f"the model expects {tuple(leaf.shape)}")
-        missing = [k for k in shapes if k not in flat]
+            state = read_pytorch_weights(pretrained, **hub_kwargs)
+            flat = weights.values_from_pytorch(shapes, state, model.base_model_prefix)
+        missing = weights.check_shapes(pretrained, {k: leaf.shape for k, leaf in shapes.items()}, flat)
         if missing:
             if not _do_init:
-                raise CheckpointError(f"{pretrained} lacks {len(missing)} weights, e.g. {'/'.join(missing[0])}; "
+                raise CheckpointError(f"{pretrained} lacks {len(missing)} weights, e.g. {missing[0]}; "
                                       "with _do_init=False nothing can fill them")
             logger.warning("%s: %d weights were not in the checkpoint and are newly initialised: %s", pretrained,
-                           len(missing), ", ".join("/".join(k) for k in missing[:10]))
+                           len(missing), ", ".join(missing[:10]))
         params = unflatten_dict({k: jnp.asarray(flat[k]) for k in shapes if k in flat})
         if not _do_init:
             return model, params
         model._params = model.init_weights(model.key, model.input_shape, params) if missing else params
         return model
-
-    def _match_prefix(self, flat: dict, shapes: dict) -> dict:
-        prefix = self.base_model_prefix
-        ours_have = any(k[0] == prefix for k in shapes)
-        theirs_have = any(k[0] == prefix for k in flat)
-        if theirs_have and not ours_have:  # head checkpoint -> base model
-            return {k[1:]: v for k, v in flat.items() if k[0] == prefix}
-        if ours_have and not theirs_have:  # base checkpoint -> head model
-            return {(prefix,) + k: v for k, v in flat.items()}
-        return flat
-
-    def _from_pytorch(self, state: dict[str, np.ndarray], shapes: dict) -> dict:
-        prefix = self.base_model_prefix
-        flat = {}
-        for path in shapes:
-            key, transposed = pt_key(path[:-1], path[-1])
-            candidates = [key]
-            if path[0] == prefix:
-                candidates.append(key[len(prefix) + 1:])  # base checkpoint -> head model
-            else:
-                candidates.append(f"{prefix}.{key}")  # head checkpoint -> base model
-            for candidate in candidates:
-                if candidate in state:
-                    flat[path] = state[candidate].T if transposed else state[candidate]
-                    break
-        return flat
 
     def save_pretrained(self, save_directory: str | os.PathLike, params: dict | None = None) -> None:
         """Write ``config.json`` and ``flax_model.msgpack`` (the reference's Flax file layout)."""
@@ -263,6 +232,8 @@ class FlaxPreTrainedModel:
         data = serialization.to_bytes(unfreeze(params))
         with staged_directory(save_directory) as staging:
             self.config.save_pretrained(staging)
+            if self.generation_config is not None:
+                self.generation_config.save_pretrained(staging)
             with open(os.path.join(staging, FLAX_WEIGHTS_NAME), "wb") as f:
                 f.write(data)
 

@@ -13,8 +13,11 @@ require_tf()
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-_SETTINGS = ("max_length", "max_new_tokens", "do_sample", "temperature", "top_k", "top_p", "pad_token_id",
-             "eos_token_id", "seed")
+from ..frameworks.generation import decode_settings  # noqa: E402
+
+# The GenerationConfig fields TF generate implements; any other set to a non-default value is refused.
+SUPPORTED_SETTINGS = frozenset({"max_length", "max_new_tokens", "do_sample", "temperature", "top_k", "top_p",
+                                "pad_token_id", "eos_token_id", "bos_token_id"})
 
 
 def warp_logits(logits, temperature: float, top_k: int, top_p: float):
@@ -36,48 +39,36 @@ def warp_logits(logits, temperature: float, top_k: int, top_p: float):
 class TFGenerationMixin:
     """``generate`` for TF causal LMs whose call takes ``input_ids, attention_mask, position_ids, past_key_values``."""
 
-    def generate(self, input_ids, attention_mask=None, generation_config=None, **kwargs):
+    def generate(self, input_ids, attention_mask=None, generation_config=None, seed=None, **kwargs):
         """Greedy (default) or sampling (``do_sample=True``, with ``seed``) continuation of ``input_ids`` (B, T).
 
-        Rows of different lengths are left-padded (pass ``attention_mask``); positions count from
-        each row's first real token. Returns (B, T + new) token ids as a tf.Tensor.
+        ``generation_config`` (a ``tongues.GenerationConfig``) and keyword settings (``max_new_tokens``,
+        ``max_length``, ``do_sample``, ``temperature``, ``top_k``, ``top_p``, ``pad_token_id``,
+        ``eos_token_id``) resolve as in ``tongues.frameworks.generation``. Rows of different lengths are
+        left-padded (pass ``attention_mask``); positions count from each row's first real token.
+        Returns (B, T + new) token ids as a tf.Tensor.
         """
-        unknown = set(kwargs) - set(_SETTINGS)
-        if unknown:
-            raise TypeError(f"generate() got unsupported arguments for TF models: {', '.join(sorted(unknown))}")
-        s = dict(max_length=20, max_new_tokens=None, do_sample=False, temperature=1.0, top_k=0, top_p=1.0,
-                 pad_token_id=self.config.pad_token_id, eos_token_id=self.config.eos_token_id, seed=None)
-        if generation_config is not None:
-            s.update({k: getattr(generation_config, k) for k in _SETTINGS
-                      if getattr(generation_config, k, None) is not None})
-        s.update({k: v for k, v in kwargs.items() if v is not None})
-        eos = s["eos_token_id"][0] if isinstance(s["eos_token_id"], (list, tuple)) else s["eos_token_id"]
-        pad = s["pad_token_id"] if s["pad_token_id"] is not None else (eos if eos is not None else 0)
         input_ids = tf.cast(input_ids, tf.int32)
         B, T = input_ids.shape
-        max_length = T + s["max_new_tokens"] if s["max_new_tokens"] is not None else s["max_length"]
-        if max_length <= T:
-            raise ValueError(f"max_length ({max_length}) must exceed the prompt length ({T}); raise max_length or "
-                             "set max_new_tokens")
+        s = decode_settings(self, generation_config, kwargs, T, SUPPORTED_SETTINGS, "TF")
+        max_length, pad, eos = s.max_length, s.pad_token_id, tf.constant(s.eos_token_ids or (-1,), tf.int32)
         mask = tf.ones_like(input_ids) if attention_mask is None else tf.cast(attention_mask, tf.int32)
         positions = tf.maximum(tf.cumsum(mask, axis=-1) - 1, 0)
-        generator = (tf.random.Generator.from_seed(s["seed"]) if s["seed"] is not None
-                     else tf.random.get_global_generator())
+        generator = tf.random.Generator.from_seed(seed) if seed is not None else tf.random.get_global_generator()
         sequences, tokens, past = input_ids, input_ids, None
         done = tf.zeros((B,), tf.bool)
         while sequences.shape[1] < max_length:
             out = self(tokens, attention_mask=mask, position_ids=positions, past_key_values=past, use_cache=True,
                        return_dict=True, training=False)
             logits = tf.cast(out.logits[:, -1], tf.float32)
-            if s["do_sample"]:
-                logits = warp_logits(logits, s["temperature"], s["top_k"], s["top_p"])
+            if s.do_sample:
+                logits = warp_logits(logits, s.temperature, s.top_k, s.top_p)
                 seed = generator.make_seeds(1)[:, 0]
                 next_token = tf.cast(tf.random.stateless_categorical(logits, 1, seed=seed)[:, 0], tf.int32)
             else:
                 next_token = tf.argmax(logits, axis=-1, output_type=tf.int32)
             next_token = tf.where(done, pad, next_token)
-            if eos is not None:
-                done = done | (next_token == eos)
+            done = done | tf.reduce_any(next_token[:, None] == eos[None, :], axis=-1)
             sequences = tf.concat([sequences, next_token[:, None]], axis=1)
             tokens, past = next_token[:, None], out.past_key_values
             mask = tf.concat([mask, tf.ones((B, 1), tf.int32)], axis=1)

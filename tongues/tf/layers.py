@@ -15,7 +15,9 @@ require_tf()
 
 import tensorflow as tf  # noqa: E402
 
-from ..flax.shared import Collector, ModelOutput, output_fields, sinusoidal_table  # noqa: E402,F401 (Collector re-exported)
+from ..frameworks.activations import activation  # noqa: E402
+from ..frameworks.outputs import Collector, ModelOutput, output_fields  # noqa: E402,F401 (Collector re-exported)
+from ..frameworks.positions import sinusoidal_table  # noqa: E402
 from .modeling import keras  # noqa: E402
 
 Tensor = Any
@@ -105,22 +107,9 @@ def sinusoidal_positions(num_positions: int, dim: int, padding_idx: int | None =
     return tf.constant(sinusoidal_table(num_positions, dim, padding_idx))
 
 
-_ACTIVATIONS = {
-    "gelu": lambda x: tf.nn.gelu(x, approximate=False),
-    "gelu_new": lambda x: tf.nn.gelu(x, approximate=True),
-    "gelu_pytorch_tanh": lambda x: tf.nn.gelu(x, approximate=True),
-    "relu": tf.nn.relu,
-    "silu": tf.nn.silu,
-    "swish": tf.nn.silu,
-    "tanh": tf.math.tanh,
-}
-
-
 def get_activation(name: str):
-    if name not in _ACTIVATIONS:
-        raise ValueError(f"activation {name!r} is not supported by tongues' TF models; use one of "
-                         f"{', '.join(sorted(_ACTIVATIONS))}")
-    return _ACTIVATIONS[name]
+    """The activation called ``name`` in a config (``activation_function``, ``hidden_act``)."""
+    return activation(name, {"gelu": tf.nn.gelu, "relu": tf.nn.relu, "silu": tf.nn.silu, "tanh": tf.math.tanh}, "TF")
 
 
 def masked_cross_entropy(labels: Tensor, logits: Tensor) -> Tensor:

@@ -3,7 +3,7 @@
 
 Keras names every weight after its layer path (``tfxglm_for_causal_lm/model/layers.0/fc1/kernel:0``);
 layers are named after the PyTorch modules, so the checkpoint key of a weight follows from its
-name by one rule (``shared.pt_key``), with no per-family table. The h5 file is Keras' own
+name by one rule (``tongues.frameworks.weights.pt_key``), with no per-family table. The h5 file is Keras' own
 ``save_weights`` format with the reference's layer names, so files move between the two.
 """
 
@@ -28,8 +28,8 @@ import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
 
 from ..checkpoint.files import CheckpointError, resolve_file, staged_directory  # noqa: E402
-from ..flax.shared import pt_key  # noqa: E402
-from ..flax.shared import read_pytorch_weights as shared_read_pytorch_weights  # noqa: E402
+from ..frameworks import weights as framework_weights  # noqa: E402
+from ..frameworks.generation import load_generation_config  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,8 @@ TF_WEIGHTS_NAME = "tf_model.h5"
 
 def read_pytorch_weights(pretrained: str, **hub_kwargs) -> dict[str, np.ndarray]:
     """Every tensor of a PyTorch checkpoint's safetensors file(s) as fp32 NumPy arrays (no torch import)."""
-    return shared_read_pytorch_weights(pretrained, "tf", lambda t: tf.cast(t, tf.float32).numpy(), **hub_kwargs)
+    return framework_weights.read_pytorch_weights(pretrained, "tf", lambda t: tf.cast(t, tf.float32).numpy(),
+                                                  **hub_kwargs)
 
 
 def weight_path(weight) -> tuple[str, ...]:
@@ -126,6 +127,8 @@ class TFPreTrainedModel(keras.Model):
         super().__init__(*inputs, **kwargs)
         config.validate()
         self.config = config
+        # generation_config.json of a loaded checkpoint; None: generate reads the config's generation fields.
+        self.generation_config = None
 
     @property
     def dummy_inputs(self) -> dict:
@@ -153,84 +156,48 @@ class TFPreTrainedModel(keras.Model):
         Reads ``tf_model.h5`` when present (unless ``from_pt``), else the PyTorch safetensors,
         transposing dense kernels. A base model loads from a head model's files and the reverse.
         """
-        hub_kwargs = {k: kwargs.pop(k) for k in ("revision", "cache_dir", "local_files_only", "token") if k in kwargs}
-        pretrained = os.fspath(pretrained)
-        if config is None:
-            config = cls.config_class.from_pretrained(pretrained, **hub_kwargs, **kwargs)
-        elif kwargs:
-            raise TypeError(f"from_pretrained got unexpected keyword arguments: {', '.join(sorted(kwargs))}")
+        pretrained, config, hub_kwargs = framework_weights.resolve_config(cls, pretrained, config, kwargs)
         model = cls(config, *model_args)
+        model.generation_config = load_generation_config(pretrained, **hub_kwargs)
         model.build_weights()
+        paths = {weight_path(weight): weight for weight in model.weights}
         h5 = None if from_pt else resolve_file(pretrained, TF_WEIGHTS_NAME, required=False, **hub_kwargs)
         if h5 is not None:
-            values = model._read_h5(h5)
+            values = framework_weights.values_by_path(paths, _read_h5(h5), model.base_model_prefix)
         else:
-            values = model._from_pytorch(read_pytorch_weights(pretrained, **hub_kwargs))
-        missing = []
-        assignments = []
-        for weight in model.weights:
-            path = weight_path(weight)
-            if path not in values:
-                missing.append("/".join(path))
-                continue
-            value = values[path]
-            if tuple(value.shape) != tuple(weight.shape):
-                raise CheckpointError(f"{pretrained}: weight {'/'.join(path)} has shape {tuple(value.shape)}, the "
-                                      f"model expects {tuple(weight.shape)}")
-            assignments.append((weight, value))
-        for weight, value in assignments:
-            weight.assign(value.astype(weight.dtype.as_numpy_dtype))
+            values = framework_weights.values_from_pytorch(paths, read_pytorch_weights(pretrained, **hub_kwargs),
+                                                           model.base_model_prefix, model.tied_sources)
+        missing = framework_weights.check_shapes(pretrained, {p: w.shape for p, w in paths.items()}, values)
+        for path, value in values.items():
+            paths[path].assign(value.astype(paths[path].dtype.as_numpy_dtype))
         if missing:
             logger.warning("%s: %d weights were not in the checkpoint and keep their random init: %s", pretrained,
                            len(missing), ", ".join(missing[:10]))
         return model
-
-    def _prefix_variants(self, path: tuple[str, ...]) -> list[tuple[str, ...]]:
-        prefix = self.base_model_prefix
-        if path and path[0] == prefix:
-            return [path, path[1:]]
-        return [path, (prefix,) + path]
-
-    def _from_pytorch(self, state: dict[str, np.ndarray]) -> dict:
-        values = {}
-        for weight in self.weights:
-            path = weight_path(weight)
-            for candidate in self._prefix_variants(path):
-                key, transposed = pt_key(candidate[:-1], candidate[-1])
-                key = self.tied_sources.get(key, key) if key not in state else key
-                if key in state:
-                    value = state[key]
-                    values[path] = value.T if transposed else value
-                    break
-        return values
-
-    def _read_h5(self, path: str) -> dict:
-        """Weights of a Keras ``save_weights`` h5 file keyed by layer path (model name dropped)."""
-        try:
-            f = h5py.File(path, "r")
-        except OSError as err:
-            raise CheckpointError(f"{path} is not a readable HDF5 file: {err}") from None
-        saved = {}
-        with f:
-            for layer_name in _attr_list(f, "layer_names"):
-                group = f[layer_name]
-                for weight_name in _attr_list(group, "weight_names"):
-                    saved[tuple(weight_name.split(":")[0].split("/")[1:])] = np.asarray(group[weight_name])
-        values = {}
-        for weight in self.weights:
-            path = weight_path(weight)
-            for candidate in self._prefix_variants(path):
-                if candidate in saved:
-                    values[path] = saved[candidate]
-                    break
-        return values
 
     def save_pretrained(self, save_directory: str | os.PathLike) -> None:
         """Write ``config.json`` and ``tf_model.h5`` (Keras' h5 weights format, the reference's TF layout)."""
         self.build_weights()
         with staged_directory(save_directory) as staging:
             self.config.save_pretrained(staging)
+            if self.generation_config is not None:
+                self.generation_config.save_pretrained(staging)
             self.save_weights(os.path.join(staging, TF_WEIGHTS_NAME), save_format="h5")
+
+
+def _read_h5(path: str) -> dict:
+    """Weights of a Keras ``save_weights`` h5 file keyed by layer path (model name dropped)."""
+    try:
+        f = h5py.File(path, "r")
+    except OSError as err:
+        raise CheckpointError(f"{path} is not a readable HDF5 file: {err}") from None
+    saved = {}
+    with f:
+        for layer_name in _attr_list(f, "layer_names"):
+            group = f[layer_name]
+            for weight_name in _attr_list(group, "weight_names"):
+                saved[tuple(weight_name.split(":")[0].split("/")[1:])] = np.asarray(group[weight_name])
+    return saved
 
 
 def _attr_list(group, name: str) -> list[str]:

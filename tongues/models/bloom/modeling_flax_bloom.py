@@ -12,8 +12,8 @@ import jax
 import jax.numpy as jnp
 
 from ...flax.generation import FlaxGenerationMixin
-from ...flax.layers import (Collector, FlaxBaseModelOutput, FlaxCausalLMOutput, alibi_bias, attend, attention_bias,
-                            dense, update_cache)
+from ...flax.layers import (Collector, FlaxLayerStack, alibi_bias, attend, attention_bias, causal_lm_module,
+                            decoder_output, dense, update_cache)
 from ...flax.modeling import FlaxPreTrainedModel
 from .configuration_bloom import BloomConfig
 
@@ -76,22 +76,6 @@ class FlaxBloomBlock(nn.Module):
         return x, probs
 
 
-class FlaxBloomBlocks(nn.Module):
-    """The stack ``h``; layers are named "0", "1", ... as in the checkpoint."""
-
-    config: BloomConfig
-    dtype: jnp.dtype = jnp.float32
-
-    @nn.compact
-    def __call__(self, x, alibi, key_mask, deterministic, init_cache, collect):
-        for i in range(self.config.n_layer):
-            collect.add_hidden(x)
-            x, probs = FlaxBloomBlock(self.config, dtype=self.dtype, name=str(i))(
-                x, alibi, key_mask, deterministic, init_cache, collect.attentions is not None)
-            collect.add_attention(probs)
-        return x
-
-
 class FlaxBloomModule(nn.Module):
     config: BloomConfig
     dtype: jnp.dtype = jnp.float32
@@ -102,7 +86,7 @@ class FlaxBloomModule(nn.Module):
                                         embedding_init=jax.nn.initializers.normal(config.initializer_range),
                                         dtype=self.dtype)
         self.word_embeddings_layernorm = nn.LayerNorm(epsilon=config.layer_norm_epsilon, dtype=self.dtype)
-        self.h = FlaxBloomBlocks(config, dtype=self.dtype)
+        self.h = FlaxLayerStack(config, FlaxBloomBlock, config.n_layer, dtype=self.dtype)
         self.ln_f = nn.LayerNorm(epsilon=config.layer_norm_epsilon, dtype=self.dtype)
 
     def __call__(self, input_ids, attention_mask, deterministic=True, init_cache=False, output_attentions=False,
@@ -110,35 +94,8 @@ class FlaxBloomModule(nn.Module):
         collect = Collector(output_hidden_states, output_attentions)
         x = self.word_embeddings_layernorm(self.word_embeddings(input_ids))
         alibi = alibi_bias(attention_mask, self.config.n_head, self.dtype)  # (B, H, 1, Tk)
-        x = self.h(x, alibi, attention_mask, deterministic, init_cache, collect)
-        x = self.ln_f(x)
-        collect.add_hidden(x)
-        if not return_dict:
-            return tuple(v for v in (x, collect.hidden, collect.attentions) if v is not None)
-        return FlaxBaseModelOutput(last_hidden_state=x, hidden_states=collect.hidden, attentions=collect.attentions)
-
-
-class FlaxBloomForCausalLMModule(nn.Module):
-    config: BloomConfig
-    dtype: jnp.dtype = jnp.float32
-
-    def setup(self):
-        self.transformer = FlaxBloomModule(self.config, dtype=self.dtype)
-        if not self.config.tie_word_embeddings:
-            self.lm_head = dense(self.config.vocab_size, self.config, self.dtype, use_bias=False)
-
-    def __call__(self, input_ids, attention_mask, deterministic=True, init_cache=False, output_attentions=False,
-                 output_hidden_states=False, return_dict=True):
-        out = self.transformer(input_ids, attention_mask, deterministic, init_cache, output_attentions,
-                               output_hidden_states, return_dict)
-        x = out[0]
-        if self.config.tie_word_embeddings:
-            logits = self.transformer.word_embeddings.attend(x)  # x @ embeddingᵀ
-        else:
-            logits = self.lm_head(x)
-        if not return_dict:
-            return (logits,) + tuple(out[1:])
-        return FlaxCausalLMOutput(logits=logits, hidden_states=out.hidden_states, attentions=out.attentions)
+        x = self.h(x, collect, alibi, attention_mask, deterministic, init_cache, output_attentions)
+        return decoder_output(self.ln_f(x), collect, return_dict)
 
 
 class FlaxBloomPreTrainedModel(FlaxPreTrainedModel):
@@ -163,7 +120,7 @@ class FlaxBloomModel(FlaxBloomPreTrainedModel):
 class FlaxBloomForCausalLM(FlaxGenerationMixin, FlaxBloomPreTrainedModel):
     """Flax BLOOM with the language-model head (tied to the input embeddings)."""
 
-    module_class = FlaxBloomForCausalLMModule
+    module_class = causal_lm_module(FlaxBloomModule, "transformer", "word_embeddings")
 
 
 __all__ = ["FlaxBloomModel", "FlaxBloomForCausalLM", "FlaxBloomPreTrainedModel"]

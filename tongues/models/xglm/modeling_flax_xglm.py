@@ -12,9 +12,8 @@ import jax
 import jax.numpy as jnp
 
 from ...flax.generation import FlaxGenerationMixin
-from ...flax.layers import (Collector, FlaxBaseModelOutputWithPastAndCrossAttentions,
-                            FlaxCausalLMOutputWithCrossAttentions, attend, attention_bias, dense, get_activation,
-                            sinusoidal_positions, update_cache)
+from ...flax.layers import (Collector, FlaxLayerStack, attend, attention_bias, causal_lm_module, decoder_output,
+                            dense, get_activation, sinusoidal_positions, update_cache)
 from ...flax.modeling import FlaxPreTrainedModel, cache_index
 from .configuration_xglm import XGLMConfig
 
@@ -84,38 +83,19 @@ class FlaxXGLMDecoderLayer(nn.Module):
         return x + self.dropout(h, deterministic=deterministic), probs, cross_probs
 
 
-class FlaxXGLMLayers(nn.Module):
-    """The stack ``layers``; layers are named "0", "1", ... as in the checkpoint."""
-
-    config: XGLMConfig
-    dtype: jnp.dtype = jnp.float32
-
-    @nn.compact
-    def __call__(self, x, key_mask, encoder_states, encoder_mask, deterministic, init_cache, collect):
-        for i in range(self.config.num_layers):
-            collect.add_hidden(x)
-            out, probs, cross_probs = FlaxXGLMDecoderLayer(self.config, dtype=self.dtype, name=str(i))(
-                x, key_mask, encoder_states, encoder_mask, deterministic, init_cache)
-            # LayerDrop (Fan et al., 2019): skip whole layers while training (a traced choice, so jit works).
-            if not deterministic and self.config.layerdrop > 0:
-                out = jnp.where(jax.random.uniform(self.make_rng("dropout")) < self.config.layerdrop, x, out)
-            x = out
-            collect.add_attention(probs, cross_probs)
-        return x
-
-
 class FlaxXGLMModule(nn.Module):
     config: XGLMConfig
     dtype: jnp.dtype = jnp.float32
 
     def setup(self):
         config = self.config
+        self.embed_scale = config.d_model**0.5 if config.scale_embedding else 1.0
         self.embed_tokens = nn.Embed(config.vocab_size, config.d_model,
                                      embedding_init=jax.nn.initializers.normal(config.init_std), dtype=self.dtype)
-        self.embed_scale = config.d_model**0.5 if config.scale_embedding else 1.0
         self.embed_positions = sinusoidal_positions(config.max_position_embeddings + POSITION_OFFSET, config.d_model,
                                                     config.pad_token_id)
-        self.layers = FlaxXGLMLayers(config, dtype=self.dtype)
+        self.layers = FlaxLayerStack(config, FlaxXGLMDecoderLayer, config.num_layers, dtype=self.dtype,
+                                     layerdrop=config.layerdrop)
         self.layer_norm = nn.LayerNorm(epsilon=1e-5, dtype=self.dtype)
         self.dropout = nn.Dropout(config.dropout)
 
@@ -129,37 +109,9 @@ class FlaxXGLMModule(nn.Module):
         x = self.embed_tokens(input_ids) * self.embed_scale
         x = x + self.embed_positions[position_ids + POSITION_OFFSET].astype(x.dtype)
         x = self.dropout(x, deterministic=deterministic)
-        x = self.layers(x, attention_mask, encoder_hidden_states, encoder_attention_mask, deterministic, init_cache,
-                        collect)
-        x = self.layer_norm(x)
-        collect.add_hidden(x)
-        if not return_dict:
-            return tuple(v for v in (x, collect.hidden, collect.attentions, collect.cross) if v is not None)
-        return FlaxBaseModelOutputWithPastAndCrossAttentions(
-            last_hidden_state=x, hidden_states=collect.hidden, attentions=collect.attentions,
-            cross_attentions=collect.cross)
-
-
-class FlaxXGLMForCausalLMModule(nn.Module):
-    config: XGLMConfig
-    dtype: jnp.dtype = jnp.float32
-
-    def setup(self):
-        self.model = FlaxXGLMModule(self.config, dtype=self.dtype)
-        if not self.config.tie_word_embeddings:
-            self.lm_head = dense(self.config.vocab_size, self.config, self.dtype, use_bias=False)
-
-    def __call__(self, input_ids, attention_mask, position_ids=None, encoder_hidden_states=None,
-                 encoder_attention_mask=None, deterministic=True, init_cache=False, output_attentions=False,
-                 output_hidden_states=False, return_dict=True):
-        out = self.model(input_ids, attention_mask, position_ids, encoder_hidden_states, encoder_attention_mask,
-                         deterministic, init_cache, output_attentions, output_hidden_states, return_dict)
-        x = out[0]
-        logits = self.model.embed_tokens.attend(x) if self.config.tie_word_embeddings else self.lm_head(x)
-        if not return_dict:
-            return (logits,) + tuple(out[1:])
-        return FlaxCausalLMOutputWithCrossAttentions(logits=logits, hidden_states=out.hidden_states,
-                                                     attentions=out.attentions, cross_attentions=out.cross_attentions)
+        x = self.layers(x, collect, attention_mask, encoder_hidden_states, encoder_attention_mask, deterministic,
+                        init_cache, deterministic=deterministic)
+        return decoder_output(self.layer_norm(x), collect, return_dict)
 
 
 class FlaxXGLMPreTrainedModel(FlaxPreTrainedModel):
@@ -211,7 +163,7 @@ class FlaxXGLMModel(FlaxXGLMPreTrainedModel):
 class FlaxXGLMForCausalLM(FlaxGenerationMixin, FlaxXGLMPreTrainedModel):
     """Flax XGLM with the language-model head (no bias, tied to the input embeddings)."""
 
-    module_class = FlaxXGLMForCausalLMModule
+    module_class = causal_lm_module(FlaxXGLMModule, "model", "embed_tokens")
     takes_position_ids = True
 
 

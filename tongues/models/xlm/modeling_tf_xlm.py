@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ...flax.shared import ModelOutput, interleaved_sinusoidal_table
+from ...frameworks.outputs import ModelOutput
+from ...frameworks.positions import interleaved_sinusoidal_table
 from ...tf.layers import (Collector, SharedEmbedding, TFBaseModelOutput, TFMultipleChoiceModelOutput,
                           TFQuestionAnsweringModelOutput, TFSequenceClassifierOutput, TFTokenClassifierOutput, attend,
                           attention_bias, check_ids, dense, finish, get_activation, layer_head_masks,
@@ -239,8 +240,14 @@ class TFSequenceSummary(keras.layers.Layer):
 
 
 class TFXLMPreTrainedModel(TFPreTrainedModel):
+    """Base of the TF XLM models: the encoder ``transformer``, and the two steps every head shares."""
+
     config_class = XLMConfig
     base_model_prefix = "transformer"
+
+    def __init__(self, config: XLMConfig, *inputs, **kwargs):
+        super().__init__(config, *inputs, **kwargs)
+        self.transformer = TFXLMMainLayer(config, name="transformer")
 
     @property
     def dummy_inputs(self) -> dict:
@@ -250,8 +257,19 @@ class TFXLMPreTrainedModel(TFPreTrainedModel):
             inputs["langs"] = tf.zeros_like(ids)
         return inputs
 
-    def _transformer(self, **kwargs):
-        return self.transformer(**kwargs, return_dict=True)
+    def _encode(self, inputs: dict):
+        """The encoder's output for a head's call arguments (its ``locals()``), always as an output object."""
+        return self.transformer(*(inputs[name] for name in _ENCODER_ARGS), True, training=inputs["training"])
+
+    def _finish(self, output_class, encoded, return_dict, **fields):
+        """``output_class`` with the head's ``fields`` and the encoder's hidden states and attentions."""
+        result = output_class(**fields, hidden_states=encoded.hidden_states, attentions=encoded.attentions)
+        return finish(result, self.config.return_dict if return_dict is None else return_dict)
+
+
+# TFXLMMainLayer.call's arguments before return_dict, in order.
+_ENCODER_ARGS = ("input_ids", "attention_mask", "langs", "token_type_ids", "position_ids", "lengths", "cache",
+                 "head_mask", "inputs_embeds", "output_attentions", "output_hidden_states")
 
 
 def _sequence_loss(config, logits, labels):
@@ -266,16 +284,8 @@ def _sequence_loss(config, logits, labels):
     return tf.reshape(loss, (1,))
 
 
-_BASE_ARGS = ("input_ids", "attention_mask", "langs", "token_type_ids", "position_ids", "lengths", "cache",
-              "head_mask", "inputs_embeds", "output_attentions", "output_hidden_states")
-
-
 class TFXLMModel(TFXLMPreTrainedModel):
     """The bare TF XLM encoder: hidden states (B, T, emb_dim)."""
-
-    def __init__(self, config: XLMConfig, *inputs, **kwargs):
-        super().__init__(config, *inputs, **kwargs)
-        self.transformer = TFXLMMainLayer(config, name="transformer")
 
     @unpack_inputs
     def call(self, input_ids=None, attention_mask=None, langs=None, token_type_ids=None, position_ids=None,
@@ -292,7 +302,6 @@ class TFXLMWithLMHeadModel(TFXLMPreTrainedModel):
 
     def __init__(self, config: XLMConfig, *inputs, **kwargs):
         super().__init__(config, *inputs, **kwargs)
-        self.transformer = TFXLMMainLayer(config, name="transformer")
         self.pred_layer = TFXLMPredLayer(config, self.transformer.embeddings, name="pred_layer_._proj")
 
     @unpack_inputs
@@ -300,12 +309,8 @@ class TFXLMWithLMHeadModel(TFXLMPreTrainedModel):
              lengths=None, cache=None, head_mask=None, inputs_embeds=None, output_attentions=None,
              output_hidden_states=None, return_dict=None, training=False):
         """Returns TFXLMWithLMHeadModelOutput (logits, hidden_states, attentions) or its tuple."""
-        out = self.transformer(input_ids, attention_mask, langs, token_type_ids, position_ids, lengths, cache,
-                               head_mask, inputs_embeds, output_attentions, output_hidden_states, True,
-                               training=training)
-        result = TFXLMWithLMHeadModelOutput(logits=self.pred_layer(out.last_hidden_state),
-                                            hidden_states=out.hidden_states, attentions=out.attentions)
-        return finish(result, self.config.return_dict if return_dict is None else return_dict)
+        out = self._encode(locals())
+        return self._finish(TFXLMWithLMHeadModelOutput, out, return_dict, logits=self.pred_layer(out.last_hidden_state))
 
 
 class TFXLMForSequenceClassification(TFXLMPreTrainedModel):
@@ -313,7 +318,6 @@ class TFXLMForSequenceClassification(TFXLMPreTrainedModel):
 
     def __init__(self, config: XLMConfig, *inputs, **kwargs):
         super().__init__(config, *inputs, **kwargs)
-        self.transformer = TFXLMMainLayer(config, name="transformer")
         self.sequence_summary = TFSequenceSummary(config, name="sequence_summary")
 
     @unpack_inputs
@@ -321,14 +325,10 @@ class TFXLMForSequenceClassification(TFXLMPreTrainedModel):
              lengths=None, cache=None, head_mask=None, inputs_embeds=None, output_attentions=None,
              output_hidden_states=None, return_dict=None, labels=None, training=False):
         """Logits (B, num_labels); loss (1,) when ``labels`` (B,) (integers: cross-entropy, one label: MSE)."""
-        out = self.transformer(input_ids, attention_mask, langs, token_type_ids, position_ids, lengths, cache,
-                               head_mask, inputs_embeds, output_attentions, output_hidden_states, True,
-                               training=training)
+        out = self._encode(locals())
         logits = self.sequence_summary(out.last_hidden_state, training=training)
         loss = None if labels is None else _sequence_loss(self.config, logits, labels)
-        result = TFSequenceClassifierOutput(loss=loss, logits=logits, hidden_states=out.hidden_states,
-                                            attentions=out.attentions)
-        return finish(result, self.config.return_dict if return_dict is None else return_dict)
+        return self._finish(TFSequenceClassifierOutput, out, return_dict, loss=loss, logits=logits)
 
 
 class TFXLMForMultipleChoice(TFXLMPreTrainedModel):
@@ -336,7 +336,6 @@ class TFXLMForMultipleChoice(TFXLMPreTrainedModel):
 
     def __init__(self, config: XLMConfig, *inputs, **kwargs):
         super().__init__(config, *inputs, **kwargs)
-        self.transformer = TFXLMMainLayer(config, name="transformer")
         self.sequence_summary = TFSequenceSummary(config, name="sequence_summary")
         self.logits_proj = dense(1, config, name="logits_proj")
 
@@ -366,14 +365,12 @@ class TFXLMForMultipleChoice(TFXLMPreTrainedModel):
             lengths = tf.reshape(lengths, (-1,))
         if inputs_embeds is not None:
             inputs_embeds = tf.reshape(inputs_embeds, (B * C, S, inputs_embeds.shape[-1]))
-        out = self.transformer(flat(input_ids), flat(attention_mask), flat(langs), flat(token_type_ids),
-                               flat(position_ids), lengths, cache, head_mask, inputs_embeds, output_attentions,
-                               output_hidden_states, True, training=training)
+        args = locals()
+        per_choice = ("input_ids", "attention_mask", "langs", "token_type_ids", "position_ids")
+        out = self._encode({**args, **{name: flat(args[name]) for name in per_choice}})
         logits = tf.reshape(self.logits_proj(self.sequence_summary(out.last_hidden_state, training=training)), (B, C))
         loss = None if labels is None else masked_cross_entropy(labels, logits)
-        result = TFMultipleChoiceModelOutput(loss=loss, logits=logits, hidden_states=out.hidden_states,
-                                             attentions=out.attentions)
-        return finish(result, self.config.return_dict if return_dict is None else return_dict)
+        return self._finish(TFMultipleChoiceModelOutput, out, return_dict, loss=loss, logits=logits)
 
 
 class TFXLMForTokenClassification(TFXLMPreTrainedModel):
@@ -381,7 +378,6 @@ class TFXLMForTokenClassification(TFXLMPreTrainedModel):
 
     def __init__(self, config: XLMConfig, *inputs, **kwargs):
         super().__init__(config, *inputs, **kwargs)
-        self.transformer = TFXLMMainLayer(config, name="transformer")
         self.dropout = keras.layers.Dropout(config.dropout)
         self.classifier = dense(config.num_labels, config, name="classifier")
 
@@ -390,25 +386,20 @@ class TFXLMForTokenClassification(TFXLMPreTrainedModel):
              lengths=None, cache=None, head_mask=None, inputs_embeds=None, output_attentions=None,
              output_hidden_states=None, return_dict=None, labels=None, training=False):
         """Logits (B, T, num_labels); cross-entropy (1,) over positions when ``labels`` (B, T), -100 ignored."""
-        out = self.transformer(input_ids, attention_mask, langs, token_type_ids, position_ids, lengths, cache,
-                               head_mask, inputs_embeds, output_attentions, output_hidden_states, True,
-                               training=training)
+        out = self._encode(locals())
         logits = self.classifier(self.dropout(out.last_hidden_state, training=training))
         loss = None if labels is None else masked_cross_entropy(labels, logits)
-        result = TFTokenClassifierOutput(loss=loss, logits=logits, hidden_states=out.hidden_states,
-                                         attentions=out.attentions)
-        return finish(result, self.config.return_dict if return_dict is None else return_dict)
+        return self._finish(TFTokenClassifierOutput, out, return_dict, loss=loss, logits=logits)
 
 
 class TFXLMForQuestionAnsweringSimple(TFXLMPreTrainedModel):
     """TF XLM with a span head: ``qa_outputs`` (emb_dim -> 2) gives start and end logits."""
 
     def __init__(self, config: XLMConfig, *inputs, **kwargs):
-        super().__init__(config, *inputs, **kwargs)
         if config.num_labels != 2:
             raise ValueError(f"TFXLMForQuestionAnsweringSimple needs config.num_labels == 2 (start and end); "
                              f"got {config.num_labels}")
-        self.transformer = TFXLMMainLayer(config, name="transformer")
+        super().__init__(config, *inputs, **kwargs)
         self.qa_outputs = dense(config.num_labels, config, name="qa_outputs")
 
     @unpack_inputs
@@ -418,9 +409,7 @@ class TFXLMForQuestionAnsweringSimple(TFXLMPreTrainedModel):
              training=False):
         """Start and end logits (B, T); loss (1,), the mean of both cross-entropies, when both positions (B,) are
         given (positions outside the input are ignored)."""
-        out = self.transformer(input_ids, attention_mask, langs, token_type_ids, position_ids, lengths, cache,
-                               head_mask, inputs_embeds, output_attentions, output_hidden_states, True,
-                               training=training)
+        out = self._encode(locals())
         logits = self.qa_outputs(out.last_hidden_state)
         start, end = logits[..., 0], logits[..., 1]
         loss = None
@@ -432,9 +421,8 @@ class TFXLMForQuestionAnsweringSimple(TFXLMPreTrainedModel):
                 return masked_cross_entropy(tf.where(positions == T, -100, positions), scores)
 
             loss = (part(start_positions, start) + part(end_positions, end)) / 2
-        result = TFQuestionAnsweringModelOutput(loss=loss, start_logits=start, end_logits=end,
-                                                hidden_states=out.hidden_states, attentions=out.attentions)
-        return finish(result, self.config.return_dict if return_dict is None else return_dict)
+        return self._finish(TFQuestionAnsweringModelOutput, out, return_dict, loss=loss, start_logits=start,
+                            end_logits=end)
 
 
 __all__ = ["TFXLMModel", "TFXLMWithLMHeadModel", "TFXLMForSequenceClassification", "TFXLMForMultipleChoice",
