@@ -28,22 +28,20 @@ _export("tongues.tokenization", "PreTrainedTokenizer", "PreTrainedTokenizerFast"
 _export("tongues.auto", "AutoConfig", "AutoModel", "AutoModelForCausalLM", "AutoModelForMaskedLM",
         "AutoModelForSequenceClassification", "AutoModelForTokenClassification", "AutoModelForQuestionAnswering",
         "AutoModelForMultipleChoice", "AutoTokenizer")
-_export("tongues.models.bloom", "BloomConfig", "BloomModel", "BloomForCausalLM", "BloomForSequenceClassification",
-        "BloomForTokenClassification", "BloomForQuestionAnswering", "BloomTokenizerFast", "BloomPreTrainedModel",
-        "FlaxBloomModel", "FlaxBloomForCausalLM")
-_export("tongues.models.xglm", "XGLMConfig", "XGLMTokenizer", "XGLMTokenizerFast", "XGLMModel", "XGLMForCausalLM",
-        "XGLMPreTrainedModel", "TFXGLMModel", "TFXGLMForCausalLM", "FlaxXGLMModel", "FlaxXGLMForCausalLM")
-_export("tongues.models.xlm", "XLMConfig", "XLMTokenizer", "XLMForQuestionAnsweringOutput", "XLMModel",
-        "XLMWithLMHeadModel", "XLMForSequenceClassification", "XLMForQuestionAnsweringSimple",
-        "XLMForQuestionAnswering", "XLMForTokenClassification", "XLMForMultipleChoice", "XLMPreTrainedModel",
-        "TFXLMModel", "TFXLMWithLMHeadModel", "TFXLMForSequenceClassification", "TFXLMForMultipleChoice",
-        "TFXLMForTokenClassification", "TFXLMForQuestionAnsweringSimple", "TFXLMWithLMHeadModelOutput")
-_export("tongues.models.glm", "GlmConfig", "GlmModel", "GlmForCausalLM", "GlmForSequenceClassification",
-        "GlmForTokenClassification", "GlmPreTrainedModel", "ChatGLM4Tokenizer")
+
+
+def _family_exports() -> dict[str, str]:
+    # Each family folder declares its public names (CONFIG, MODELS, TOKENIZERS, TF/Flax twins,
+    # EXPORTS); the registry finds the folders. Importing them loads configs only, never torch.
+    from .registry import exports
+
+    return exports()
 
 
 def __getattr__(name: str):
-    module = _EXPORTS.get(name)
+    if name == "__all__":
+        return sorted({*_EXPORTS, *_family_exports()})
+    module = _EXPORTS.get(name) or (_family_exports().get(name) if name[:1].isupper() else None)
     if module is None:
         raise AttributeError(f"module 'tongues' has no attribute {name!r}")
     value = getattr(importlib.import_module(module), name)
@@ -52,7 +50,4 @@ def __getattr__(name: str):
 
 
 def __dir__():
-    return sorted(list(globals()) + list(_EXPORTS))
-
-
-__all__ = sorted(_EXPORTS)
+    return sorted({*globals(), *_EXPORTS, *_family_exports()})

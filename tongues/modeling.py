@@ -525,9 +525,3 @@ def _default_dtype(dtype: torch.dtype | None) -> Iterator[None]:
     finally:
         torch.set_default_dtype(old)
 
-
-def checkpointed(module: nn.Module, *args: Any, **kwargs: Any):
-    """Run ``module`` under activation checkpointing when its owner is training with it enabled."""
-    from torch.utils.checkpoint import checkpoint
-
-    return checkpoint(module, *args, use_reentrant=False, **kwargs)

@@ -1,27 +1,17 @@
 """One registry from a checkpoint's ``model_type`` to the family folder that serves it.
 
-Each family package (``tongues/models/<model_type>/__init__.py``) declares, as plain names:
-
-- ``CONFIG``: the config class name;
-- ``MODELS``: task name -> model class name, tasks among ``TASKS``;
-- ``TOKENIZERS``: tokenizer class names, slow first, fast last (``None`` where absent).
-
-Adding a family is one line in ``FAMILIES`` below plus its folder. Nothing here imports torch.
+The families are found, not listed: every package under ``tongues/models/`` whose ``__init__``
+declares ``CONFIG`` is one (see :mod:`tongues.models` for what it declares). It serves its folder's
+name, or the ``MODEL_TYPES`` it declares (``glm`` also serves THUDM's ``chatglm`` layout, which
+it converts while loading). Adding a family is adding its folder. Nothing here imports torch.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
+import pkgutil
 from types import ModuleType
-
-# model_type -> package. A foreign layout (THUDM's "chatglm") maps to the family that converts it.
-FAMILIES: dict[str, str] = {
-    "bloom": "tongues.models.bloom",
-    "xglm": "tongues.models.xglm",
-    "xlm": "tongues.models.xlm",
-    "glm": "tongues.models.glm",
-    "chatglm": "tongues.models.glm",
-}
 
 TASKS = (
     "base",
@@ -32,6 +22,25 @@ TASKS = (
     "question-answering",
     "multiple-choice",
 )
+
+
+def _discover() -> dict[str, str]:
+    """model_type -> family package, from the folders of ``tongues/models``."""
+    models = importlib.import_module("tongues.models")
+    found: dict[str, str] = {}
+    for info in sorted(pkgutil.iter_modules(models.__path__), key=lambda info: info.name):
+        if not info.ispkg:
+            continue
+        package = importlib.import_module(f"{models.__name__}.{info.name}")
+        if not hasattr(package, "CONFIG"):
+            continue
+        for model_type in getattr(package, "MODEL_TYPES", (info.name,)):
+            found[model_type] = package.__name__
+    return found
+
+
+# model_type -> package.
+FAMILIES: dict[str, str] = _discover()
 
 
 def family(model_type: str | None) -> ModuleType:
@@ -46,3 +55,20 @@ def family(model_type: str | None) -> ModuleType:
 def resolve(model_type: str | None, name: str):
     """The attribute ``name`` (a class name) exported by the family package of ``model_type``."""
     return getattr(family(model_type), name)
+
+
+def public_names(package: ModuleType) -> list[str]:
+    """The class names a family package declares public: config, models, tokenizers, TF/Flax twins, extras."""
+    return [package.CONFIG, *package.MODELS.values(), *(name for name in package.TOKENIZERS if name),
+            *getattr(package, "TF_MODELS", {}).values(), *getattr(package, "FLAX_MODELS", {}).values(),
+            *getattr(package, "EXPORTS", ())]
+
+
+@functools.cache
+def exports() -> dict[str, str]:
+    """Public name -> family package, over every family (the first family to declare a name keeps it)."""
+    names: dict[str, str] = {}
+    for package_name in dict.fromkeys(FAMILIES.values()):
+        for name in public_names(importlib.import_module(package_name)):
+            names.setdefault(name, package_name)
+    return names

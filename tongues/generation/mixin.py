@@ -368,11 +368,12 @@ class GenerationMixin:
 
     @staticmethod
     def _position_ids_for_generation(input_ids, model_kwargs) -> torch.Tensor:
-        """Positions count real tokens only: left padding does not shift a row (pads get 0)."""
+        """Positions count real tokens only: left padding does not shift a row (``position_ids_from_mask``)."""
+        from ..layers.masks import position_ids_from_mask
+
         mask = model_kwargs.get("attention_mask")
         if mask is not None:
-            position_ids = mask.long().cumsum(-1) - 1
-            return position_ids.masked_fill(mask == 0, 0)
+            return position_ids_from_mask(mask)
         cache = model_kwargs.get("past_key_values")
         past = cache.get_seq_length() if isinstance(cache, Cache) else 0
         return torch.arange(input_ids.shape[1] + past, dtype=torch.long, device=input_ids.device).unsqueeze(0)

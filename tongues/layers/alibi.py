@@ -6,6 +6,8 @@ import math
 
 import torch
 
+from .masks import position_ids_from_mask
+
 
 def alibi_slopes(num_heads: int) -> torch.Tensor:
     """Per-head slopes (H,) in fp32.
@@ -27,10 +29,10 @@ def alibi_slopes(num_heads: int) -> torch.Tensor:
 def alibi_bias(attention_mask: torch.Tensor, num_heads: int, dtype: torch.dtype) -> torch.Tensor:
     """ALiBi scores (B, H, 1, Tk): ``slope_h * key_position``.
 
-    Key positions count real tokens from each row's first one (``(cumsum(mask) - 1) * mask``), so
-    left padding does not change a row's biases. The bias depends on the key only; the softmax's
+    Key positions count real tokens from each row's first one (:func:`position_ids_from_mask`), so
+    left padding does not change a row's biases; padded keys are hidden by the mask's bias anyway. The bias depends on the key only; the softmax's
     shift invariance makes that equal to the paper's ``-slope * (query - key)`` for visible keys.
     """
-    positions = ((attention_mask.cumsum(dim=-1) - 1) * attention_mask)[:, None, None, :]  # (B, 1, 1, Tk)
+    positions = position_ids_from_mask(attention_mask)[:, None, None, :]  # (B, 1, 1, Tk)
     slopes = alibi_slopes(num_heads).to(attention_mask.device)[None, :, None, None]  # (1, H, 1, 1)
     return (slopes * positions).to(dtype)

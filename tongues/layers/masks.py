@@ -57,13 +57,47 @@ def padding_bias(attention_mask: torch.Tensor | None, dtype: torch.dtype, query_
 
 
 def position_ids_from_mask(attention_mask: torch.Tensor, past_length: int = 0, query_length: int | None = None) -> torch.Tensor:
-    """Positions counted from each row's first real token: (B, T) for the last ``query_length`` columns.
+    """Positions (B, T) counted from each row's first real token, for the last ``query_length`` columns.
 
-    Left padding then does not shift a row's positions. Padded slots get position 1 (any valid
-    value; their outputs are never used), as the reference's generation does.
+    ``attention_mask`` is (B, past + T), 1 for real tokens. Left padding then does not shift a row's
+    positions. Padded slots get position 0 -- the one pad convention of tongues, that of the
+    reference's generation (transformers 5.23 ``generation/utils.py``) and of BLOOM's ALiBi (a pad's
+    own output is never used, and pads are hidden as keys, but hidden states returned for pads then
+    match the reference's). Every caller (generation, ALiBi, rotary and learned positions) uses this.
+
+    Example: ``[[0, 0, 1, 1]]`` -> ``[[0, 0, 0, 1]]``.
     """
-    positions = attention_mask.long().cumsum(-1) - 1
-    positions = positions.masked_fill(attention_mask == 0, 1)
+    mask = attention_mask.long()
+    positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 0)
     if query_length is not None:
-        positions = positions[:, -query_length:]
+        positions = positions[:, positions.shape[1] - query_length:]
     return positions
+
+
+def absolute_positions(position_ids: torch.Tensor | None, batch_size: int, query_length: int, past_length: int,
+                       device: torch.device, attention_mask: torch.Tensor | None = None,
+                       cache_position: torch.Tensor | None = None) -> torch.Tensor:
+    """(B, T) absolute positions of the new tokens: given, else from the padding mask, else the cache slots.
+
+    ``position_ids`` may be (B, T), (1, T) or (T,). ``attention_mask`` (B, past + T) is passed only by
+    families whose positions are counted from each row's first real token (:func:`position_ids_from_mask`);
+    the others get ``cache_position`` (T,) or ``past .. past + T - 1``, as the reference does.
+    """
+    B, T, past = batch_size, query_length, past_length
+    if position_ids is not None:
+        if not isinstance(position_ids, torch.Tensor):
+            raise TypeError(f"position_ids must be a torch.Tensor; got {type(position_ids).__name__}")
+        if position_ids.dim() == 1:
+            position_ids = position_ids[None]
+        if position_ids.dim() != 2 or position_ids.shape[-1] != T or position_ids.shape[0] not in (1, B):
+            raise ValueError(f"position_ids has shape {tuple(position_ids.shape)}, expected ({B}, {T}) or (1, {T}) "
+                             "= (batch, input length)")
+        return position_ids.to(device).expand(B, T)
+    if attention_mask is not None:
+        check_attention_mask(attention_mask, B, past + T)
+        return position_ids_from_mask(attention_mask, past, T).to(device)
+    if cache_position is not None:
+        if cache_position.dim() != 1 or cache_position.shape[0] != T:
+            raise ValueError(f"cache_position has shape {tuple(cache_position.shape)}; expected ({T},)")
+        return cache_position.to(device)[None].expand(B, T)
+    return torch.arange(past, past + T, dtype=torch.long, device=device)[None].expand(B, T)

@@ -1,5 +1,6 @@
 """BLOOM (bigscience/bloom-*): ALiBi decoder."""
 
+from .. import lazy_names
 from .configuration_bloom import BloomConfig
 
 CONFIG = "BloomConfig"
@@ -12,20 +13,11 @@ MODELS = {
 }
 TOKENIZERS = (None, "BloomTokenizerFast")
 FLAX_MODELS = {"base": "FlaxBloomModel", "causal-lm": "FlaxBloomForCausalLM"}
+EXPORTS = ("BloomPreTrainedModel",)
 
-
-def __getattr__(name):
-    # Model and tokenizer classes import torch / tokenizers: load them on first use only.
-    if name in MODELS.values() or name == "BloomPreTrainedModel":
-        from . import modeling_bloom
-
-        return getattr(modeling_bloom, name)
-    if name in FLAX_MODELS.values() or name == "FlaxBloomPreTrainedModel":
-        from . import modeling_flax_bloom
-
-        return getattr(modeling_flax_bloom, name)
-    if name == "BloomTokenizerFast":
-        from .tokenization_bloom_fast import BloomTokenizerFast
-
-        return BloomTokenizerFast
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# Model and tokenizer classes import torch / flax / tokenizers: load them on first use only.
+__getattr__ = lazy_names(__name__, {
+    "modeling_bloom": (*MODELS.values(), "BloomPreTrainedModel"),
+    "modeling_flax_bloom": (*FLAX_MODELS.values(), "FlaxBloomPreTrainedModel"),
+    "tokenization_bloom_fast": ("BloomTokenizerFast",),
+})

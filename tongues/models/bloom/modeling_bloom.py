@@ -13,13 +13,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...generation import GenerationMixin
-from ...heads import CausalLMHead, LastTokenSequenceClassification, SpanQuestionAnswering, TokenClassification, finish
+from ...heads import CausalLMHead, LastTokenSequenceClassification, SpanQuestionAnswering, TokenClassification
 from ...layers.activations import gelu_tanh
 from ...layers.alibi import alibi_bias
-from ...layers.attention import attend, layer_head_masks
-from ...layers.inputs import Collector, check_inputs, prepare_cache, returned_cache
+from ...layers.attention import attend
+from ...layers.decoder import Decoder
 from ...layers.masks import causal_bias
-from ...modeling import PreTrainedModel, checkpointed
+from ...modeling import PreTrainedModel
 from ...outputs import BaseModelOutputWithPastAndCrossAttentions, CausalLMOutputWithCrossAttentions
 from .configuration_bloom import BloomConfig
 
@@ -87,7 +87,7 @@ class BloomBlock(nn.Module):
         self.residual_after_norm = config.apply_residual_connection_post_layernorm
         self.hidden_dropout = config.hidden_dropout
 
-    def forward(self, x, bias, cache=None, head_mask=None, output_attentions=False):
+    def forward(self, x, cache, head_mask, output_attentions, bias):
         normed = self.input_layernorm(x)
         attn, probs = self.self_attention(normed, bias, cache, head_mask, output_attentions)
         x = (normed if self.residual_after_norm else x) + F.dropout(attn, self.hidden_dropout, self.training)
@@ -101,8 +101,12 @@ class BloomPreTrainedModel(PreTrainedModel):
     base_model_prefix = "transformer"
 
 
-class BloomModel(BloomPreTrainedModel):
+class BloomModel(Decoder, BloomPreTrainedModel):
     """The bare BLOOM decoder: hidden states (B, T, hidden_size) after the final LayerNorm."""
+
+    blocks_name, final_norm_name = "h", "ln_f"
+    embeddings_name = "word_embeddings"
+    output_class = BaseModelOutputWithPastAndCrossAttentions
 
     def __init__(self, config: BloomConfig) -> None:
         super().__init__(config)
@@ -112,48 +116,23 @@ class BloomModel(BloomPreTrainedModel):
         self.ln_f = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_epsilon)
         self.post_init()
 
-    def get_input_embeddings(self):
-        return self.word_embeddings
-
-    def set_input_embeddings(self, value):
-        self.word_embeddings = value
-
     def forward(self, input_ids=None, past_key_values=None, attention_mask=None, head_mask=None, inputs_embeds=None,
                 use_cache=None, output_attentions=None, output_hidden_states=None, return_dict=None,
                 cache_position=None, **kwargs):
         """Args follow the spec: ``input_ids`` (B, T) or ``inputs_embeds`` (B, T, D); ``attention_mask``
         (B, past + T) with 1 for real tokens; ``past_key_values`` a Cache or legacy tuple (returned in the
         same format); ``head_mask`` (H,) or (L, H). Returns BaseModelOutputWithPastAndCrossAttentions."""
-        config = self.config
-        check_inputs(input_ids, inputs_embeds, config.vocab_size, config.hidden_size)
-        use_cache = (config.use_cache if use_cache is None else use_cache) and not (self.gradient_checkpointing and self.training)
-        output_attentions = config.output_attentions if output_attentions is None else output_attentions
-        collect = Collector(config.output_hidden_states if output_hidden_states is None else output_hidden_states,
-                            output_attentions)
+        return self.run_decoder(input_ids, inputs_embeds, attention_mask, past_key_values, head_mask, use_cache,
+                                output_attentions, output_hidden_states, return_dict)
+
+    def embed(self, input_ids, inputs_embeds, attention_mask, cache, past):
         x = self.word_embeddings(input_ids) if inputs_embeds is None else inputs_embeds
         B, T, _ = x.shape
-        cache, legacy = prepare_cache(past_key_values, use_cache)
-        past = cache.get_seq_length() if cache is not None else 0
         if attention_mask is None:
             attention_mask = torch.ones(B, past + T, dtype=torch.long, device=x.device)
-        x = self.word_embeddings_layernorm(x)
-        bias = causal_bias(attention_mask, B, T, past, x.dtype, x.device)
-        alibi = alibi_bias(attention_mask.long(), config.n_head, x.dtype)  # (B, H, 1, past + T)
-        bias = alibi if bias is None else alibi + bias
-        head_masks = layer_head_masks(head_mask, config.n_layer, config.n_head)
-        for block, layer_head_mask in zip(self.h, head_masks):
-            collect.add_hidden(x)
-            if self.gradient_checkpointing and self.training:
-                x, probs = checkpointed(block, x, bias, None, layer_head_mask, output_attentions)
-            else:
-                x, probs = block(x, bias, cache, layer_head_mask, output_attentions)
-            collect.add_attention(probs)
-        x = self.ln_f(x)
-        collect.add_hidden(x)
-        out = BaseModelOutputWithPastAndCrossAttentions(
-            last_hidden_state=x, past_key_values=returned_cache(cache, use_cache, legacy),
-            hidden_states=collect.hidden, attentions=collect.attentions)
-        return finish(out, return_dict, config)
+        bias = causal_bias(attention_mask, B, T, past, x.dtype, x.device)  # (B, 1, T, past + T) or None
+        alibi = alibi_bias(attention_mask.long(), self.config.n_head, x.dtype)  # (B, H, 1, past + T)
+        return self.word_embeddings_layernorm(x), {"bias": alibi if bias is None else alibi + bias}
 
 
 class BloomForCausalLM(CausalLMHead, BloomPreTrainedModel, GenerationMixin):

@@ -1,7 +1,10 @@
 """GLM-4 (THUDM/glm-4-9b, glm-4-9b-chat): the ``-hf`` layout natively, THUDM's ``chatglm`` layout converted on load."""
 
+from .. import lazy_names
 from .configuration_glm import GlmConfig
 
+# THUDM's original checkpoints say model_type "chatglm"; this folder converts them while loading.
+MODEL_TYPES = ("glm", "chatglm")
 CONFIG = "GlmConfig"
 MODELS = {
     "base": "GlmModel",
@@ -11,22 +14,11 @@ MODELS = {
 }
 # The original layout's tiktoken tokenizer (tokenizer.model) and the -hf layout's tokenizer.json.
 TOKENIZERS = ("ChatGLM4Tokenizer", "PreTrainedTokenizerFast")
+EXPORTS = ("GlmPreTrainedModel",)
 
-_MODELING = (*MODELS.values(), "GlmPreTrainedModel")
-
-
-def __getattr__(name):
-    # Model and tokenizer classes import torch / tokenizers: load them on first use only.
-    if name in _MODELING:
-        from . import modeling_glm
-
-        return getattr(modeling_glm, name)
-    if name == "ChatGLM4Tokenizer":
-        from .tokenization_chatglm4 import ChatGLM4Tokenizer
-
-        return ChatGLM4Tokenizer
-    if name == "PreTrainedTokenizerFast":
-        from ...tokenization.fast import PreTrainedTokenizerFast
-
-        return PreTrainedTokenizerFast
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# Model and tokenizer classes import torch / tokenizers: load them on first use only.
+__getattr__ = lazy_names(__name__, {
+    "modeling_glm": (*MODELS.values(), "GlmPreTrainedModel"),
+    "tokenization_chatglm4": ("ChatGLM4Tokenizer",),
+    "tongues.tokenization.fast": ("PreTrainedTokenizerFast",),
+})

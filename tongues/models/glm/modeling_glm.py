@@ -15,16 +15,15 @@ import torch
 from torch import nn
 
 from ...generation import GenerationMixin
-from ...heads import CausalLMHead, HeadModel, LastTokenSequenceClassification, finish
+from ...heads import CausalLMHead, LastTokenSequenceClassification, TokenClassification
 from ...layers.activations import get_activation
-from ...layers.attention import attend, layer_head_masks
-from ...layers.heads import token_loss
-from ...layers.inputs import Collector, check_inputs, prepare_cache, returned_cache
-from ...layers.masks import causal_bias, position_ids_from_mask
+from ...layers.attention import attend
+from ...layers.decoder import Decoder
+from ...layers.masks import absolute_positions, causal_bias
 from ...layers.norms import RMSNorm
 from ...layers.rotary import apply_rotary, rotary_cos_sin
-from ...modeling import PreTrainedModel, checkpointed
-from ...outputs import BaseModelOutputWithPast, CausalLMOutputWithPast, TokenClassifierOutput
+from ...modeling import PreTrainedModel
+from ...outputs import CausalLMOutputWithPast
 from .configuration_glm import GlmConfig
 from .convert_chatglm import chatglm_key_to_glm, is_chatglm_key, split_fused_qkv
 
@@ -81,7 +80,7 @@ class GlmDecoderLayer(nn.Module):
         self.post_attention_layernorm = RMSNorm(config.hidden_size, eps=config.rms_norm_eps)
         self.mlp = GlmMLP(config)
 
-    def forward(self, x, cos, sin, bias, cache=None, head_mask=None, output_attentions=False):
+    def forward(self, x, cache, head_mask, output_attentions, cos, sin, bias):
         attn, probs = self.self_attn(self.input_layernorm(x), cos, sin, bias, cache, head_mask, output_attentions)
         x = x + attn
         return x + self.mlp(self.post_attention_layernorm(x)), probs
@@ -108,7 +107,7 @@ class GlmPreTrainedModel(PreTrainedModel):
                                    config.head_dim)
 
 
-class GlmModel(GlmPreTrainedModel):
+class GlmModel(Decoder, GlmPreTrainedModel):
     """The bare GLM-4 decoder: hidden states (B, T, hidden_size) after the final RMSNorm."""
 
     def __init__(self, config: GlmConfig) -> None:
@@ -122,12 +121,6 @@ class GlmModel(GlmPreTrainedModel):
         self.norm = RMSNorm(config.hidden_size, eps=config.rms_norm_eps)
         self.post_init()
 
-    def get_input_embeddings(self):
-        return self.embed_tokens
-
-    def set_input_embeddings(self, value):
-        self.embed_tokens = value
-
     def forward(self, input_ids=None, attention_mask=None, position_ids=None, past_key_values=None,
                 inputs_embeds=None, use_cache=None, output_attentions=None, output_hidden_states=None,
                 return_dict=None, cache_position=None, head_mask=None, **kwargs):
@@ -137,57 +130,22 @@ class GlmModel(GlmPreTrainedModel):
         (returned in the same format); ``cache_position`` (T,) the absolute slots of the new tokens, used as
         positions when neither ``attention_mask`` nor ``position_ids`` is given; ``head_mask`` (H,) or (L, H)
         multiplies each head's attention probabilities (1 keeps, 0 drops). Returns BaseModelOutputWithPast."""
-        config = self.config
         if kwargs:
             raise TypeError(f"GlmModel.forward got unexpected arguments: {', '.join(sorted(kwargs))}")
-        check_inputs(input_ids, inputs_embeds, config.vocab_size, config.hidden_size)
-        use_cache = config.use_cache if use_cache is None else use_cache
-        use_cache = use_cache and not (self.gradient_checkpointing and self.training)
-        output_attentions = config.output_attentions if output_attentions is None else output_attentions
-        collect = Collector(config.output_hidden_states if output_hidden_states is None else output_hidden_states,
-                            output_attentions)
+        return self.run_decoder(input_ids, inputs_embeds, attention_mask, past_key_values, head_mask, use_cache,
+                                output_attentions, output_hidden_states, return_dict, position_ids=position_ids,
+                                cache_position=cache_position)
+
+    def embed(self, input_ids, inputs_embeds, attention_mask, cache, past, position_ids, cache_position):
+        config = self.config
         x = self.embed_tokens(input_ids) if inputs_embeds is None else inputs_embeds
         B, T, _ = x.shape
-        cache, legacy = prepare_cache(past_key_values, use_cache)
-        past = cache.get_seq_length() if cache is not None else 0
-        position_ids = self._positions(position_ids, attention_mask, cache_position, B, T, past, x.device)
-        bias = causal_bias(attention_mask, B, T, past, x.dtype, x.device)  # (B, 1, T, past + T) or None
+        # RoPE is relative, so positions counted from each row's first real token change nothing for
+        # real tokens and keep left-padded rows equal to unpadded ones.
+        position_ids = absolute_positions(position_ids, B, T, past, x.device, attention_mask, cache_position)
         cos, sin = rotary_cos_sin(position_ids, config.rotary_dim, config.rope_theta, x.dtype,
                                   config.rope_scaling_factor)  # (B, T, rotary_dim / 2)
-        head_masks = layer_head_masks(head_mask, config.num_hidden_layers, config.num_attention_heads)
-        for layer, layer_head_mask in zip(self.layers, head_masks):
-            collect.add_hidden(x)
-            if self.gradient_checkpointing and self.training:
-                x, probs = checkpointed(layer, x, cos, sin, bias, None, layer_head_mask, output_attentions)
-            else:
-                x, probs = layer(x, cos, sin, bias, cache, layer_head_mask, output_attentions)
-            collect.add_attention(probs)
-        x = self.norm(x)
-        collect.add_hidden(x)
-        out = BaseModelOutputWithPast(last_hidden_state=x, past_key_values=returned_cache(cache, use_cache, legacy),
-                                      hidden_states=collect.hidden, attentions=collect.attentions)
-        return finish(out, return_dict, config)
-
-    @staticmethod
-    def _positions(position_ids, attention_mask, cache_position, B, T, past, device) -> torch.Tensor:
-        """(B, T) absolute positions: given, else from the padding mask, else the cache slots."""
-        if position_ids is not None:
-            if position_ids.dim() == 1:
-                position_ids = position_ids[None]
-            if position_ids.shape[-1] != T or position_ids.shape[0] not in (1, B):
-                raise ValueError(f"position_ids has shape {tuple(position_ids.shape)}; expected ({B}, {T}) "
-                                 "(batch, input length)")
-            return position_ids.expand(B, T)
-        if attention_mask is not None:
-            if attention_mask.dim() != 2 or attention_mask.shape != (B, past + T):
-                raise ValueError(f"attention_mask has shape {tuple(attention_mask.shape)}, expected ({B}, {past + T}) "
-                                 "= (batch, past length + input length)")
-            return position_ids_from_mask(attention_mask, past, T)
-        if cache_position is not None:
-            if cache_position.dim() != 1 or cache_position.shape[0] != T:
-                raise ValueError(f"cache_position has shape {tuple(cache_position.shape)}; expected ({T},)")
-            return cache_position.to(device)[None].expand(B, T)
-        return torch.arange(past, past + T, device=device)[None].expand(B, T)
+        return x, {"cos": cos, "sin": sin, "bias": causal_bias(attention_mask, B, T, past, x.dtype, x.device)}
 
 
 class GlmForCausalLM(CausalLMHead, GlmPreTrainedModel, GenerationMixin):
@@ -208,34 +166,11 @@ class GlmForSequenceClassification(LastTokenSequenceClassification, GlmPreTraine
     base_model_class = GlmModel
 
 
-class GlmForTokenClassification(HeadModel, GlmPreTrainedModel):
+class GlmForTokenClassification(TokenClassification, GlmPreTrainedModel):
     """GLM-4 with a per-token classifier ``score`` (with bias), after dropout.
 
-    The classifier is named ``score``, not ``classifier`` as in tongues' shared head, because the
-    reference's checkpoints name it so. Dropout: ``classifier_dropout``, else ``hidden_dropout``, else 0.1.
+    Dropout: ``classifier_dropout``, else ``hidden_dropout``, else 0.1.
     """
 
     base_model_class = GlmModel
-
-    def __init__(self, config: GlmConfig) -> None:
-        super().__init__(config)
-        self.num_labels = config.num_labels
-        self._build_base(config)
-        dropout = next((getattr(config, n) for n in ("classifier_dropout", "hidden_dropout")
-                        if getattr(config, n, None) is not None), 0.1)
-        self.dropout = nn.Dropout(dropout)
-        bias = getattr(config, "token_classification_bias", True)
-        self.score = nn.Linear(config.hidden_size, config.num_labels, bias=bias)
-        self.post_init()
-
-    def forward(self, input_ids=None, attention_mask=None, position_ids=None, past_key_values=None,
-                inputs_embeds=None, labels=None, use_cache=None, output_attentions=None, output_hidden_states=None,
-                return_dict=None, **kwargs):
-        """Logits (B, T, num_labels); cross-entropy over positions when ``labels`` (B, T), -100 ignored."""
-        out = self._run_base(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                             past_key_values=past_key_values, inputs_embeds=inputs_embeds, use_cache=use_cache,
-                             output_attentions=output_attentions, output_hidden_states=output_hidden_states, **kwargs)
-        logits = self.score(self.dropout(out.last_hidden_state))
-        loss = token_loss(logits, labels) if labels is not None else None
-        return finish(TokenClassifierOutput(loss=loss, logits=logits, hidden_states=out.get("hidden_states"),
-                                            attentions=out.get("attentions")), return_dict, self.config)
+    classifier_name = "score"  # the reference's checkpoints name it so, not "classifier"

@@ -1,5 +1,6 @@
 """XGLM (facebook/xglm-*): fairseq decoder with sinusoidal positions and a sentencepiece vocabulary."""
 
+from .. import lazy_names
 from .configuration_xglm import XGLMConfig
 
 CONFIG = "XGLMConfig"
@@ -7,25 +8,13 @@ MODELS = {"base": "XGLMModel", "causal-lm": "XGLMForCausalLM"}
 TOKENIZERS = ("XGLMTokenizer", "XGLMTokenizerFast")
 TF_MODELS = {"base": "TFXGLMModel", "causal-lm": "TFXGLMForCausalLM"}
 FLAX_MODELS = {"base": "FlaxXGLMModel", "causal-lm": "FlaxXGLMForCausalLM"}
+EXPORTS = ("XGLMPreTrainedModel",)
 
-_LAZY = {
-    "XGLMModel": "modeling_xglm",
-    "XGLMForCausalLM": "modeling_xglm",
-    "XGLMPreTrainedModel": "modeling_xglm",
-    "XGLMTokenizer": "tokenization_xglm",
-    "XGLMTokenizerFast": "tokenization_xglm_fast",
-    "TFXGLMModel": "modeling_tf_xglm",
-    "TFXGLMForCausalLM": "modeling_tf_xglm",
-    "FlaxXGLMModel": "modeling_flax_xglm",
-    "FlaxXGLMForCausalLM": "modeling_flax_xglm",
-}
-
-
-def __getattr__(name):
-    # Models import torch, tokenizers import sentencepiece / tokenizers: load them on first use only.
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+# Models import torch, tokenizers import sentencepiece / tokenizers: load them on first use only.
+__getattr__ = lazy_names(__name__, {
+    "modeling_xglm": (*MODELS.values(), "XGLMPreTrainedModel"),
+    "tokenization_xglm": ("XGLMTokenizer",),
+    "tokenization_xglm_fast": ("XGLMTokenizerFast",),
+    "modeling_tf_xglm": tuple(TF_MODELS.values()),
+    "modeling_flax_xglm": tuple(FLAX_MODELS.values()),
+})

@@ -15,15 +15,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...cache import Cache, DynamicCache, EncoderDecoderCache, as_cache
+from ...cache import DynamicCache, EncoderDecoderCache, as_cache
 from ...generation import GenerationMixin
-from ...heads import CausalLMHead, finish
+from ...heads import CausalLMHead
 from ...layers.activations import get_activation
 from ...layers.attention import attend, layer_head_masks
-from ...layers.inputs import Collector, check_inputs, returned_cache
-from ...layers.masks import causal_bias, padding_bias
+from ...layers.decoder import Decoder, PerLayer
+from ...layers.masks import absolute_positions, causal_bias, padding_bias
 from ...layers.sinusoidal import sinusoidal_table
-from ...modeling import PreTrainedModel, checkpointed
+from ...modeling import PreTrainedModel
 from ...outputs import BaseModelOutputWithPastAndCrossAttentions, CausalLMOutputWithCrossAttentions
 from .configuration_xglm import XGLMConfig
 
@@ -134,8 +134,8 @@ class XGLMDecoderLayer(nn.Module):
         self.dropout = config.dropout
         self.activation_dropout = config.activation_dropout
 
-    def forward(self, x, bias, cache=None, head_mask=None, encoder_states=None, encoder_bias=None,
-                cross_head_mask=None, output_attentions=False):
+    def forward(self, x, cache, head_mask, output_attentions, bias, encoder_states=None, encoder_bias=None,
+                cross_head_mask=None):
         h, probs = self.self_attn(self.self_attn_layer_norm(x), bias, cache, head_mask, output_attentions)
         x = x + F.dropout(h, self.dropout, self.training)
         cross_probs = None
@@ -165,27 +165,16 @@ class XGLMPreTrainedModel(PreTrainedModel):
         return new
 
 
-def _prepare_cache(past_key_values, use_cache: bool, cross_attention: bool) -> tuple[Cache | None, bool]:
-    """``(cache, return_legacy)``; legacy tuples of 2 or 4 tensors per layer become an EncoderDecoderCache
-    when cross-attention is on, so cross keys/values survive the round trip."""
-    legacy = isinstance(past_key_values, (tuple, list))
-    if legacy and (cross_attention or any(isinstance(layer, (tuple, list)) and len(layer) == 4
-                                          for layer in past_key_values)):
-        cache = EncoderDecoderCache.from_legacy_cache(past_key_values)
-    else:
-        cache, legacy = as_cache(past_key_values)
-    if use_cache and cache is None:
-        cache = EncoderDecoderCache() if cross_attention else DynamicCache()
-    return cache, legacy
-
-
-class XGLMModel(XGLMPreTrainedModel):
+class XGLMModel(Decoder, XGLMPreTrainedModel):
     """The bare XGLM decoder: hidden states (B, T, d_model) after the final LayerNorm.
 
     Args:
         config: an :class:`XGLMConfig`.
         embed_tokens: an embedding to use instead of building one (shared with another module).
     """
+
+    final_norm_name = "layer_norm"
+    output_class = BaseModelOutputWithPastAndCrossAttentions
 
     def __init__(self, config: XGLMConfig, embed_tokens: nn.Embedding | None = None) -> None:
         super().__init__(config)
@@ -198,12 +187,6 @@ class XGLMModel(XGLMPreTrainedModel):
         self.layers = nn.ModuleList(XGLMDecoderLayer(config, i) for i in range(config.num_layers))
         self.layer_norm = nn.LayerNorm(config.d_model)
         self.post_init()
-
-    def get_input_embeddings(self):
-        return self.embed_tokens
-
-    def set_input_embeddings(self, value):
-        self.embed_tokens = value
 
     def forward(self, input_ids=None, attention_mask=None, position_ids=None, encoder_hidden_states=None,
                 encoder_attention_mask=None, head_mask=None, cross_attn_head_mask=None, past_key_values=None,
@@ -223,60 +206,49 @@ class XGLMModel(XGLMPreTrainedModel):
         Returns:
             BaseModelOutputWithPastAndCrossAttentions (or its tuple when ``return_dict=False``).
         """
-        config = self.config
-        check_inputs(input_ids, inputs_embeds, config.vocab_size, config.hidden_size)
-        cross = encoder_hidden_states is not None
-        if cross and not config.add_cross_attention:
+        if encoder_hidden_states is not None and not self.config.add_cross_attention:
             raise ValueError("encoder_hidden_states was given, but this XGLM model has no cross-attention layers "
                              "(build it with config.add_cross_attention=True)")
-        training = self.training
-        use_cache = config.use_cache if use_cache is None else use_cache
-        # Layers skipped by layerdrop would leave holes in the cache, so training with it caches nothing.
-        use_cache = use_cache and not (training and (self.gradient_checkpointing or config.layerdrop > 0))
-        output_attentions = config.output_attentions if output_attentions is None else output_attentions
-        collect = Collector(config.output_hidden_states if output_hidden_states is None else output_hidden_states,
-                            output_attentions, cross_attentions=output_attentions and cross)
+        return self.run_decoder(input_ids, inputs_embeds, attention_mask, past_key_values, head_mask, use_cache,
+                                output_attentions, output_hidden_states, return_dict, position_ids=position_ids,
+                                encoder_hidden_states=encoder_hidden_states,
+                                encoder_attention_mask=encoder_attention_mask,
+                                cross_attn_head_mask=cross_attn_head_mask)
 
+    def prepare_cache(self, past_key_values, use_cache, encoder_hidden_states=None, **inputs):
+        """Legacy tuples of 2 or 4 tensors per layer become an EncoderDecoderCache when cross-attention is
+        on, so cross keys/values survive the round trip."""
+        cross = encoder_hidden_states is not None
+        legacy = isinstance(past_key_values, (tuple, list))
+        if legacy and (cross or any(isinstance(layer, (tuple, list)) and len(layer) == 4 for layer in past_key_values)):
+            cache = EncoderDecoderCache.from_legacy_cache(past_key_values)
+        else:
+            cache, legacy = as_cache(past_key_values)
+        if use_cache and cache is None:
+            cache = EncoderDecoderCache() if cross else DynamicCache()
+        return cache, legacy
+
+    def embed(self, input_ids, inputs_embeds, attention_mask, cache, past, position_ids, encoder_hidden_states,
+              encoder_attention_mask, cross_attn_head_mask):
+        config = self.config
         x = self.embed_tokens(input_ids) if inputs_embeds is None else inputs_embeds
         B, T, _ = x.shape
-        cache, legacy = _prepare_cache(past_key_values, use_cache, cross)
-        past = cache.get_seq_length() if cache is not None else 0
-        if position_ids is None:
-            position_ids = torch.arange(past, past + T, dtype=torch.long, device=x.device)[None, :]
-        elif position_ids.dim() != 2 or position_ids.shape[1] != T or position_ids.shape[0] not in (1, B):
-            raise ValueError(f"position_ids has shape {tuple(position_ids.shape)}, expected ({B}, {T}) or (1, {T})")
-        positions = self.embed_positions(position_ids.to(x.device), past).to(device=x.device, dtype=x.dtype)
-        x = F.dropout(x + positions, config.dropout, training)
-
-        bias = causal_bias(attention_mask, B, T, past, x.dtype, x.device)
-        encoder_bias = None
-        if cross and encoder_attention_mask is not None:
-            S = encoder_hidden_states.shape[1]
-            if encoder_attention_mask.dim() != 2 or tuple(encoder_attention_mask.shape) != (B, S):
-                raise ValueError(f"encoder_attention_mask has shape {tuple(encoder_attention_mask.shape)}, expected "
-                                 f"({B}, {S}) = (batch, encoder length)")
-            encoder_bias = padding_bias(encoder_attention_mask.to(x.device), x.dtype)
-        head_masks = layer_head_masks(head_mask, config.num_layers, config.attention_heads)
-        cross_head_masks = layer_head_masks(cross_attn_head_mask, config.num_layers, config.attention_heads)
-
-        for layer, layer_head_mask, cross_head_mask in zip(self.layers, head_masks, cross_head_masks):
-            collect.add_hidden(x)
-            # LayerDrop (Fan et al., 2019, https://arxiv.org/abs/1909.11556): skip whole layers in training.
-            if training and config.layerdrop > 0 and torch.rand([]) < config.layerdrop:
-                continue
-            args = (x, bias, cache, layer_head_mask, encoder_hidden_states, encoder_bias, cross_head_mask,
-                    output_attentions)
-            if self.gradient_checkpointing and training:
-                x, probs, cross_probs = checkpointed(layer, *args)
-            else:
-                x, probs, cross_probs = layer(*args)
-            collect.add_attention(probs, cross_probs)
-        x = self.layer_norm(x)
-        collect.add_hidden(x)
-        out = BaseModelOutputWithPastAndCrossAttentions(
-            last_hidden_state=x, past_key_values=returned_cache(cache, use_cache, legacy),
-            hidden_states=collect.hidden, attentions=collect.attentions, cross_attentions=collect.cross)
-        return finish(out, return_dict, config)
+        position_ids = absolute_positions(position_ids, B, T, past, x.device)
+        positions = self.embed_positions(position_ids, past).to(device=x.device, dtype=x.dtype)
+        x = F.dropout(x + positions, config.dropout, self.training)
+        keywords = {"bias": causal_bias(attention_mask, B, T, past, x.dtype, x.device)}
+        if encoder_hidden_states is not None:
+            encoder_bias = None
+            if encoder_attention_mask is not None:
+                S = encoder_hidden_states.shape[1]
+                if encoder_attention_mask.dim() != 2 or tuple(encoder_attention_mask.shape) != (B, S):
+                    raise ValueError(f"encoder_attention_mask has shape {tuple(encoder_attention_mask.shape)}, "
+                                     f"expected ({B}, {S}) = (batch, encoder length)")
+                encoder_bias = padding_bias(encoder_attention_mask.to(x.device), x.dtype)
+            cross_head_masks = layer_head_masks(cross_attn_head_mask, config.num_layers, config.attention_heads)
+            keywords.update(encoder_states=encoder_hidden_states, encoder_bias=encoder_bias,
+                            cross_head_mask=PerLayer(cross_head_masks))
+        return x, keywords
 
 
 class XGLMForCausalLM(CausalLMHead, XGLMPreTrainedModel, GenerationMixin):

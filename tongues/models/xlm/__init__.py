@@ -1,5 +1,6 @@
 """XLM (FacebookAI/xlm-*): post-LayerNorm encoder with language embeddings; MLM, TLM and CLM checkpoints."""
 
+from .. import lazy_names
 from .configuration_xlm import XLMConfig
 
 CONFIG = "XLMConfig"
@@ -23,23 +24,13 @@ TF_MODELS = {
     "question-answering": "TFXLMForQuestionAnsweringSimple",
     "multiple-choice": "TFXLMForMultipleChoice",
 }
+EXPORTS = ("XLMForQuestionAnsweringOutput", "XLMForQuestionAnswering", "XLMPreTrainedModel",
+           "TFXLMWithLMHeadModelOutput")
 
-_MODELING = {*MODELS.values(), "XLMPreTrainedModel", "XLMForQuestionAnswering", "XLMForQuestionAnsweringOutput"}
-_TF_MODELING = {*TF_MODELS.values(), "TFXLMWithLMHeadModelOutput", "TFXLMPreTrainedModel", "TFXLMMainLayer"}
-
-
-def __getattr__(name):
-    # Model and tokenizer classes import torch / sacremoses / tensorflow: load them on first use only.
-    if name in _MODELING:
-        from . import modeling_xlm
-
-        return getattr(modeling_xlm, name)
-    if name == "XLMTokenizer":
-        from .tokenization_xlm import XLMTokenizer
-
-        return XLMTokenizer
-    if name in _TF_MODELING:
-        from . import modeling_tf_xlm
-
-        return getattr(modeling_tf_xlm, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# Model and tokenizer classes import torch / sacremoses / tensorflow: load them on first use only.
+__getattr__ = lazy_names(__name__, {
+    "modeling_xlm": (*MODELS.values(), "XLMPreTrainedModel", "XLMForQuestionAnswering",
+                     "XLMForQuestionAnsweringOutput"),
+    "tokenization_xlm": ("XLMTokenizer",),
+    "modeling_tf_xlm": (*TF_MODELS.values(), "TFXLMWithLMHeadModelOutput", "TFXLMPreTrainedModel", "TFXLMMainLayer"),
+})

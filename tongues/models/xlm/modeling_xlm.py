@@ -12,7 +12,7 @@ Where we follow the spec rather than today's reference, the reason is in docs/mo
 
 from __future__ import annotations
 
-import logging
+from functools import partial
 from typing import Any, Optional
 
 import torch
@@ -22,27 +22,22 @@ from torch import nn
 from ...cache import Cache
 from ...configuration import ConfigError
 from ...generation import GenerationMixin
-from ...heads import finish, keep_last
-from ...layers.attention import attend, layer_head_masks
-from ...layers.heads import sequence_classification_loss, span_loss, token_loss
-from ...layers.inputs import Collector, check_inputs
+from ...heads import (
+    BeamSpanQuestionAnswering,
+    SpanQuestionAnswering,
+    SummaryMultipleChoice,
+    SummarySequenceClassification,
+    TokenClassification,
+    keep_last,
+)
+from ...layers.attention import attend
+from ...layers.decoder import Decoder, finish
+from ...layers.losses import token_loss
 from ...layers.masks import causal_bias, position_ids_from_mask
 from ...layers.sinusoidal import interleaved_sinusoidal_table
-from ...layers.summary import BeamSpanHead, SequenceSummary
-from ...modeling import PreTrainedModel, checkpointed
-from ...outputs import (
-    BaseModelOutput,
-    MaskedLMOutput,
-    ModelOutput,
-    MultipleChoiceModelOutput,
-    QuestionAnsweringModelOutput,
-    SequenceClassifierOutput,
-    TokenClassifierOutput,
-    output_dataclass,
-)
+from ...modeling import PreTrainedModel
+from ...outputs import BaseModelOutput, MaskedLMOutput, ModelOutput, output_dataclass
 from .configuration_xlm import XLMConfig
-
-logger = logging.getLogger("tongues")
 
 
 @output_dataclass
@@ -76,6 +71,11 @@ class DictCache(Cache):
         if not isinstance(slen, int) or isinstance(slen, bool) or slen < 0:
             raise ValueError(f'cache["slen"] must be a non-negative integer (the cached length); got {slen!r}')
         self.store = store
+        self.length = slen
+
+    def commit(self) -> None:
+        """Advance ``"slen"`` once every layer has been updated."""
+        self.store["slen"] = self.length
 
     def update(self, key, value, layer_idx):
         if layer_idx in self.store:
@@ -178,15 +178,16 @@ class XLMPreTrainedModel(PreTrainedModel):
         if isinstance(module, SinusoidalPositionEmbedding):
             module.reset_table()
 
-    def _run_transformer(self, input_ids, attention_mask, langs, token_type_ids, position_ids, lengths, cache,
-                         head_mask, inputs_embeds, output_attentions, output_hidden_states) -> BaseModelOutput:
-        return self.transformer(input_ids=input_ids, attention_mask=attention_mask, langs=langs,
-                                token_type_ids=token_type_ids, position_ids=position_ids, lengths=lengths, cache=cache,
-                                head_mask=head_mask, inputs_embeds=inputs_embeds, output_attentions=output_attentions,
-                                output_hidden_states=output_hidden_states, return_dict=True)
+    def summary_mask(self, input_ids, attention_mask, hidden, lengths=None, **kwargs):
+        """The padding mask of the computed positions (from ``lengths`` too), for the ``"attn"`` summary."""
+        if self.sequence_summary.summary_type != "attn":
+            return None
+        S = input_ids.shape[1] if input_ids is not None else hidden.shape[1]
+        mask = self.transformer.padding_mask(input_ids, attention_mask, lengths, hidden.shape[0], S, hidden.device)
+        return mask[:, mask.shape[1] - hidden.shape[1]:]
 
 
-class XLMModel(XLMPreTrainedModel):
+class XLMModel(Decoder, XLMPreTrainedModel):
     """The bare XLM encoder: hidden states (B, T, emb_dim) after the last layer's LayerNorm.
 
     Every per-token input (``input_ids``, ``inputs_embeds``, ``attention_mask``, ``langs``,
@@ -194,6 +195,10 @@ class XLMModel(XLMPreTrainedModel):
     only the positions after the cached ones are computed (``langs``, ``token_type_ids`` and
     ``position_ids`` may also be given for those positions only).
     """
+
+    final_norm_name = None  # post-norm: each layer ends with its LayerNorm
+    embeddings_name = "embeddings"
+    output_class = BaseModelOutput
 
     def __init__(self, config: XLMConfig) -> None:
         super().__init__(config)
@@ -216,12 +221,6 @@ class XLMModel(XLMPreTrainedModel):
         self.ffns = nn.ModuleList(TransformerFFN(config) for _ in range(config.n_layers))
         self.layer_norm2 = nn.ModuleList(nn.LayerNorm(dim, eps=config.layer_norm_eps) for _ in range(config.n_layers))
         self.post_init()
-
-    def get_input_embeddings(self):
-        return self.embeddings
-
-    def set_input_embeddings(self, value):
-        self.embeddings = value
 
     def padding_mask(self, input_ids=None, attention_mask=None, lengths=None, batch_size=None, length=None,
                      device=None) -> torch.Tensor:
@@ -257,28 +256,41 @@ class XLMModel(XLMPreTrainedModel):
         embeddings as XLM does; ``position_ids`` (B, S); ``lengths`` (B,) instead of a mask; ``cache`` a dict
         ``{"slen": n, layer: (k, v)}`` (or a tongues Cache) updated in place; ``head_mask`` (H,) or (L, H).
         Returns BaseModelOutput (last_hidden_state, hidden_states, attentions)."""
-        config = self.config
-        check_inputs(input_ids, inputs_embeds, config.vocab_size, config.hidden_size)
-        output_attentions = config.output_attentions if output_attentions is None else output_attentions
-        collect = Collector(config.output_hidden_states if output_hidden_states is None else output_hidden_states,
-                            output_attentions)
-        store = None
+        return self.run_decoder(input_ids, inputs_embeds, attention_mask, cache, head_mask, None, output_attentions,
+                                output_hidden_states, return_dict, langs=langs, token_type_ids=token_type_ids,
+                                position_ids=position_ids, lengths=lengths)
+
+    def prepare_cache(self, cache, use_cache, **inputs):
+        """The spec's dict cache (or a Cache) is used as given; XLM starts none of its own."""
         if isinstance(cache, dict):
-            store, cache = cache, DictCache(cache)
+            cache = DictCache(cache)
         elif cache is not None and not isinstance(cache, Cache):
             raise TypeError(f'cache must be a dict {{"slen": n, layer: (key, value)}} or a tongues Cache; '
                             f"got {type(cache).__name__}")
-        checkpointing = self.gradient_checkpointing and self.training
-        if checkpointing and cache is not None:
+        if cache is not None and self.gradient_checkpointing and self.training:
             # A checkpointed layer runs twice (forward, then again in backward): it would fill the cache twice.
             raise ValueError("cache cannot be used while training with gradient checkpointing; pass cache=None")
+        return cache, False
+
+    def returned_cache(self, cache, use_cache, legacy):
+        if isinstance(cache, DictCache):
+            cache.commit()
+        return None
+
+    def blocks(self):
+        return [partial(self._layer, i) for i in range(self.config.n_layers)]
+
+    def embed(self, input_ids, inputs_embeds, attention_mask, cache, past, langs, token_type_ids, position_ids,
+              lengths):
+        config = self.config
         full = input_ids if input_ids is not None else inputs_embeds
         B, S = full.shape[:2]
         device = full.device
-        past = cache.get_seq_length() if cache is not None else 0
         if past >= S:
             raise ValueError(f"the cache already holds {past} positions but the input has {S}: with a cache, pass "
                              "the whole sequence (cached prefix + new tokens), as the spec's cache format expects")
+        if isinstance(cache, DictCache):
+            cache.length = S
         T = S - past
         mask = self.padding_mask(input_ids, attention_mask, lengths, B, S, device)  # (B, S)
         if position_ids is None:
@@ -310,24 +322,10 @@ class XLMModel(XLMPreTrainedModel):
             x = x + self.embeddings(token_type_ids)
         x = F.dropout(self.layer_norm_emb(x), config.dropout, self.training)
         keep = mask[:, past:, None].to(x.dtype)  # (B, T, 1): padded positions are zeroed after every layer
-        x = x * keep
         # Padded keys are hidden in causal mode too (the reference hides them only in bidirectional mode).
-        bias = causal_bias(mask, B, T, past, x.dtype, device, causal=config.causal)
-        head_masks = layer_head_masks(head_mask, config.n_layers, config.n_heads)
-        for i, layer_head_mask in enumerate(head_masks):
-            collect.add_hidden(x)
-            if checkpointing:
-                x, probs = checkpointed(self._layer, i, x, bias, keep, None, layer_head_mask, output_attentions)
-            else:
-                x, probs = self._layer(i, x, bias, keep, cache, layer_head_mask, output_attentions)
-            collect.add_attention(probs)
-        collect.add_hidden(x)
-        if store is not None:
-            store["slen"] = S
-        out = BaseModelOutput(last_hidden_state=x, hidden_states=collect.hidden, attentions=collect.attentions)
-        return finish(out, return_dict, config)
+        return x * keep, {"bias": causal_bias(mask, B, T, past, x.dtype, device, causal=config.causal), "keep": keep}
 
-    def _layer(self, i, x, bias, keep, cache, head_mask, output_attentions):
+    def _layer(self, i, x, cache, head_mask, output_attentions, bias, keep):
         """One post-LayerNorm block: x = LN1(x + attn(x)); x = LN2(x + ffn(x)); padding zeroed."""
         attn, probs = self.attentions[i](x, bias, cache, head_mask, output_attentions)
         x = self.layer_norm1[i](x + F.dropout(attn, self.config.dropout, self.training))
@@ -410,8 +408,10 @@ class XLMWithLMHeadModel(XLMPreTrainedModel, GenerationMixin):
                 lengths=None, cache=None, head_mask=None, inputs_embeds=None, labels=None, output_attentions=None,
                 output_hidden_states=None, return_dict=None, logits_to_keep: int | torch.Tensor = 0):
         """Scores (B, T', V) for the kept positions (all by default); masked-LM loss when ``labels`` (B, T)."""
-        out = self._run_transformer(input_ids, attention_mask, langs, token_type_ids, position_ids, lengths, cache,
-                                    head_mask, inputs_embeds, output_attentions, output_hidden_states)
+        out = self.transformer(input_ids=input_ids, attention_mask=attention_mask, langs=langs,
+                               token_type_ids=token_type_ids, position_ids=position_ids, lengths=lengths, cache=cache,
+                               head_mask=head_mask, inputs_embeds=inputs_embeds, output_attentions=output_attentions,
+                               output_hidden_states=output_hidden_states, return_dict=True)
         logits, loss = self.pred_layer(keep_last(out.last_hidden_state, logits_to_keep), labels)
         return finish(MaskedLMOutput(loss=loss, logits=logits, hidden_states=out.hidden_states,
                                      attentions=out.attentions), return_dict, self.config)
@@ -446,158 +446,41 @@ class XLMWithLMHeadModel(XLMPreTrainedModel, GenerationMixin):
         return inputs
 
 
-class XLMForSequenceClassification(XLMPreTrainedModel):
+class XLMForSequenceClassification(SummarySequenceClassification, XLMPreTrainedModel):
     """XLM with a pooled classifier/regressor (``sequence_summary``, by ``config.summary_type``)."""
 
-    def __init__(self, config: XLMConfig) -> None:
-        super().__init__(config)
-        self.num_labels = config.num_labels
-        self.transformer = XLMModel(config)
-        self.sequence_summary = SequenceSummary.from_config(config)
-        self.post_init()
-
-    def forward(self, input_ids=None, attention_mask=None, langs=None, token_type_ids=None, position_ids=None,
-                lengths=None, cache=None, head_mask=None, inputs_embeds=None, labels=None, output_attentions=None,
-                output_hidden_states=None, return_dict=None):
-        """Logits (B, num_labels); loss by ``config.problem_type`` when ``labels`` (B,) or (B, num_labels)."""
-        out = self._run_transformer(input_ids, attention_mask, langs, token_type_ids, position_ids, lengths, cache,
-                                    head_mask, inputs_embeds, output_attentions, output_hidden_states)
-        logits = self.sequence_summary(out.last_hidden_state,
-                                       attention_mask=_summary_mask(self, input_ids, attention_mask, lengths, out))
-        loss = sequence_classification_loss(self.config, logits, labels) if labels is not None else None
-        return finish(SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=out.hidden_states,
-                                               attentions=out.attentions), return_dict, self.config)
+    base_model_class = XLMModel
+    summary_mask = XLMPreTrainedModel.summary_mask
 
 
-def _summary_mask(model, input_ids, attention_mask, lengths, out):
-    """The padding mask of the computed positions, needed only by the ``"attn"`` summary."""
-    if model.sequence_summary.summary_type != "attn":
-        return None
-    hidden = out.last_hidden_state
-    mask = model.transformer.padding_mask(input_ids, attention_mask, lengths, hidden.shape[0],
-                                          input_ids.shape[1] if input_ids is not None else hidden.shape[1],
-                                          hidden.device)
-    return mask[:, mask.shape[1] - hidden.shape[1]:]
+class XLMForMultipleChoice(SummaryMultipleChoice, XLMPreTrainedModel):
+    """XLM scoring each of C choices: pooled summary -> ``logits_proj`` -> one logit per choice.
+
+    ``lengths`` may be (B, C); the spec's (B,) cannot say which choice it measures and is ignored
+    with a warning, as the reference does.
+    """
+
+    base_model_class = XLMModel
+    summary_mask = XLMPreTrainedModel.summary_mask
+    per_choice_inputs = ("langs", "token_type_ids", "position_ids", "lengths")
 
 
-class XLMForMultipleChoice(XLMPreTrainedModel):
-    """XLM scoring each of C choices: pooled summary -> ``logits_proj`` -> one logit per choice."""
-
-    def __init__(self, config: XLMConfig, *inputs, **kwargs) -> None:
-        super().__init__(config)
-        self.transformer = XLMModel(config)
-        self.sequence_summary = SequenceSummary.from_config(config)
-        self.logits_proj = nn.Linear(config.num_labels, 1)
-        self.post_init()
-
-    def forward(self, input_ids=None, attention_mask=None, langs=None, token_type_ids=None, position_ids=None,
-                lengths=None, cache=None, head_mask=None, inputs_embeds=None, labels=None, output_attentions=None,
-                output_hidden_states=None, return_dict=None):
-        """Inputs (B, C, S) (embeddings (B, C, S, D)); logits (B, C); cross-entropy when ``labels`` (B,).
-
-        ``lengths`` may be (B, C); the spec's (B,) cannot say which choice it measures and is ignored
-        with a warning, as the reference does.
-        """
-        full = input_ids if input_ids is not None else inputs_embeds
-        if full is None:
-            raise ValueError("Pass exactly one of input_ids or inputs_embeds.")
-        if full.dim() < 3:
-            raise ValueError(f"multiple-choice inputs must be (batch, choices, sequence); got shape {tuple(full.shape)}")
-        B, C = full.shape[:2]
-
-        def flat(t):
-            return t.reshape(-1, t.shape[-1]) if t is not None else None
-
-        if lengths is not None:
-            lengths = torch.as_tensor(lengths)
-            if tuple(lengths.shape) == (B, C):
-                lengths = lengths.reshape(-1)
-            else:
-                logger.warning("XLMForMultipleChoice ignores lengths of shape %s: give (batch, choices) or use the "
-                               "attention mask.", tuple(lengths.shape))
-                lengths = None
-        input_ids, attention_mask, langs = flat(input_ids), flat(attention_mask), flat(langs)
-        token_type_ids, position_ids = flat(token_type_ids), flat(position_ids)
-        inputs_embeds = inputs_embeds.reshape(-1, *inputs_embeds.shape[-2:]) if inputs_embeds is not None else None
-        out = self._run_transformer(input_ids, attention_mask, langs, token_type_ids, position_ids, lengths, cache,
-                                    head_mask, inputs_embeds, output_attentions, output_hidden_states)
-        pooled = self.sequence_summary(out.last_hidden_state,
-                                       attention_mask=_summary_mask(self, input_ids, attention_mask, lengths, out))
-        logits = self.logits_proj(pooled).view(B, C)
-        loss = F.cross_entropy(logits, labels.to(logits.device)) if labels is not None else None
-        return finish(MultipleChoiceModelOutput(loss=loss, logits=logits, hidden_states=out.hidden_states,
-                                                attentions=out.attentions), return_dict, self.config)
-
-
-class XLMForTokenClassification(XLMPreTrainedModel):
+class XLMForTokenClassification(TokenClassification, XLMPreTrainedModel):
     """XLM with a per-token classifier (dropout ``config.dropout``, then ``classifier``)."""
 
-    def __init__(self, config: XLMConfig) -> None:
-        super().__init__(config)
-        self.num_labels = config.num_labels
-        self.transformer = XLMModel(config)
-        self.dropout = nn.Dropout(config.dropout)
-        self.classifier = nn.Linear(config.emb_dim, config.num_labels)
-        self.post_init()
-
-    def forward(self, input_ids=None, attention_mask=None, langs=None, token_type_ids=None, position_ids=None,
-                lengths=None, cache=None, head_mask=None, inputs_embeds=None, labels=None, output_attentions=None,
-                output_hidden_states=None, return_dict=None):
-        """Logits (B, T, num_labels); cross-entropy over positions when ``labels`` (B, T), -100 ignored."""
-        out = self._run_transformer(input_ids, attention_mask, langs, token_type_ids, position_ids, lengths, cache,
-                                    head_mask, inputs_embeds, output_attentions, output_hidden_states)
-        logits = self.classifier(self.dropout(out.last_hidden_state))
-        loss = token_loss(logits, labels) if labels is not None else None
-        return finish(TokenClassifierOutput(loss=loss, logits=logits, hidden_states=out.hidden_states,
-                                            attentions=out.attentions), return_dict, self.config)
+    base_model_class = XLMModel
+    dropout_names = ("dropout",)
 
 
-class XLMForQuestionAnsweringSimple(XLMPreTrainedModel):
+class XLMForQuestionAnsweringSimple(SpanQuestionAnswering, XLMPreTrainedModel):
     """XLM with a span head: ``qa_outputs`` (emb_dim -> num_labels = 2) gives start and end logits."""
 
-    def __init__(self, config: XLMConfig) -> None:
-        super().__init__(config)
-        self.transformer = XLMModel(config)
-        self.qa_outputs = nn.Linear(config.emb_dim, config.num_labels)
-        self.post_init()
-
-    def forward(self, input_ids=None, attention_mask=None, langs=None, token_type_ids=None, position_ids=None,
-                lengths=None, cache=None, head_mask=None, inputs_embeds=None, start_positions=None,
-                end_positions=None, output_attentions=None, output_hidden_states=None, return_dict=None):
-        """Start and end logits (B, T); loss (mean of both cross-entropies) when both positions (B,) are given."""
-        if self.qa_outputs.out_features != 2:
-            raise ValueError(f"XLMForQuestionAnsweringSimple needs config.num_labels == 2 (start and end); "
-                             f"this model has {self.qa_outputs.out_features}")
-        out = self._run_transformer(input_ids, attention_mask, langs, token_type_ids, position_ids, lengths, cache,
-                                    head_mask, inputs_embeds, output_attentions, output_hidden_states)
-        start, end = self.qa_outputs(out.last_hidden_state).split(1, dim=-1)
-        start, end = start.squeeze(-1).contiguous(), end.squeeze(-1).contiguous()
-        loss = None
-        if start_positions is not None and end_positions is not None:
-            loss = span_loss(start, end, start_positions, end_positions)
-        return finish(QuestionAnsweringModelOutput(loss=loss, start_logits=start, end_logits=end,
-                                                   hidden_states=out.hidden_states, attentions=out.attentions),
-                      return_dict, self.config)
+    base_model_class = XLMModel
+    span_width_from_num_labels = True
 
 
-class XLMForQuestionAnswering(XLMPreTrainedModel):
+class XLMForQuestionAnswering(BeamSpanQuestionAnswering, XLMPreTrainedModel):
     """XLM with XLNet's beam-search SQuAD head (``qa_outputs``: start, end given start, answerability)."""
 
-    def __init__(self, config: XLMConfig) -> None:
-        super().__init__(config)
-        self.transformer = XLMModel(config)
-        self.qa_outputs = BeamSpanHead(config.emb_dim, config.start_n_top, config.end_n_top, config.layer_norm_eps)
-        self.post_init()
-
-    def forward(self, input_ids=None, attention_mask=None, langs=None, token_type_ids=None, position_ids=None,
-                lengths=None, cache=None, head_mask=None, inputs_embeds=None, start_positions=None,
-                end_positions=None, is_impossible=None, cls_index=None, p_mask=None, output_attentions=None,
-                output_hidden_states=None, return_dict=None):
-        """Training (both positions given): the loss. Otherwise the top start/end candidates with their
-        log-probabilities and ``cls_logits``. ``p_mask`` (B, T): 1 where a token cannot be in an answer."""
-        out = self._run_transformer(input_ids, attention_mask, langs, token_type_ids, position_ids, lengths, cache,
-                                    head_mask, inputs_embeds, output_attentions, output_hidden_states)
-        result = self.qa_outputs(out.last_hidden_state, start_positions=start_positions, end_positions=end_positions,
-                                 cls_index=cls_index, is_impossible=is_impossible, p_mask=p_mask)
-        return finish(XLMForQuestionAnsweringOutput(**result, hidden_states=out.hidden_states,
-                                                    attentions=out.attentions), return_dict, self.config)
+    base_model_class = XLMModel
+    output_class = XLMForQuestionAnsweringOutput

@@ -1,4 +1,4 @@
-"""Task heads' shared pieces: pooling the last real token, and the losses of each task."""
+"""Task losses and the last-token pooling index the heads share."""
 
 from __future__ import annotations
 
