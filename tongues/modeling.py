@@ -296,6 +296,11 @@ class PreTrainedModel(nn.Module):
         """
         if not safe_serialization:
             raise ValueError("tongues writes safetensors only (safe_serialization=False is not supported)")
+        if getattr(self, "tp_world_size", 1) > 1:
+            raise ValueError(
+                "This model is sharded over tensor-parallel ranks (tp_plan); each rank holds part of every "
+                "weight, so save_pretrained would write a broken checkpoint. Load it without tp_plan to save."
+            )
         state = self.state_dict_to_save() if state_dict is None else state_dict
         self.config.architectures = [type(self).__name__]
         self.config.dtype = str(self.dtype).replace("torch.", "")
@@ -319,7 +324,8 @@ class PreTrainedModel(nn.Module):
                         config: PretrainedConfig | str | None = None, dtype: Any = "auto", torch_dtype: Any = None,
                         output_loading_info: bool = False, ignore_mismatched_sizes: bool = False,
                         trust_remote_code: bool = False, quantization: str | None = None,
-                        device: str | torch.device | None = None, **kwargs: Any):
+                        device: str | torch.device | None = None, tp_plan: str | None = None,
+                        device_mesh=None, **kwargs: Any):
         """Load a checkpoint directory or hub id.
 
         Args:
@@ -331,6 +337,9 @@ class PreTrainedModel(nn.Module):
             ignore_mismatched_sizes: initialise mismatched weights instead of raising.
             quantization: ``None``, ``"int8"`` or ``"int4"`` weight-only quantisation of linear layers.
             device: where to put the weights (default CPU).
+            tp_plan: ``"auto"`` shards the model Megatron-style over the ``torch.distributed`` world
+                (under ``torchrun``), each rank loading only its part (tongues.distributed).
+            device_mesh: a 1-D ``torch.distributed.device_mesh.DeviceMesh`` to shard over instead.
             Remaining keywords override config values.
 
         Raises:
@@ -361,6 +370,10 @@ class PreTrainedModel(nn.Module):
 
         with torch.device("meta"), _skip_module_init():
             model = cls(config, *model_args)
+        if tp_plan is not None or device_mesh is not None:
+            from .distributed.loading import shard_for_loading
+
+            shard_for_loading(model, tp_plan, device_mesh, quantization)
         report = model._load_checkpoint(files, fmt, target_dtype, ignore_mismatched_sizes, device)
         model.name_or_path = path
         model.eval()
@@ -398,7 +411,10 @@ class PreTrainedModel(nn.Module):
         tied_targets = set(self.tied_weights) if getattr(self.config, "tie_word_embeddings", True) else set()
         report = LoadReport()
         loaded: set[str] = set()
-        converted = ((raw_key, key, tensor) for raw_key, raw in iter_checkpoint(files, fmt, target_dtype)
+        shards = getattr(self, "tp_shards", None)
+        # A tensor-parallel rank keeps a copy of part of each tensor: the rest of its pages leave memory.
+        converted = ((raw_key, key, tensor) for raw_key, raw in iter_checkpoint(files, fmt, target_dtype,
+                                                                                release=bool(shards))
                      for key, tensor in self.convert_checkpoint_tensor(raw_key, raw))
         for raw_key, key, tensor in converted:
             key = self._match_prefix(key, expected, prefix, has_prefix_in_model)
@@ -407,6 +423,10 @@ class PreTrainedModel(nn.Module):
                     report.unexpected_keys.append(raw_key)
                 continue
             slot = expected[key]
+            if shards:  # tensor parallel: keep this rank's part only
+                from .distributed.tensor_parallel import shard_tensor
+
+                tensor = shard_tensor(shards, key, tensor)
             if tuple(tensor.shape) != tuple(slot.shape):
                 if ignore_mismatched_sizes:
                     report.mismatched_keys.append((key, tuple(tensor.shape), tuple(slot.shape)))

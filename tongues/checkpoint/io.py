@@ -128,6 +128,18 @@ class SafetensorsFile:
             flat = torch.frombuffer(self._map, dtype=dtype, count=numel, offset=self.data_start + begin)
         return flat.view(shape)
 
+    def release(self, name: str) -> None:
+        """Drop the mapped pages of ``name`` from this process's memory (they are re-read from the file
+        if a view on them is used again): for callers that keep only part of each tensor."""
+        if self._map is None:
+            return
+        _, _, begin, end = self.entries[name]
+        page = mmap.PAGESIZE
+        start = (self.data_start + begin) // page * page
+        stop = min(len(self._map), -(-(self.data_start + end) // page) * page)
+        if stop > start:
+            self._map.madvise(mmap.MADV_DONTNEED, start, stop - start)
+
     def _read_cast(self, dtype: torch.dtype, numel: int, cast_to: torch.dtype, offset: int) -> torch.Tensor:
         """Read ``numel`` elements of ``dtype`` at byte ``offset`` into a new ``cast_to`` tensor, a slice at a
         time through one reused buffer.
@@ -223,9 +235,12 @@ def _shards_of_index(pretrained: str, index_path: str, **hub_kwargs) -> list[str
     return shards
 
 
-def iter_checkpoint(files: list[str], fmt: str, cast_to: torch.dtype | None = None) -> Iterator[tuple[str, torch.Tensor]]:
+def iter_checkpoint(files: list[str], fmt: str, cast_to: torch.dtype | None = None,
+                    release: bool = False) -> Iterator[tuple[str, torch.Tensor]]:
     """Yield ``(key, tensor)`` over every file, one tensor at a time; floating tensors cast to ``cast_to``
-    if given (safetensors: slice by slice, so peak memory stays near the cast weights)."""
+    if given (safetensors: slice by slice, so peak memory stays near the cast weights). With
+    ``release``, a mapped tensor's pages leave memory once the caller has taken the next one (for
+    callers that keep a copy of part of each tensor)."""
     seen: dict[str, str] = {}
     for path in files:
         if fmt == "safetensors":
@@ -239,6 +254,8 @@ def iter_checkpoint(files: list[str], fmt: str, cast_to: torch.dtype | None = No
                 raise CheckpointError(f"the key {key!r} is in both {seen[key]} and {path}")
             seen[key] = path
             yield key, get()
+            if release and fmt == "safetensors":
+                reader.release(key)
 
 
 def checkpoint_shapes(files: list[str], fmt: str) -> dict[str, tuple[int, ...]]:

@@ -1,0 +1,113 @@
+"""Tensor- and pipeline-parallel plans on paper: what each rank holds and sends per generated token.
+
+A plan is computed from a model built on the meta device (so exact parameter counts, no memory)
+and the family's ``tp_plan`` (module-name pattern -> ``"colwise"``, ``"rowwise"``,
+``"vocab_embedding"`` or ``"vocab_head"``; anything else is replicated). The same plan drives the
+sharding in :mod:`tongues.distributed.tensor_parallel`, so the bytes it predicts are the bytes the
+sharded model moves (checked by ``benchmarks/tp_bytes.py``).
+
+Per generated token and row, Megatron-style tensor parallelism all-reduces the ``hidden``-wide
+activation after every row-split layer (two per block) and after the vocabulary-split embedding,
+and all-gathers the vocabulary-split logits. A ring all-reduce of ``S`` bytes sends
+``2 (N - 1) / N * S`` bytes from each rank; an all-gather sends ``(N - 1) / N * S``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import asdict, dataclass
+
+
+def style_of(name: str, tp_plan: dict[str, str]) -> str:
+    """The plan's style for parameter ``name`` (its module path matched against the plan's globs), else "replicated"."""
+    module = name.rsplit(".", 1)[0]
+    for pattern, style in tp_plan.items():
+        if fnmatch.fnmatchcase(module, pattern) or fnmatch.fnmatchcase(module, "*." + pattern):
+            return style
+    return "replicated"
+
+
+@dataclass
+class RankPlan:
+    tp: int
+    pp: int
+    layers_per_stage: int
+    weight_bytes_per_rank: int
+    replicated_bytes_per_rank: int
+    kv_bytes_per_token_per_rank: int
+    allreduces_per_token: int
+    allreduce_payload_bytes: int  # one all-reduce's tensor, per row
+    allreduce_sent_bytes_per_token: float  # per rank, ring algorithm
+    allgather_sent_bytes_per_token: float  # logits, per rank
+    pipeline_sends_per_token: int
+    pipeline_send_bytes: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def plan(model, tp: int, pp: int = 1, dtype_bytes: int = 2, rows: int = 1) -> RankPlan:
+    """The per-rank figures of sharding ``model`` (built on the meta device) ``tp`` ways within a
+    stage and over ``pp`` pipeline stages, with weights and cache of ``dtype_bytes`` per element."""
+    config = model.config
+    tp_plan = getattr(model, "tp_plan", None) or {}
+    if not tp_plan:
+        raise ValueError(f"{type(model).__name__} declares no tp_plan; it cannot be tensor-parallel")
+    layers = config.num_hidden_layers
+    if layers % pp:
+        raise ValueError(f"{layers} layers do not split into {pp} pipeline stages evenly")
+    sharded = replicated = 0
+    rowwise_modules = set()
+    vocab_embedding = vocab_head = False
+    seen = set()
+    for name, param in model.named_parameters(remove_duplicate=False):
+        if param.data_ptr() in seen and param.device.type != "meta":
+            continue
+        style = style_of(name, tp_plan)
+        n = param.numel() * dtype_bytes
+        if style == "replicated":
+            replicated += n
+        else:
+            sharded += n
+        if style == "rowwise":
+            rowwise_modules.add(name.rsplit(".", 1)[0])
+        vocab_embedding |= style == "vocab_embedding"
+        vocab_head |= style == "vocab_head"
+    # Pipeline stages split the blocks; embeddings and head sit on the first and last stage, which we
+    # count as one stage's share (the larger case of the two ends).
+    weight = sharded // (tp * pp) + replicated // pp
+    hidden = config.hidden_size
+    heads = config.num_attention_heads
+    kv_heads = getattr(config, "num_key_value_heads", None) or heads
+    head_dim = getattr(config, "head_dim", None) or hidden // heads
+    local_kv_heads = max(1, kv_heads // tp)  # fewer KV heads than ranks: each rank keeps a replica of one
+    kv = 2 * (layers // pp) * local_kv_heads * head_dim * dtype_bytes
+    allreduces = len(rowwise_modules) // pp + (1 if vocab_embedding else 0)
+    payload = rows * hidden * dtype_bytes
+    ring = 2 * (tp - 1) / tp
+    vocab = config.vocab_size
+    gather = (tp - 1) / tp * rows * vocab * dtype_bytes if vocab_head else 0.0
+    return RankPlan(tp=tp, pp=pp, layers_per_stage=layers // pp, weight_bytes_per_rank=int(weight),
+                    replicated_bytes_per_rank=int(replicated // pp), kv_bytes_per_token_per_rank=kv,
+                    allreduces_per_token=allreduces, allreduce_payload_bytes=payload,
+                    allreduce_sent_bytes_per_token=ring * payload * allreduces,
+                    allgather_sent_bytes_per_token=gather, pipeline_sends_per_token=pp - 1,
+                    pipeline_send_bytes=payload)
+
+
+def expected_ms_per_token(p: RankPlan, memory_gbps: float, link_gbps: float, collective_latency_us: float,
+                          inter_node_gbps: float | None = None, inter_node_latency_us: float = 0.0) -> dict:
+    """Batch-1 latency model: each stage reads its weights once (memory bound), pays every collective's
+    latency plus its bytes over the link, and stages run one after another (a pipeline does not help
+    a single sequence)."""
+    read = p.weight_bytes_per_rank / (memory_gbps * 1e9) * 1e3
+    collectives = p.allreduces_per_token + (1 if p.allgather_sent_bytes_per_token else 0)
+    comm = (collectives * collective_latency_us * 1e-3
+            + (p.allreduce_sent_bytes_per_token + p.allgather_sent_bytes_per_token) / (link_gbps * 1e9) * 1e3)
+    stage = read + comm
+    hop = 0.0
+    if p.pp > 1:
+        bandwidth = (inter_node_gbps or link_gbps) * 1e9
+        hop = p.pipeline_sends_per_token * (inter_node_latency_us * 1e-3 + p.pipeline_send_bytes / bandwidth * 1e3)
+    return {"weights_ms": read * p.pp, "collectives_ms": comm * p.pp, "pipeline_ms": hop,
+            "total_ms": stage * p.pp + hop}
