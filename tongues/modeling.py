@@ -276,9 +276,10 @@ class PreTrainedModel(nn.Module):
         return any(getattr(m, "gradient_checkpointing", False) for m in self.modules())
 
     # -- saving --------------------------------------------------------------------------------
-    def state_dict_to_save(self) -> dict[str, torch.Tensor]:
-        """The state dict without tied copies (a tied target shares its source's storage)."""
-        state = self.state_dict()
+    def state_dict_to_save(self, state: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        """The state dict (or ``state``, e.g. gathered from FSDP ranks) without tied copies (a tied
+        target shares its source's storage)."""
+        state = self.state_dict() if state is None else dict(state)
         if getattr(self.config, "tie_word_embeddings", True):
             for target in self.tied_weights:
                 state.pop(target, None)
