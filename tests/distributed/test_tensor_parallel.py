@@ -93,6 +93,25 @@ def test_sharded_logits_and_greedy_tokens_equal_one_process(results, name):
             assert rank["tokens"].tolist() == tokens.tolist()
 
 
+@pytest.mark.parametrize("name", ["BloomForCausalLM", "GlmForCausalLM", "XGLMForCausalLM"])
+def test_bytes_communicated_equal_the_plan(results, name):
+    from tongues.distributed.plan import plan
+
+    _, got, _ = results
+    with torch.device("meta"):
+        model = tiny(name, **CASES[name])
+    rows = 2 * 7  # the forward's batch x tokens
+    expected = plan(model, tp=2, dtype_bytes=4, rows=rows)
+    vocab = model.config.vocab_size
+    for rank in got[name]:
+        traffic = rank["traffic"]
+        assert traffic["all_reduce_calls"] == expected.allreduces_per_token
+        assert traffic["all_reduce_bytes"] == expected.allreduces_per_token * expected.allreduce_payload_bytes
+        assert traffic["all_gather_calls"] == 1
+        assert traffic["all_gather_bytes"] == rows * vocab // 2 * 4
+        assert expected.allgather_sent_bytes_per_token == traffic["all_gather_bytes"]  # (N-1)/N of all = 1/2
+
+
 def test_each_rank_holds_about_half_the_weights(results):
     _, got, (weights, largest) = results
     for rank in got["memory"]:

@@ -28,9 +28,11 @@ def main(cases_path: str) -> None:
         model = cls.from_pretrained(case["checkpoint"], tp_plan="auto", dtype=case.get("dtype", "float32"))
         peak, _ = peak_and_current_rss()
         ids = torch.tensor(case["ids"])
+        model.tp_traffic.reset()
         with torch.no_grad():
             out = model(ids)
-        result = {"logits": out.logits, "rss_before": before, "peak": peak}
+        traffic = vars(model.tp_traffic).copy()
+        result = {"logits": out.logits, "rss_before": before, "peak": peak, "traffic": traffic}
         if case.get("max_new_tokens"):
             result["tokens"] = model.generate(ids, max_new_tokens=case["max_new_tokens"], do_sample=False)
         torch.save(result, f"{case['checkpoint']}/tp_result.{rank}.pt")

@@ -14,17 +14,9 @@ and all-gathers the vocabulary-split logits. A ring all-reduce of ``S`` bytes se
 
 from __future__ import annotations
 
-import fnmatch
 from dataclasses import asdict, dataclass
 
-
-def style_of(name: str, tp_plan: dict[str, str]) -> str:
-    """The plan's style for parameter ``name`` (its module path matched against the plan's globs), else "replicated"."""
-    module = name.rsplit(".", 1)[0]
-    for pattern, style in tp_plan.items():
-        if fnmatch.fnmatchcase(module, pattern) or fnmatch.fnmatchcase(module, "*." + pattern):
-            return style
-    return "replicated"
+from .tensor_parallel import collect_plan, plan_shards, style_of
 
 
 @dataclass
@@ -35,10 +27,10 @@ class RankPlan:
     weight_bytes_per_rank: int
     replicated_bytes_per_rank: int
     kv_bytes_per_token_per_rank: int
-    allreduces_per_token: int
-    allreduce_payload_bytes: int  # one all-reduce's tensor, per row
-    allreduce_sent_bytes_per_token: float  # per rank, ring algorithm
-    allgather_sent_bytes_per_token: float  # logits, per rank
+    allreduces_per_token: int  # in the whole model, one after another
+    allreduce_payload_bytes: int  # one all-reduce's tensor
+    allreduce_sent_bytes_per_token: float  # by one rank (its stage's all-reduces), ring algorithm
+    allgather_sent_bytes_per_token: float  # logits, by one rank of the last stage
     pipeline_sends_per_token: int
     pipeline_send_bytes: int
 
@@ -50,31 +42,28 @@ def plan(model, tp: int, pp: int = 1, dtype_bytes: int = 2, rows: int = 1) -> Ra
     """The per-rank figures of sharding ``model`` (built on the meta device) ``tp`` ways within a
     stage and over ``pp`` pipeline stages, with weights and cache of ``dtype_bytes`` per element."""
     config = model.config
-    tp_plan = getattr(model, "tp_plan", None) or {}
-    if not tp_plan:
-        raise ValueError(f"{type(model).__name__} declares no tp_plan; it cannot be tensor-parallel")
     layers = config.num_hidden_layers
     if layers % pp:
         raise ValueError(f"{layers} layers do not split into {pp} pipeline stages evenly")
+    shards = plan_shards(model, tp, 0)  # raises when heads or vocabulary do not divide
+    tp_plan = collect_plan(model)
     sharded = replicated = 0
-    rowwise_modules = set()
-    vocab_embedding = vocab_head = False
-    seen = set()
-    for name, param in model.named_parameters(remove_duplicate=False):
-        if param.data_ptr() in seen and param.device.type != "meta":
-            continue
-        style = style_of(name, tp_plan)
-        n = param.numel() * dtype_bytes
-        if style == "replicated":
-            replicated += n
+    allreduces, gathers = 0, 0
+    for name, param in model.named_parameters():
+        module = name.rsplit(".", 1)[0]
+        style = style_of(module, tp_plan)
+        if name in shards or (style is not None and style[0] == "rowwise"):
+            sharded += param.numel() * dtype_bytes if name in shards else 0
+            replicated += 0 if name in shards else param.numel() * dtype_bytes  # a row-split layer's bias
         else:
-            sharded += n
-        if style == "rowwise":
-            rowwise_modules.add(name.rsplit(".", 1)[0])
-        vocab_embedding |= style == "vocab_embedding"
-        vocab_head |= style == "vocab_head"
-    # Pipeline stages split the blocks; embeddings and head sit on the first and last stage, which we
-    # count as one stage's share (the larger case of the two ends).
+            replicated += param.numel() * dtype_bytes
+        if name.endswith(".weight") and style is not None:
+            allreduces += style[0] in ("rowwise", "vocab_embedding")
+            gathers += style[0] == "vocab_head"
+    if gathers == 0 and any(style_of(n.rsplit(".", 1)[0], tp_plan) == ("vocab_head", 1)
+                            for n, _ in model.named_parameters(remove_duplicate=False)):
+        gathers = 1  # a head tied to the embedding shares its parameter, so it is not listed twice
+    # Pipeline stages split the blocks; embeddings and head sit on the end stages (counted with one).
     weight = sharded // (tp * pp) + replicated // pp
     hidden = config.hidden_size
     heads = config.num_attention_heads
@@ -82,15 +71,13 @@ def plan(model, tp: int, pp: int = 1, dtype_bytes: int = 2, rows: int = 1) -> Ra
     head_dim = getattr(config, "head_dim", None) or hidden // heads
     local_kv_heads = max(1, kv_heads // tp)  # fewer KV heads than ranks: each rank keeps a replica of one
     kv = 2 * (layers // pp) * local_kv_heads * head_dim * dtype_bytes
-    allreduces = len(rowwise_modules) // pp + (1 if vocab_embedding else 0)
     payload = rows * hidden * dtype_bytes
     ring = 2 * (tp - 1) / tp
-    vocab = config.vocab_size
-    gather = (tp - 1) / tp * rows * vocab * dtype_bytes if vocab_head else 0.0
+    gather = (tp - 1) / tp * rows * config.vocab_size * dtype_bytes * gathers
     return RankPlan(tp=tp, pp=pp, layers_per_stage=layers // pp, weight_bytes_per_rank=int(weight),
                     replicated_bytes_per_rank=int(replicated // pp), kv_bytes_per_token_per_rank=kv,
                     allreduces_per_token=allreduces, allreduce_payload_bytes=payload,
-                    allreduce_sent_bytes_per_token=ring * payload * allreduces,
+                    allreduce_sent_bytes_per_token=ring * payload * allreduces / pp,
                     allgather_sent_bytes_per_token=gather, pipeline_sends_per_token=pp - 1,
                     pipeline_send_bytes=payload)
 
@@ -100,14 +87,12 @@ def expected_ms_per_token(p: RankPlan, memory_gbps: float, link_gbps: float, col
     """Batch-1 latency model: each stage reads its weights once (memory bound), pays every collective's
     latency plus its bytes over the link, and stages run one after another (a pipeline does not help
     a single sequence)."""
-    read = p.weight_bytes_per_rank / (memory_gbps * 1e9) * 1e3
+    read = p.pp * p.weight_bytes_per_rank / (memory_gbps * 1e9) * 1e3  # the stages run one after another
     collectives = p.allreduces_per_token + (1 if p.allgather_sent_bytes_per_token else 0)
-    comm = (collectives * collective_latency_us * 1e-3
-            + (p.allreduce_sent_bytes_per_token + p.allgather_sent_bytes_per_token) / (link_gbps * 1e9) * 1e3)
-    stage = read + comm
+    sent = p.pp * p.allreduce_sent_bytes_per_token + p.allgather_sent_bytes_per_token
+    comm = collectives * collective_latency_us * 1e-3 + sent / (link_gbps * 1e9) * 1e3
     hop = 0.0
     if p.pp > 1:
         bandwidth = (inter_node_gbps or link_gbps) * 1e9
         hop = p.pipeline_sends_per_token * (inter_node_latency_us * 1e-3 + p.pipeline_send_bytes / bandwidth * 1e3)
-    return {"weights_ms": read * p.pp, "collectives_ms": comm * p.pp, "pipeline_ms": hop,
-            "total_ms": stage * p.pp + hop}
+    return {"weights_ms": read, "collectives_ms": comm, "pipeline_ms": hop, "total_ms": read + comm + hop}

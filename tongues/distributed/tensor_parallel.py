@@ -55,6 +55,29 @@ class Shard:
         return sum(hi - lo for lo, hi in self.ranges)
 
 
+@dataclass
+class Traffic:
+    """Bytes handed to the collectives of a sharded model (``model.tp_traffic``), by kind."""
+
+    all_reduce_calls: int = 0
+    all_reduce_bytes: int = 0
+    all_gather_calls: int = 0
+    all_gather_bytes: int = 0  # this rank's part of each gathered tensor
+
+    def reset(self) -> None:
+        self.all_reduce_calls = self.all_reduce_bytes = self.all_gather_calls = self.all_gather_bytes = 0
+
+    def all_reduce(self, tensor: torch.Tensor, group) -> None:
+        self.all_reduce_calls += 1
+        self.all_reduce_bytes += tensor.numel() * tensor.element_size()
+        dist.all_reduce(tensor, group=group)
+
+    def all_gather(self, parts: list[torch.Tensor], tensor: torch.Tensor, group) -> None:
+        self.all_gather_calls += 1
+        self.all_gather_bytes += tensor.numel() * tensor.element_size()
+        dist.all_gather(parts, tensor, group=group)
+
+
 def collect_plan(model: nn.Module) -> dict[str, object]:
     """The model's plan with full module-name globs: every sub-model's ``tp_plan`` under its path."""
     plan: dict[str, object] = {}
@@ -145,6 +168,7 @@ def shard_meta_model(model: nn.Module, group=None) -> dict[str, Shard]:
     heads = getattr(config, "num_attention_heads", None)
     kv_heads = getattr(config, "num_key_value_heads", None) or heads
     plan = collect_plan(model)
+    traffic = Traffic()
     touched_parents, wired = set(), set()
     for name, shard in shards.items():
         module_name, pname = name.rsplit(".", 1)
@@ -159,7 +183,7 @@ def shard_meta_model(model: nn.Module, group=None) -> dict[str, Shard]:
             module.in_features, module.out_features = module.weight.shape[1], module.weight.shape[0]
         if module_name not in wired:  # once per module, not per parameter
             wired.add(module_name)
-            _wire(module, style, shards.get(f"{module_name}.weight", shard), group)
+            _wire(module, style, shards.get(f"{module_name}.weight", shard), group, traffic)
         if style in ("colwise", "kv_colwise") and heads:
             touched_parents.add(module_name.rsplit(".", 1)[0])
     for parent_name in touched_parents:
@@ -175,7 +199,7 @@ def shard_meta_model(model: nn.Module, group=None) -> dict[str, Shard]:
     for module in model.modules():
         if hasattr(module, "alibi_heads") and heads:
             module.alibi_heads = slice(*heads_of_rank(heads, world, rank))
-    model.tp_group, model.tp_world_size = group, world
+    model.tp_group, model.tp_world_size, model.tp_traffic = group, world, traffic
     return shards
 
 
@@ -189,17 +213,16 @@ def shard_tensor(shards: dict[str, Shard], key: str, tensor: torch.Tensor) -> to
 
 # -- collectives wired onto the sharded modules --------------------------------------------------
 
-def _wire(module: nn.Module, style: str, shard: Shard, group) -> None:
+def _wire(module: nn.Module, style: str, shard: Shard, group, traffic: Traffic) -> None:
     if style == "rowwise":
-        module.register_forward_hook(_RowwiseSum(group), with_kwargs=False)
-        module.tp_bias_after_reduce = True
         module.register_forward_pre_hook(_HideBias())
+        module.register_forward_hook(_RowwiseSum(group, traffic))
     elif style == "vocab_embedding":
         lo, hi = shard.ranges[0]
         module.register_forward_pre_hook(_LocalIds(lo, hi))
-        module.register_forward_hook(_VocabSum(lo, hi, group))
+        module.register_forward_hook(_VocabSum(group, traffic))
     elif style == "vocab_head":
-        module.register_forward_hook(_GatherLogits(group))
+        module.register_forward_hook(_GatherLogits(group, traffic))
 
 
 class _HideBias:
@@ -214,12 +237,12 @@ class _HideBias:
 class _RowwiseSum:
     """After a row-split layer: sum the partial products over ranks, then add the bias once."""
 
-    def __init__(self, group) -> None:
-        self.group = group
+    def __init__(self, group, traffic: Traffic) -> None:
+        self.group, self.traffic = group, traffic
 
     def __call__(self, module, args, out):
         out = out.contiguous()
-        dist.all_reduce(out, group=self.group)
+        self.traffic.all_reduce(out, self.group)
         bias = getattr(module, "_tp_bias", None)
         if bias is not None:
             module._parameters["bias"] = bias
@@ -240,23 +263,27 @@ class _LocalIds:
 
 
 class _VocabSum:
-    def __init__(self, lo: int, hi: int, group) -> None:
-        self.lo, self.hi, self.group = lo, hi, group
+    """After a vocabulary-split embedding: zero the rows of ids other ranks hold, sum over ranks."""
+
+    def __init__(self, group, traffic: Traffic) -> None:
+        self.group, self.traffic = group, traffic
 
     def __call__(self, module, args, out):
         out = out.masked_fill(module._tp_outside[..., None], 0).contiguous()
-        dist.all_reduce(out, group=self.group)
+        self.traffic.all_reduce(out, self.group)
         return out
 
 
 class _GatherLogits:
-    def __init__(self, group) -> None:
-        self.group = group
+    """After a vocabulary-split head: every rank gets the whole vocabulary's logits."""
+
+    def __init__(self, group, traffic: Traffic) -> None:
+        self.group, self.traffic = group, traffic
 
     def __call__(self, module, args, out):
         out = out.contiguous()
         parts = [torch.empty_like(out) for _ in range(dist.get_world_size(self.group))]
-        dist.all_gather(parts, out, group=self.group)
+        self.traffic.all_gather(parts, out, self.group)
         return torch.cat(parts, dim=-1)
 
 
@@ -272,5 +299,5 @@ def init_from_env(backend: str | None = None):
     return dist.group.WORLD
 
 
-__all__ = ["Shard", "collect_plan", "heads_of_rank", "init_from_env", "kv_heads_of_rank", "plan_shards",
+__all__ = ["Shard", "Traffic", "collect_plan", "heads_of_rank", "init_from_env", "kv_heads_of_rank", "plan_shards",
            "shard_meta_model", "shard_tensor", "style_of"]
