@@ -97,6 +97,7 @@ class CausalLMHead(HeadModel):
 
     output_class: ClassVar[type] = CausalLMOutputWithPast
     lm_head_bias: ClassVar[bool] = False
+    tp_plan: ClassVar[dict] = {"lm_head": "vocab_head"}
 
     def build_head(self, config) -> None:
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=self.lm_head_bias)

@@ -303,9 +303,10 @@ class PreTrainedModel(nn.Module):
         return any(getattr(m, "gradient_checkpointing", False) for m in self.modules())
 
     # -- saving --------------------------------------------------------------------------------
-    def state_dict_to_save(self) -> dict[str, torch.Tensor]:
-        """The state dict without tied copies (a tied target shares its source's storage)."""
-        state = self.state_dict()
+    def state_dict_to_save(self, state: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        """The state dict (or ``state``, e.g. gathered from FSDP ranks) without tied copies (a tied
+        target shares its source's storage)."""
+        state = self.state_dict() if state is None else dict(state)
         if getattr(self.config, "tie_word_embeddings", True):
             for target in self.tied_weights:
                 state.pop(target, None)
@@ -323,6 +324,11 @@ class PreTrainedModel(nn.Module):
         """
         if not safe_serialization:
             raise ValueError("tongues writes safetensors only (safe_serialization=False is not supported)")
+        if getattr(self, "tp_world_size", 1) > 1:
+            raise ValueError(
+                "This model is sharded over tensor-parallel ranks (tp_plan); each rank holds part of every "
+                "weight, so save_pretrained would write a broken checkpoint. Load it without tp_plan to save."
+            )
         state = self.state_dict_to_save() if state_dict is None else state_dict
         self.config.architectures = [type(self).__name__]
         self.config.dtype = str(self.dtype).replace("torch.", "")
@@ -346,7 +352,8 @@ class PreTrainedModel(nn.Module):
                         config: PretrainedConfig | str | None = None, dtype: Any = "auto", torch_dtype: Any = None,
                         output_loading_info: bool = False, ignore_mismatched_sizes: bool = False,
                         trust_remote_code: bool = False, quantization: str | None = None,
-                        kernels: str = "auto", device: str | torch.device | None = None, **kwargs: Any):
+                        kernels: str = "auto", device: str | torch.device | None = None,
+                        tp_plan: str | None = None, device_mesh=None, **kwargs: Any):
         """Load a checkpoint directory or hub id.
 
         Args:
@@ -361,6 +368,9 @@ class PreTrainedModel(nn.Module):
             kernels: ``"auto"`` (default) runs each CPU linear layer on the kernel measured fastest for
                 its weights; ``"none"`` keeps torch's ``F.linear``. See :meth:`prepare_for_decode`.
             device: where to put the weights (default CPU).
+            tp_plan: ``"auto"`` shards the model Megatron-style over the ``torch.distributed`` world
+                (under ``torchrun``), each rank loading only its part (tongues.distributed).
+            device_mesh: a 1-D ``torch.distributed.device_mesh.DeviceMesh`` to shard over instead.
             Remaining keywords override config values.
 
         Raises:
@@ -401,6 +411,10 @@ class PreTrainedModel(nn.Module):
 
         with torch.device("meta"), _skip_module_init():
             model = cls(config, *model_args)
+        if tp_plan is not None or device_mesh is not None:
+            from .distributed.loading import shard_for_loading
+
+            shard_for_loading(model, tp_plan, device_mesh, quantization)
         report = model._load_checkpoint(files, fmt, target_dtype, ignore_mismatched_sizes, device,
                                         quantization, select)
         model.name_or_path = path
@@ -442,9 +456,11 @@ class PreTrainedModel(nn.Module):
             from .quantization import QuantizeWhileLoading
 
             quantizer = QuantizeWhileLoading(self, quantization, select, skip=tied_targets)
-        # Checkpoint keys whose tensors were quantised: the reader drops their file pages from the process.
+        shards = getattr(self, "tp_shards", None)
+        # Checkpoint keys whose tensors were quantised, or (tensor parallel) cut to this rank's part:
+        # the reader drops their file pages from the process.
         release: set[str] = set()
-        tensors = iter_checkpoint(files, fmt, target_dtype, release if quantizer is not None else None)
+        tensors = iter_checkpoint(files, fmt, target_dtype, release if quantizer is not None or shards else None)
         converted = ((raw_key, key, tensor) for raw_key, raw in tensors
                      for key, tensor in self.convert_checkpoint_tensor(raw_key, raw))
         for raw_key, key, tensor in converted:
@@ -457,6 +473,12 @@ class PreTrainedModel(nn.Module):
                     report.unexpected_keys.append(raw_key)
                 continue
             slot = expected[key]
+            if shards:  # tensor parallel: keep this rank's part only
+                from .distributed.tensor_parallel import shard_tensor
+
+                if key in shards:
+                    tensor = shard_tensor(shards, key, tensor)
+                    release.add(raw_key)  # a copy of the part: the whole tensor's pages can go
             if tuple(tensor.shape) != tuple(slot.shape):
                 if ignore_mismatched_sizes:
                     report.mismatched_keys.append((key, tuple(tensor.shape), tuple(slot.shape)))

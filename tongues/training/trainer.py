@@ -64,6 +64,8 @@ class TrainingArguments:
     seed: int = 0
     num_threads: int | None = None
     progress: bool = True
+    # FSDP2 over the torchrun world (tongues.distributed.fsdp); batch_size stays the global batch.
+    fsdp: bool = False
 
     def __post_init__(self) -> None:
         for name in ("max_steps", "batch_size", "block_size", "gradient_accumulation_steps"):
@@ -162,6 +164,10 @@ class Trainer:
         self.train_blocks = train_blocks
         self.eval_blocks = eval_blocks
         self.tokenizer_dir = tokenizer_dir
+        if args.fsdp:
+            from ..distributed.fsdp import shard_for_training
+
+            shard_for_training(model)
         self.optimizer = torch.optim.AdamW(_param_groups(model, args.weight_decay), lr=args.learning_rate,
                                            betas=(args.adam_beta1, args.adam_beta2), eps=args.adam_epsilon)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -173,9 +179,10 @@ class Trainer:
     def save_checkpoint(self, directory: str | os.PathLike | None = None) -> Path:
         """Write ``checkpoint-<step>/`` (or ``directory``): model, tokenizer, optimizer, schedule, RNG, step."""
         path = Path(directory) if directory is not None else Path(self.args.output_dir) / f"checkpoint-{self.step}"
-        self.model.save_pretrained(path)
-        self._copy_tokenizer(path)
-        torch.save(self.optimizer.state_dict(), path / OPTIMIZER_FILE)
+        optimizer_state = self._save_weights(path, with_optimizer=True)
+        if optimizer_state is None:  # another FSDP rank writes
+            return path
+        torch.save(optimizer_state, path / OPTIMIZER_FILE)
         torch.save(self.scheduler.state_dict(), path / SCHEDULER_FILE)
         torch.save({"torch": torch.get_rng_state()}, path / RNG_FILE)
         state = {"step": self.step, "history": self.history, "args": dataclasses.asdict(self.args)}
@@ -185,9 +192,27 @@ class Trainer:
     def save_model(self, directory: str | os.PathLike) -> Path:
         """Write only the model and the tokenizer (no training state) into ``directory``."""
         path = Path(directory)
-        self.model.save_pretrained(path)
-        self._copy_tokenizer(path)
+        self._save_weights(path, with_optimizer=False)
         return path
+
+    def _save_weights(self, path: Path, with_optimizer: bool):
+        """Write the model and tokenizer into ``path``; return the optimizer state to save beside them
+        (``None`` on FSDP ranks other than 0, which only join the gathers)."""
+        if not self.args.fsdp:
+            self.model.save_pretrained(path)
+            self._copy_tokenizer(path)
+            return self.optimizer.state_dict() if with_optimizer else {}
+        from ..distributed.fsdp import full_model_state, full_optimizer_state, is_main_process
+
+        state = full_model_state(self.model)
+        optimizer_state = full_optimizer_state(self.model, self.optimizer) if with_optimizer else {}
+        if not is_main_process():
+            torch.distributed.barrier()
+            return None
+        self.model.save_pretrained(path, state_dict=self.model.state_dict_to_save(state))
+        self._copy_tokenizer(path)
+        torch.distributed.barrier()
+        return optimizer_state
 
     def _copy_tokenizer(self, path: Path) -> None:
         if self.tokenizer_dir is None:
@@ -210,15 +235,23 @@ class Trainer:
         if not weights.is_file():
             raise FileNotFoundError(f"{path} has no model.safetensors to resume from")
         state = load_file(os.fspath(weights))
-        report = self.model.load_state_dict(state, strict=False)
-        tied = set(getattr(self.model, "tied_weights", {}))
-        absent = [k for k in report.missing_keys if k not in tied]
-        if absent or report.unexpected_keys:
-            raise ValueError(f"{weights} does not match the model: missing {absent[:5]}, "
-                             f"unexpected {report.unexpected_keys[:5]}")
-        if hasattr(self.model, "tie_weights"):
-            self.model.tie_weights()
-        self.optimizer.load_state_dict(torch.load(path / OPTIMIZER_FILE, weights_only=True))
+        optimizer_state = torch.load(path / OPTIMIZER_FILE, weights_only=True)
+        if self.args.fsdp:
+            from ..distributed.fsdp import load_full_state
+
+            for target, source in getattr(self.model, "tied_weights", {}).items():
+                state.setdefault(target, state[source])
+            load_full_state(self.model, self.optimizer, state, optimizer_state)
+        else:
+            report = self.model.load_state_dict(state, strict=False)
+            tied = set(getattr(self.model, "tied_weights", {}))
+            absent = [k for k in report.missing_keys if k not in tied]
+            if absent or report.unexpected_keys:
+                raise ValueError(f"{weights} does not match the model: missing {absent[:5]}, "
+                                 f"unexpected {report.unexpected_keys[:5]}")
+            if hasattr(self.model, "tie_weights"):
+                self.model.tie_weights()
+            self.optimizer.load_state_dict(optimizer_state)
         self.scheduler.load_state_dict(torch.load(path / SCHEDULER_FILE, weights_only=True))
         torch.set_rng_state(torch.load(path / RNG_FILE, weights_only=True)["torch"])
         trainer_state = json.loads((path / TRAINER_STATE).read_text(encoding="utf-8"))
@@ -239,7 +272,9 @@ class Trainer:
         tokens_per_step = args.batch_size * args.gradient_accumulation_steps * args.block_size
         start_step, started = self.step, time.perf_counter()
         train_loss = float("nan")
-        bar = _progress(args.max_steps, self.step, args.progress)
+        from ..distributed.fsdp import is_main_process
+
+        bar = _progress(args.max_steps, self.step, args.progress and is_main_process())
         while self.step < args.max_steps:
             train_loss = self._update()
             self.step += 1
@@ -273,6 +308,10 @@ class Trainer:
         total = 0.0
         for micro in range(accumulation):
             rows = batch_indices(self.step * accumulation + micro, len(self.train_blocks), args.batch_size, args.seed)
+            if args.fsdp:
+                from ..distributed.fsdp import rank_rows
+
+                rows = rank_rows(rows)
             batch = self.train_blocks[rows]
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
                 loss = self.model(input_ids=batch, labels=batch, use_cache=False).loss
@@ -283,6 +322,10 @@ class Trainer:
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
+        if args.fsdp:
+            from ..distributed.fsdp import mean_over_ranks
+
+            total = mean_over_ranks(total)
         return total
 
 

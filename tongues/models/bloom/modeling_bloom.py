@@ -107,6 +107,11 @@ class BloomModel(Decoder, BloomPreTrainedModel):
     blocks_name, final_norm_name = "h", "ln_f"
     embeddings_name = "word_embeddings"
     output_class = BaseModelOutputWithPastAndCrossAttentions
+    # The fused QKV rows are grouped per head, (H, 3, D), so an even split of rows is a split of heads.
+    tp_plan = {"h.*.self_attention.query_key_value": "colwise", "h.*.self_attention.dense": "rowwise",
+               "h.*.mlp.dense_h_to_4h": "colwise", "h.*.mlp.dense_4h_to_h": "rowwise",
+               "word_embeddings": "vocab_embedding"}
+    alibi_heads = slice(None)  # under tensor parallelism, the slopes of this rank's heads
 
     def __init__(self, config: BloomConfig) -> None:
         super().__init__(config)
@@ -131,7 +136,7 @@ class BloomModel(Decoder, BloomPreTrainedModel):
         if attention_mask is None:
             attention_mask = torch.ones(B, past + T, dtype=torch.long, device=x.device)
         bias = causal_bias(attention_mask, B, T, past, x.dtype, x.device)  # (B, 1, T, past + T) or None
-        alibi = alibi_bias(attention_mask.long(), self.config.n_head, x.dtype)  # (B, H, 1, past + T)
+        alibi = alibi_bias(attention_mask.long(), self.config.n_head, x.dtype)[:, self.alibi_heads]  # (B, H, 1, past + T)
         return self.word_embeddings_layernorm(x), {"bias": alibi if bias is None else alibi + bias}
 
 

@@ -79,6 +79,12 @@ class GlmPreTrainedModel(PreTrainedModel):
 class GlmModel(Decoder, GlmPreTrainedModel):
     """The bare GLM-4 decoder: hidden states (B, T, hidden_size) after the final RMSNorm."""
 
+    # gate_up_proj fuses two blocks (gate, up): each rank takes its part of both.
+    tp_plan = {"layers.*.self_attn.q_proj": "colwise", "layers.*.self_attn.k_proj": "kv_colwise",
+               "layers.*.self_attn.v_proj": "kv_colwise", "layers.*.self_attn.o_proj": "rowwise",
+               "layers.*.mlp.gate_up_proj": ("colwise", 2), "layers.*.mlp.down_proj": "rowwise",
+               "embed_tokens": "vocab_embedding"}
+
     def __init__(self, config: GlmConfig) -> None:
         super().__init__(config)
         pad = config.pad_token_id

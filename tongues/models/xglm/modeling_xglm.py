@@ -105,6 +105,10 @@ class XGLMModel(Decoder, XGLMPreTrainedModel):
         embed_tokens: an embedding to use instead of building one (shared with another module).
     """
 
+    tp_plan = {"layers.*.self_attn.q_proj": "colwise", "layers.*.self_attn.k_proj": "colwise",
+               "layers.*.self_attn.v_proj": "colwise", "layers.*.self_attn.out_proj": "rowwise",
+               "layers.*.fc1": "colwise", "layers.*.fc2": "rowwise", "embed_tokens": "vocab_embedding"}
+
     final_norm_name = "layer_norm"
     output_class = BaseModelOutputWithPastAndCrossAttentions
 

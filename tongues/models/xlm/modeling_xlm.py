@@ -128,6 +128,10 @@ class XLMModel(Decoder, XLMPreTrainedModel):
     ``position_ids`` may also be given for those positions only).
     """
 
+    tp_plan = {"attentions.*.q_lin": "colwise", "attentions.*.k_lin": "colwise", "attentions.*.v_lin": "colwise",
+               "attentions.*.out_lin": "rowwise", "ffns.*.lin1": "colwise", "ffns.*.lin2": "rowwise",
+               "embeddings": "vocab_embedding"}
+
     final_norm_name = None  # post-norm: each layer ends with its LayerNorm
     embeddings_name = "embeddings"
     output_class = BaseModelOutput
@@ -307,6 +311,7 @@ class XLMWithLMHeadModel(XLMPreTrainedModel, GenerationMixin):
     """
 
     tied_weights = {"pred_layer.proj.weight": "transformer.embeddings.weight"}
+    tp_plan = {"pred_layer.proj": "vocab_head"}
 
     def __init__(self, config: XLMConfig) -> None:
         super().__init__(config)
