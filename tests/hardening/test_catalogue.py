@@ -185,6 +185,8 @@ FAMILIES = {
                                                             eos_token_id=2)),
     "xlm": lambda: tongues.XLMWithLMHeadModel(tongues.XLMConfig(vocab_size=VOCAB, emb_dim=16, n_layers=1, n_heads=2,
                                                                 max_position_embeddings=16)),
+    "gpt2": lambda: tongues.GPT2LMHeadModel(tongues.GPT2Config(vocab_size=VOCAB, n_embd=16, n_layer=1, n_head=2,
+                                                               n_positions=16)),
 }
 
 

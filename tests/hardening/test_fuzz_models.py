@@ -31,6 +31,8 @@ FAMILIES = {
     "xlm": ("XLMConfig", dict(vocab_size=VOCAB, emb_dim=16, n_layers=2, n_heads=2, max_position_embeddings=16,
                               causal=True, pad_index=2),
             "XLMModel", "XLMWithLMHeadModel", False),
+    "gpt2": ("GPT2Config", dict(vocab_size=VOCAB, n_embd=16, n_layer=2, n_head=2, n_positions=16, pad_token_id=0),
+             "GPT2Model", "GPT2LMHeadModel", True),
 }
 
 

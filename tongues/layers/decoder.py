@@ -79,11 +79,16 @@ def run_layers(blocks: Iterable[Callable], x: torch.Tensor, collect: Collector, 
 class PreNormBlock(nn.Module):
     """The pre-norm residual block: ``x + attn(norm1(x))``, then ``x + mlp(norm2(x))``.
 
-    ``names`` are the checkpoint's attribute names of (norm1, attention, norm2, mlp); a family's
-    ``__init__`` builds those four modules. Keywords (bias, RoPE's cos/sin) go to the attention.
+    ``names`` are the checkpoint's attribute names of the four modules given to ``__init__`` (norm1,
+    attention, norm2, mlp). Keywords (bias, RoPE's cos/sin) go to the attention.
     """
 
     names: ClassVar[tuple[str, str, str, str]] = ("input_layernorm", "self_attn", "post_attention_layernorm", "mlp")
+
+    def __init__(self, norm1: nn.Module, attention: nn.Module, norm2: nn.Module, mlp: nn.Module) -> None:
+        super().__init__()
+        for name, module in zip(self.names, (norm1, attention, norm2, mlp)):
+            setattr(self, name, module)
 
     def forward(self, x, cache, head_mask, output_attentions, **keywords):
         norm1, attention, norm2, mlp = (getattr(self, name) for name in self.names)

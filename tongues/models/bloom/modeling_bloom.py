@@ -8,6 +8,8 @@ post_attention_layernorm, mlp.dense_h_to_4h, mlp.dense_4h_to_h}``, ``transformer
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -17,7 +19,7 @@ from ...heads import CausalLMHead, LastTokenSequenceClassification, SpanQuestion
 from ...layers.activations import gelu_tanh
 from ...layers.alibi import alibi_bias
 from ...layers.attention import attend
-from ...layers.decoder import Decoder
+from ...layers.decoder import Decoder, PreNormBlock
 from ...layers.masks import causal_bias
 from ...modeling import PreTrainedModel
 from ...outputs import BaseModelOutputWithPastAndCrossAttentions, CausalLMOutputWithCrossAttentions
@@ -76,13 +78,12 @@ class BloomMLP(nn.Module):
         return tp_linear(x, self.dense_4h_to_h, self.tp) if self.tp > 1 else self.dense_4h_to_h(x)
 
 
-class BloomBlock(nn.Module):
+class BloomBlock(PreNormBlock):
+    names = ("input_layernorm", "self_attention", "post_attention_layernorm", "mlp")
+
     def __init__(self, config: BloomConfig, layer_idx: int) -> None:
-        super().__init__()
-        self.input_layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_epsilon)
-        self.self_attention = BloomAttention(config, layer_idx)
-        self.post_attention_layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_epsilon)
-        self.mlp = BloomMLP(config)
+        norm = partial(nn.LayerNorm, config.hidden_size, eps=config.layer_norm_epsilon)
+        super().__init__(norm(), BloomAttention(config, layer_idx), norm(), BloomMLP(config))
         # Some BLOOM variants take the residual after the norm (Megatron's apply_residual_connection_post_layernorm).
         self.residual_after_norm = config.apply_residual_connection_post_layernorm
         self.hidden_dropout = config.hidden_dropout

@@ -9,6 +9,7 @@ while it loads.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Iterator
 
 import torch
@@ -44,15 +45,13 @@ class GlmMLP(nn.Module):
 
 class GlmDecoderLayer(PreNormBlock):
     def __init__(self, config: GlmConfig, layer_idx: int) -> None:
-        super().__init__()
-        self.input_layernorm = RMSNorm(config.hidden_size, eps=config.rms_norm_eps)
+        norm = partial(RMSNorm, config.hidden_size, eps=config.rms_norm_eps)
         # GLM-4 has biases on q, k, v only (THUDM's add_qkv_bias=True, add_bias_linear=False).
-        self.self_attn = MultiHeadAttention(config.hidden_size, config.num_attention_heads, layer_idx,
-                                            config.attention_dropout, config.num_key_value_heads, config.head_dim,
-                                            qkv_bias=config.attention_bias, out_bias=False,
-                                            names=("q_proj", "k_proj", "v_proj", "o_proj"), interleaved_rotary=True)
-        self.post_attention_layernorm = RMSNorm(config.hidden_size, eps=config.rms_norm_eps)
-        self.mlp = GlmMLP(config)
+        attention = MultiHeadAttention(config.hidden_size, config.num_attention_heads, layer_idx,
+                                       config.attention_dropout, config.num_key_value_heads, config.head_dim,
+                                       qkv_bias=config.attention_bias, out_bias=False,
+                                       names=("q_proj", "k_proj", "v_proj", "o_proj"), interleaved_rotary=True)
+        super().__init__(norm(), attention, norm(), GlmMLP(config))
 
 
 class GlmPreTrainedModel(PreTrainedModel):

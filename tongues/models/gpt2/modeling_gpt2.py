@@ -8,6 +8,8 @@ mlp.c_proj}``, ``transformer.ln_f``; ``lm_head`` is tied to ``transformer.wte``.
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -35,6 +37,11 @@ class Conv1D(nn.Module):
         self.weight = nn.Parameter(torch.empty(in_features, out_features))
         self.bias = nn.Parameter(torch.zeros(out_features))
 
+    @torch.no_grad()
+    def reset_parameters(self, std: float) -> None:
+        self.weight.normal_(0.0, std)
+        self.bias.zero_()
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         lead = x.shape[:-1]
         return torch.addmm(self.bias, x.reshape(-1, self.in_features), self.weight).view(*lead, self.out_features)
@@ -43,12 +50,12 @@ class Conv1D(nn.Module):
 class GPT2Attention(nn.Module):
     def __init__(self, config: GPT2Config, layer_idx: int) -> None:
         super().__init__()
-        self.num_heads = config.n_head
-        self.head_dim = config.n_embd // config.n_head
-        self.layer_idx = layer_idx
-        self.scale = self.head_dim**-0.5 if config.scale_attn_weights else 1.0
-        if config.scale_attn_by_inverse_layer_idx:  # from Stanford CRFM's Mistral GPT-2 runs
-            self.scale /= float(layer_idx + 1)
+        self.layer_idx, self.num_heads = layer_idx, config.n_head
+        self.head_dim = D = config.n_embd // config.n_head
+        # Scores are divided by sqrt(D) (scale_attn_weights) and by the layer's number
+        # (scale_attn_by_inverse_layer_idx, from Stanford CRFM's Mistral GPT-2 runs).
+        self.scale = (D**-0.5 if config.scale_attn_weights else 1.0) / (
+            layer_idx + 1 if config.scale_attn_by_inverse_layer_idx else 1)
         self.upcast = config.reorder_and_upcast_attn
         self.attn_pdrop, self.resid_pdrop = config.attn_pdrop, config.resid_pdrop
         self.c_attn = Conv1D(config.n_embd, 3 * config.n_embd)
@@ -87,11 +94,8 @@ class GPT2Block(PreNormBlock):
     names = ("ln_1", "attn", "ln_2", "mlp")
 
     def __init__(self, config: GPT2Config, layer_idx: int) -> None:
-        super().__init__()
-        self.ln_1 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
-        self.attn = GPT2Attention(config, layer_idx)
-        self.ln_2 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
-        self.mlp = GPT2MLP(config)
+        norm = partial(nn.LayerNorm, config.n_embd, eps=config.layer_norm_epsilon)
+        super().__init__(norm(), GPT2Attention(config, layer_idx), norm(), GPT2MLP(config))
 
 
 class GPT2PreTrainedModel(PreTrainedModel):
@@ -100,12 +104,10 @@ class GPT2PreTrainedModel(PreTrainedModel):
     # Old checkpoints stored the causal mask as buffers (attn.bias, attn.masked_bias); it is rebuilt.
     ignore_unexpected = (r"attn\.(bias|masked_bias)$",)
 
-    @torch.no_grad()
     def _init_module(self, module: nn.Module) -> None:
-        super()._init_module(module)
+        super()._init_module(module)  # LayerNorms, embeddings; Conv1D is not an nn.Linear:
         if isinstance(module, Conv1D):
-            module.weight.normal_(0.0, self.config.initializer_range)
-            module.bias.zero_()
+            module.reset_parameters(self._init_std())
 
     def _max_positions(self) -> int | None:
         return self.config.n_positions
