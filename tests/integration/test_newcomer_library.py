@@ -86,3 +86,62 @@ def test_hub_id_offline_says_the_hub_could_not_be_reached(tmp_path, env, why):
 def test_local_directory_without_config_still_says_so(tmp_path):
     with pytest.raises(CheckpointError, match="has no config.json"):
         resolve_file(tmp_path, "config.json")
+
+
+@pytest.fixture(scope="module")
+def saved_bloom(tmp_path_factory):
+    path = tmp_path_factory.mktemp("bloom")
+    tiny_bloom().save_pretrained(path)
+    return path
+
+
+@pytest.mark.parametrize("keyword, message", [
+    ("load_in_8bit", 'quantization="int8"'),
+    ("load_in_4bit", 'quantization="int4"'),
+    ("quantization_config", 'quantization="int8"'),
+    ("n_heads", "did you mean 'n_head'?"),
+    ("quantisation", "did you mean 'quantization'?"),
+    ("frobnicate", "neither a from_pretrained option nor a BloomConfig field"),
+])
+def test_from_pretrained_refuses_keywords_it_does_not_know(saved_bloom, keyword, message):
+    from tongues import AutoModelForCausalLM
+
+    for load in (BloomForCausalLM.from_pretrained, AutoModelForCausalLM.from_pretrained):
+        with pytest.raises(TypeError) as caught:
+            load(saved_bloom, **{keyword: True})
+        assert f"unexpected keyword argument {keyword!r}" in str(caught.value) and message in str(caught.value)
+
+
+def test_from_pretrained_keeps_config_overrides_and_refuses_remote_code(saved_bloom):
+    from tongues.configuration import ConfigError
+
+    model = BloomForCausalLM.from_pretrained(saved_bloom, output_attentions=True, attn_implementation="eager")
+    assert model.config.output_attentions is True
+    config = json.loads((saved_bloom / "config.json").read_text())
+    assert BloomForCausalLM.from_pretrained(saved_bloom, n_head=config["n_head"] * 2).config.n_head == config["n_head"] * 2
+    with pytest.raises(ConfigError, match="trust_remote_code"):
+        BloomForCausalLM.from_pretrained(saved_bloom, trust_remote_code=True)
+
+
+def test_misspelled_config_key_warns_naming_both(caplog):
+    with caplog.at_level("WARNING", logger="tongues.configuration"):
+        config = BloomConfig(n_heads=4, hidden_size=16)
+    assert config.n_head != 4  # kept as an attribute, not used
+    assert "'n_heads'" in caplog.text and "'n_head'" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="tongues.configuration"):
+        BloomConfig(n_head=4, hidden_size=16, my_own_note="x")  # far from every known key: kept quietly
+    assert caplog.text == ""
+
+
+def test_training_arguments_warn_when_warm_up_covers_the_run():
+    from tongues.training import TrainingArguments
+
+    with pytest.warns(UserWarning, match="warmup_steps=100 is not shorter than max_steps=30"):
+        TrainingArguments(output_dir="x", max_steps=30, warmup_steps=100)
+
+
+def test_stop_strings_error_names_what_is_needed():
+    model = tiny_bloom()
+    with pytest.raises(ValueError, match=r"tokenizer=.*tongues generate --stop"):
+        model.generate(torch.tensor([[1, 2]]), max_new_tokens=2, stop_strings=["x"])
