@@ -8,7 +8,6 @@ import json
 import os
 import re
 import shlex
-import shutil
 import stat
 import subprocess
 import sys
@@ -414,3 +413,21 @@ def test_every_documented_command_line_parses(capsys):
             parser.parse_args(argv)
         except SystemExit:
             pytest.fail(f"documented command does not parse: {line}\n{capsys.readouterr().err}")
+
+
+def test_more_walk_through_cases(bloom, tmp_path, capsys):
+    code, _, err = run_main(capsys, "generate", "x", "--model", bloom, "--device", "meta")
+    assert code == 1 and "--device meta" in err and "--device cpu" in err
+    code, _, err = run_main(capsys, "generate", "x", "--seed", str(2**64))
+    assert code == 2 and "--seed: must be below 2**64" in err
+    no_tokenizer = tmp_path / "no-tokenizer"
+    no_tokenizer.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        (no_tokenizer / name).write_bytes((bloom / name).read_bytes())
+    code, _, err = run_main(capsys, "generate", "x", "--model", no_tokenizer)
+    assert code == 1 and f"--model {no_tokenizer}: the directory holds no tokenizer" in err
+    short = tmp_path / "short.txt"
+    short.write_text("Tous les\n", encoding="utf-8")
+    code, _, err = run_main(capsys, "train", "--data", short, "--model", bloom, "--output", tmp_path / "out",
+                            "--steps", "2", "--held-out", "0")
+    assert code == 1 and "--data:" in err and "--block-size" in err

@@ -118,7 +118,8 @@ def test_from_pretrained_keeps_config_overrides_and_refuses_remote_code(saved_bl
     model = BloomForCausalLM.from_pretrained(saved_bloom, output_attentions=True, attn_implementation="eager")
     assert model.config.output_attentions is True
     config = json.loads((saved_bloom / "config.json").read_text())
-    assert BloomForCausalLM.from_pretrained(saved_bloom, n_head=config["n_head"] * 2).config.n_head == config["n_head"] * 2
+    doubled = config["n_head"] * 2
+    assert BloomForCausalLM.from_pretrained(saved_bloom, n_head=doubled).config.n_head == doubled
     with pytest.raises(ConfigError, match="trust_remote_code"):
         BloomForCausalLM.from_pretrained(saved_bloom, trust_remote_code=True)
 

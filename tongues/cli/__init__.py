@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tongues",
         description="Run, score, inspect and train multilingual language models (XGLM, XLM, BLOOM, GLM-4). "
-                    "Without --model, generate and score use a tiny embedded demonstration model.")
+                    "Without --model, generate, score, info and chat use a tiny embedded demonstration model.")
     from .. import __version__
 
     parser.add_argument("--version", action="version", version=f"tongues {__version__}")
@@ -118,6 +118,13 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+def seed_value(text: str) -> int:
+    value = non_negative_int(text)
+    if value >= 2**64:  # torch.manual_seed's range
+        raise argparse.ArgumentTypeError(f"must be below 2**64; got {text}")
+    return value
+
+
 def _float(text: str) -> float:
     try:
         value = float(text)
@@ -167,7 +174,7 @@ def dtype_name(text: str) -> str:
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, required: bool = False, quantization: bool = True) -> None:
-    """``--model``, ``--dtype``, ``--device`` (and ``--quantization``, ``--threads``) of the commands that load a model."""
+    """``--model``, ``--dtype``, ``--device`` (and ``--quantization``, ``--threads``) of the commands loading a model."""
     parser.add_argument("--model", required=required, default=None,
                         help="checkpoint directory or hub id" if required else
                         "checkpoint directory or hub id (default: the embedded demonstration model)")
@@ -199,6 +206,8 @@ def check_device(device: str) -> None:
             raise CommandError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) are visible "
                                f"(cuda:0 to cuda:{torch.cuda.device_count() - 1})")
         return
+    if target.type == "meta":
+        raise CommandError(f"--device {device}: meta tensors hold no data, so nothing runs on them; use --device cpu")
     if target.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
         raise CommandError(f"--device {device}: MPS (Apple GPU) is not available here; use --device cpu")
     try:
@@ -236,6 +245,10 @@ def resolve_model_dir(model: str | None, command: str, flag: str = "--model") ->
     return model
 
 
+# Any of these marks a folder that holds a tokenizer.
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "vocab.txt", "*.model", "*.tiktoken")
+
+
 def load_causal_lm(model: str | None, command: str, dtype: str = "auto", device: str = "cpu",
                    quantization: str | None = None, threads: int | None = None):
     """(model, tokenizer, model_dir) for ``--model`` (or the embedded model), with one-line errors."""
@@ -255,6 +268,10 @@ def load_causal_lm(model: str | None, command: str, dtype: str = "auto", device:
                                                       quantization=quantization)
     except (OSError, ValueError, TypeError, KeyError, RuntimeError) as err:
         raise CommandError(f"--model {model_dir}: {_one_line(err)}") from None
+    folder = Path(model_dir)
+    if folder.is_dir() and not any(any(folder.glob(pattern)) for pattern in _TOKENIZER_FILES):
+        raise CommandError(f"--model {model_dir}: the directory holds no tokenizer (none of "
+                           f"{', '.join(_TOKENIZER_FILES)}); save the tokenizer beside the weights")
     try:
         from ..tokenization import AutoTokenizer
 

@@ -19,7 +19,7 @@ import argparse
 import os
 from typing import Any
 
-from . import CommandError, add_model_arguments, non_negative_float, positive_int, probability
+from . import CommandError, add_model_arguments, non_negative_float, positive_int, probability, seed_value
 
 COMMANDS = "/reset (forget the conversation), /exit (quit)"
 
@@ -80,7 +80,7 @@ def register(subparsers) -> argparse.ArgumentParser:
                         help="sampling temperature; 0 = greedy (checkpoint's default)")
     parser.add_argument("--top-p", type=probability, default=None, metavar="P",
                         help="nucleus sampling mass (checkpoint's default)")
-    parser.add_argument("--seed", type=int, default=None, help="random seed, for repeatable sampling")
+    parser.add_argument("--seed", type=seed_value, default=None, help="random seed, for repeatable sampling")
     parser.set_defaults(func=run)
     return parser
 

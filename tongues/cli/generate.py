@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import (CommandError, add_model_arguments, load_causal_lm, non_negative_float, non_negative_int,
+from . import (CommandError, add_model_arguments, load_causal_lm, non_negative_float, non_negative_int, seed_value,
                positive_float, positive_int, probability, read_text_argument)
 
 __all__ = ["add_model_arguments", "positive_float", "positive_int", "probability", "register", "run"]
@@ -53,7 +53,7 @@ def register(subparsers) -> argparse.ArgumentParser:
                         help="continuations per prompt (needs --do-sample or --num-beams >= N) (1)")
     parser.add_argument("--stop", action="append", default=None, metavar="TEXT",
                         help="end a continuation where TEXT appears (TEXT is not printed); repeatable")
-    parser.add_argument("--seed", type=int, default=None, help="random seed, for repeatable sampling")
+    parser.add_argument("--seed", type=seed_value, default=None, help="random seed, for repeatable sampling")
     parser.add_argument("--json", action="store_true",
                         help="print one JSON object per prompt (prompt, completions with text and finish_reason)")
     parser.add_argument("--no-stream", action="store_true", help="print the text once, at the end")

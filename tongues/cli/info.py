@@ -1,4 +1,4 @@
-"""``tongues info [DIR]`` (or ``--model DIR``): what a checkpoint directory holds, read from its files without loading weights.
+"""``tongues info [DIR]`` (or ``--model DIR``): what a checkpoint directory holds, read without loading weights.
 
 Family and architecture (``config.json``), parameter count, dtypes and size on disk (safetensors
 headers), tokenizer class and vocabulary, chat template, generation defaults.

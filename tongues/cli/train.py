@@ -23,7 +23,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from . import CommandError, fraction, non_negative_float, non_negative_int, positive_float, positive_int
+from . import CommandError, fraction, non_negative_float, non_negative_int, positive_float, positive_int, seed_value
 
 # What a run writes into --output (and --overwrite removes): nothing else there is touched.
 _RUN_ENTRY = re.compile(r"final|tokenizer|checkpoint-\d+")
@@ -67,7 +67,7 @@ def register(subparsers) -> argparse.ArgumentParser:
                         help="evaluate every N steps; 0 = at the end only (100)")
     parser.add_argument("--save-every", type=non_negative_int, default=0, metavar="N",
                         help="checkpoint every N steps; 0 = at the end only (0)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the init, data order and dropout (0)")
+    parser.add_argument("--seed", type=seed_value, default=0, help="seed of the init, data order and dropout (0)")
     parser.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
     parser.set_defaults(func=run)
     return parser
@@ -176,7 +176,10 @@ def run(args) -> int:
             warmup_steps=warmup, weight_decay=args.weight_decay, max_grad_norm=args.max_grad_norm or None,
             bf16=args.bf16, eval_every=args.eval_every or args.steps, save_every=args.save_every, seed=args.seed,
             num_threads=args.threads)
-        train_blocks = tokenize_and_pack(train_docs, tokenizer, args.block_size)
+        try:
+            train_blocks = tokenize_and_pack(train_docs, tokenizer, args.block_size)
+        except ValueError as err:
+            raise CommandError(f"--data: {err}; add text, or lower --block-size (and --held-out)") from None
         eval_blocks = None
         try:
             eval_blocks = tokenize_and_pack(held_docs, tokenizer, args.block_size) if held_docs else None
