@@ -41,6 +41,12 @@ def hub_unreachable(endpoint: str, timeout: float = 3.0) -> str | None:
     return None
 
 
+def _behind_proxy() -> bool:
+    """A proxy is configured: a direct connection says nothing about reaching the hub, so do not probe."""
+    return any(os.environ.get(name) for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy",
+                                                  "ALL_PROXY", "all_proxy"))
+
+
 def _hub_download(repo_id: str, filename: str, required: bool = True, **hub_kwargs) -> str | None:
     """Fetch ``filename`` from the hub (or its local cache); ``None`` when the repo exists but lacks the file."""
     try:
@@ -51,7 +57,7 @@ def _hub_download(repo_id: str, filename: str, required: bool = True, **hub_kwar
     unreachable = None
     if hub_offline():
         unreachable = "HF_HUB_OFFLINE is set"
-    elif not hub_kwargs.get("local_files_only"):
+    elif not hub_kwargs.get("local_files_only") and not _behind_proxy():
         unreachable = hub_unreachable(constants.ENDPOINT)
     if unreachable is not None:
         hub_kwargs["local_files_only"] = True
