@@ -223,12 +223,16 @@ def complete(model, tokenizer, prompt: str, kwargs: dict[str, Any], stops: list[
         raise CommandError(str(err).strip().splitlines()[0]) from None
     eos = model.generation_config.eos_token_id
     eos_ids = set(eos if isinstance(eos, (list, tuple)) else [] if eos is None else [eos])
+    pad = kwargs.get("pad_token_id", model.generation_config.pad_token_id)
     completions = []
     for row in output.tolist():
         new_ids = row[len(prompt_ids):]
         ended = next((i for i, token in enumerate(new_ids) if token in eos_ids), None)
         if ended is not None:
             new_ids = new_ids[:ended + 1]
+        elif stops and pad is not None:  # a row stopped by a stop string is padded while the others go on
+            while new_ids and new_ids[-1] == pad:
+                new_ids.pop()
         text = _completion_text(tokenizer, prompt_ids, new_ids)
         cut = _first_stop(text, stops) if stops else None
         if cut is not None:
@@ -243,7 +247,7 @@ def run(args) -> int:
     import torch
 
     records, from_jsonl = read_prompts(args)
-    stops = [stop for stop in args.stop or []]
+    stops = list(args.stop or [])
     if any(stop == "" for stop in stops):
         raise CommandError("--stop '': a stop string must not be empty")
     model, tokenizer, _ = load_causal_lm(args.model, "generate", args.dtype, args.device, args.quantization,
