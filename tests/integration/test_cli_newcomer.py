@@ -431,3 +431,15 @@ def test_more_walk_through_cases(bloom, tmp_path, capsys):
     code, _, err = run_main(capsys, "train", "--data", short, "--model", bloom, "--output", tmp_path / "out",
                             "--steps", "2", "--held-out", "0")
     assert code == 1 and "--data:" in err and "--block-size" in err
+
+
+def test_train_from_scratch_names_config_and_tokenizer(tmp_path, capsys):
+    data, _ = write_corpus(tmp_path)
+    config = tmp_path / "gpt9.json"
+    config.write_text('{"model_type": "gpt9"}', encoding="utf-8")
+    code, _, err = run_main(capsys, "train", "--data", data, "--config", config, "--output", tmp_path / "o")
+    assert code == 1 and f"--config {config}: Unknown model_type 'gpt9'" in err
+    config.write_text('{"model_type": "bloom"}', encoding="utf-8")
+    code, _, err = run_main(capsys, "train", "--data", data, "--config", config, "--output", tmp_path / "o",
+                            "--tokenizer", tmp_path / "nowhere")
+    assert code == 1 and f"--tokenizer {tmp_path / 'nowhere'}: no such directory" in err

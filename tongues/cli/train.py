@@ -117,11 +117,20 @@ def _from_scratch(args, documents):
 
     if not Path(args.config).is_file():
         raise CommandError(f"--config {args.config}: no such file")
-    data = PretrainedConfig.load_json(args.config)
-    config_class = AutoConfig.config_class(data.get("model_type"))
+    try:
+        data = PretrainedConfig.load_json(args.config)
+        config_class = AutoConfig.config_class(data.get("model_type"))
+    except (ValueError, KeyError, OSError) as err:
+        raise CommandError(f"--config {args.config}: {str(err).strip().splitlines()[0]}") from None
     if args.tokenizer is not None:
         tokenizer_dir = Path(args.tokenizer)
-        tokenizer = load_tokenizer(tokenizer_dir)
+        if not tokenizer_dir.is_dir():
+            raise CommandError(f"--tokenizer {args.tokenizer}: no such directory; give a folder holding "
+                               f"tokenizer.json (or leave --tokenizer out to train one on the data)")
+        try:
+            tokenizer = load_tokenizer(tokenizer_dir)
+        except (ValueError, KeyError, OSError) as err:
+            raise CommandError(f"--tokenizer {args.tokenizer}: {str(err).strip().splitlines()[0]}") from None
         vocab_size = len(tokenizer) if hasattr(tokenizer, "__len__") else tokenizer.get_vocab_size()
         data["vocab_size"] = max(int(data.get("vocab_size", 0)), vocab_size)
     else:
@@ -133,7 +142,10 @@ def _from_scratch(args, documents):
         data["vocab_size"] = tokenizer.get_vocab_size()
         for name, token in (("bos_token_id", "<s>"), ("eos_token_id", "</s>"), ("pad_token_id", "<pad>")):
             data[name] = tokenizer.token_to_id(token)
-    config = config_class.from_dict(data)
+    try:
+        config = config_class.from_dict(data)
+    except ValueError as err:
+        raise CommandError(f"--config {args.config}: {str(err).strip().splitlines()[0]}") from None
     torch.manual_seed(args.seed)
     return AutoModelForCausalLM.from_config(config), tokenizer, tokenizer_dir
 
