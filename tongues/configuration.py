@@ -16,11 +16,16 @@ Example::
 from __future__ import annotations
 
 import copy
+import difflib
+import inspect
 import json
+import logging
 import os
 from typing import Any, ClassVar
 
 from .checkpoint.files import atomic_write_text, resolve_file
+
+logger = logging.getLogger(__name__)
 
 CONFIG_NAME = "config.json"
 TONGUES_VERSION = "0.1.0"
@@ -56,6 +61,16 @@ _COMMON_DEFAULTS: dict[str, Any] = {
 _POSITIVE_FLOAT_FIELDS = ("layer_norm_epsilon", "layer_norm_eps", "rms_norm_eps")
 
 _PROBLEM_TYPES = ("regression", "single_label_classification", "multi_label_classification")
+
+# Keywords of the reference's from_pretrained that tongues does not take, with what to do instead.
+_KEYWORD_ADVICE = {
+    "load_in_8bit": "tongues quantizes with quantization=\"int8\" (weight-only, CPU)",
+    "load_in_4bit": "tongues quantizes with quantization=\"int4\" (weight-only, CPU)",
+    "quantization_config": "tongues quantizes with quantization=\"int8\" or quantization=\"int4\"",
+    "use_auth_token": "pass token= instead",
+    "from_tf": "tongues reads PyTorch and safetensors weights; use TF<Model>.from_pretrained for TF weights",
+    "from_flax": "tongues reads PyTorch and safetensors weights; use Flax<Model>.from_pretrained for Flax weights",
+}
 
 # Keys that describe the saving library, not the model: read and dropped.
 _VOLATILE_KEYS = ("transformers_version", "tongues_version", "_name_or_path", "_commit_hash")
@@ -94,6 +109,7 @@ class PretrainedConfig:
                 setattr(self, key, value)
             except AttributeError as err:
                 raise ConfigError(f"{type(self).__name__}: cannot set {key!r}: {err}") from None
+        self.warn_close_unknown_keys(kwargs, type(self).__name__)
         self.validate()
 
     # -- aliases -------------------------------------------------------------------------
@@ -262,6 +278,29 @@ class PretrainedConfig:
         return config
 
     @classmethod
+    def known_keys(cls) -> frozenset[str]:
+        """Every key this class declares: its ``__init__`` arguments (and its bases'), the common keys, aliases."""
+        keys = set(_COMMON_DEFAULTS) | {"torch_dtype", "id2label", "label2id", "num_labels"}
+        for klass in cls.__mro__:
+            keys |= set(getattr(klass, "attribute_map", {}))
+            init = klass.__dict__.get("__init__")
+            if init is not None:
+                keys |= {name for name, p in inspect.signature(init).parameters.items()
+                         if name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+        return frozenset(keys)
+
+    def warn_close_unknown_keys(self, keys, where: str) -> None:
+        """Log a warning for each of ``keys`` this class does not declare but that is close to one it does
+        (``n_heads`` for ``n_head``): such a key is kept, yet the model is built without it."""
+        known = self.known_keys()
+        for key in keys:
+            if key in known or key.startswith("_"):
+                continue
+            close = difflib.get_close_matches(key, known, n=1, cutoff=0.8)
+            if close:
+                logger.warning("%s: unknown key %r is kept but not used; did you mean %r?", where, key, close[0])
+
+    @classmethod
     def accepted_model_types(cls) -> tuple[str, ...]:
         """Other model_types this config can convert from (see :meth:`convert_foreign`)."""
         return ()
@@ -270,6 +309,33 @@ class PretrainedConfig:
     def convert_foreign(cls, data: dict[str, Any]) -> dict[str, Any]:
         """Hook: map a foreign layout's config dict to this class's keys (default: unchanged)."""
         return data
+
+
+def check_from_pretrained_keywords(owner: str, keywords: dict[str, Any], config: PretrainedConfig) -> None:
+    """Raise ``TypeError`` for a keyword of ``owner`` (``"BloomForCausalLM.from_pretrained"``) that is neither
+    one of its options nor a field of ``config`` (declared, or present in its config.json).
+
+    The message says what to use instead: ``quantization="int8"`` for ``load_in_8bit``, the close known
+    name for a misspelling (``n_heads`` -> ``n_head``).
+    """
+    known = config.known_keys() | {k for k in config.__dict__ if not k.startswith("_")}
+    for key in keywords:
+        if key in known:
+            continue
+        advice = _KEYWORD_ADVICE.get(key)
+        if advice is None:
+            close = difflib.get_close_matches(key, sorted(known | set(_FROM_PRETRAINED_OPTIONS)), n=1, cutoff=0.75)
+            advice = (f"did you mean {close[0]!r}?" if close else
+                      f"it is neither a from_pretrained option nor a {type(config).__name__} field, and tongues "
+                      f"does not ignore keywords silently")
+        raise TypeError(f"{owner}() got an unexpected keyword argument {key!r}: {advice}")
+
+
+# from_pretrained's own options (PreTrainedModel.from_pretrained), offered as close matches for misspellings.
+_FROM_PRETRAINED_OPTIONS = ("config", "dtype", "torch_dtype", "output_loading_info", "ignore_mismatched_sizes",
+                            "trust_remote_code", "quantization", "device", "revision", "cache_dir",
+                            "local_files_only", "token", "force_download", "subfolder", "device_map",
+                            "low_cpu_mem_usage", "use_safetensors", "attn_implementation")
 
 
 def _refuse_remote_code() -> None:

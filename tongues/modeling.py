@@ -29,7 +29,7 @@ from torch import nn
 
 from .checkpoint.files import CheckpointError, staged_directory
 from .checkpoint.io import find_weight_files, iter_checkpoint, remove_stale_weights, write_safetensors
-from .configuration import PretrainedConfig, _refuse_remote_code
+from .configuration import PretrainedConfig, _refuse_remote_code, check_from_pretrained_keywords
 
 logger = logging.getLogger("tongues")
 
@@ -384,6 +384,8 @@ class PreTrainedModel(nn.Module):
         hub_kwargs = {k: v for k, v in hub_kwargs.items() if v is not None}
         for ignored in ("device_map", "low_cpu_mem_usage", "use_safetensors", "attn_implementation"):
             kwargs.pop(ignored, None)
+        # Keywords the config class does not declare must be keys of the checkpoint's config (checked below).
+        undeclared = {k: kwargs.pop(k) for k in list(kwargs) if k not in cls.config_class.known_keys()}
         if config is None:
             config = cls.config_class.from_pretrained(path, **hub_kwargs, **kwargs)
         elif isinstance(config, (str, os.PathLike)):
@@ -391,6 +393,9 @@ class PreTrainedModel(nn.Module):
         elif kwargs:
             for key, value in kwargs.items():
                 setattr(config, key, value)
+        check_from_pretrained_keywords(f"{cls.__name__}.from_pretrained", undeclared, config)
+        for key, value in undeclared.items():
+            setattr(config, key, value)
         if not isinstance(config, cls.config_class):
             raise CheckpointError(
                 f"{path}: {cls.__name__} needs a {cls.config_class.__name__}; got {type(config).__name__}"

@@ -248,11 +248,12 @@ def test_bad_files_are_named(tmp_path):
         XGLMTokenizerFast.from_pretrained(tmp_path)
 
 
-def test_fast_refuses_non_unigram_models(tmp_path):
+def test_fast_refuses_word_and_char_models(tmp_path):
+    # BPE models are converted (tests/parity/test_xglm_bpe_sentencepiece.py); word and char ones are not.
     lines = tmp_path / "lines.txt"
     lines.write_text("\n".join(["low lower lowest newer wider"] * 50), encoding="utf-8")
-    spm.SentencePieceTrainer.train(input=str(lines), model_prefix=str(tmp_path / "bpe"), model_type="bpe",
-                                   vocab_size=30, minloglevel=2, num_threads=1)
+    spm.SentencePieceTrainer.train(input=str(lines), model_prefix=str(tmp_path / "char"), model_type="char",
+                                   vocab_size=15, minloglevel=2, num_threads=1)
     with pytest.raises(TokenizerFileError, match="unigram"):
-        XGLMTokenizerFast(vocab_file=str(tmp_path / "bpe.model"))
-    assert XGLMTokenizer(str(tmp_path / "bpe.model"))("lower")["input_ids"][0] == 2  # the slow one handles it
+        XGLMTokenizerFast(vocab_file=str(tmp_path / "char.model"))
+    assert XGLMTokenizer(str(tmp_path / "char.model"))("lower")["input_ids"][0] == 2  # the slow one handles it

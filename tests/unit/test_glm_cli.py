@@ -68,8 +68,8 @@ def test_chat_command_ends_on_end_of_input(chat_dir, monkeypatch):
 def test_chat_command_reports_a_bad_model(tmp_path, capsys):
     assert main(["chat", "--model", str(tmp_path / "missing")]) == 1
     assert "tongues chat: --model" in capsys.readouterr().err
-    assert main(["chat", "--model", str(tmp_path), "--max-new-tokens", "0"]) == 1
-    assert "--max-new-tokens must be at least 1" in capsys.readouterr().err
+    assert main(["chat", "--model", str(tmp_path), "--max-new-tokens", "0"]) == 2  # a usage error, as in generate
+    assert "--max-new-tokens: must be a positive integer" in capsys.readouterr().err
 
 
 @torch.no_grad()

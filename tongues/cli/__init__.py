@@ -13,14 +13,26 @@ Example::
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
+import os
 import re
 import sys
 from pathlib import Path
 from typing import Sequence
 
-# Command modules, in --help order; a module not written yet is skipped.
-COMMAND_MODULES = ("generate", "score", "info", "chat", "convert", "train")
+# Command modules, in --help order, one a line; a module not written yet is skipped.
+COMMAND_MODULES = (
+    "generate",
+    "score",
+    "info",
+    "chat",
+    "convert",
+    "train",
+)
+
+# Set to see the Python traceback of an unexpected error instead of its one-line summary.
+TRACEBACK_ENV = "TONGUES_TRACEBACK"
 
 
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
@@ -34,7 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tongues",
         description="Run, score, inspect and train multilingual language models (XGLM, XLM, BLOOM, GLM-4). "
-                    "Without --model, generate and score use a tiny embedded demonstration model.")
+                    "Without --model, generate, score, info and chat use a tiny embedded demonstration model.")
+    from .. import __version__
+
+    parser.add_argument("--version", action="version", version=f"tongues {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         try:
@@ -65,14 +80,148 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"tongues {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `tongues ... | head`: the reader left; not an error of ours
+        sys.stderr.close()
+        return 141
+    except Exception as err:  # noqa: BLE001 - the last guard: one line, never a traceback
+        if os.environ.get(TRACEBACK_ENV):
+            raise
+        print(f"tongues {args.command}: {type(err).__name__}: {_one_line(err)} "
+              f"(set {TRACEBACK_ENV}=1 to see where; please report it if the input looks right)", file=sys.stderr)
+        return 1
+
+
+# -- argument types and flags shared by the commands -------------------------------------------------
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+_DTYPE_ALIASES = {"fp32": "float32", "float": "float32", "bf16": "bfloat16", "fp16": "float16", "half": "float16",
+                  "float64": "float64"}
+QUANTIZATIONS = ("int8", "int4")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer; got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer; got {text}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0; got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0; got {text}")
+    return value
+
+
+def seed_value(text: str) -> int:
+    value = non_negative_int(text)
+    if value >= 2**64:  # torch.manual_seed's range
+        raise argparse.ArgumentTypeError(f"must be below 2**64; got {text}")
+    return value
+
+
+def _float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number; got {text!r}") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"must be a finite number; got {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = _float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number; got {text}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    value = _float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a number >= 0; got {text}")
+    return value
+
+
+def probability(text: str) -> float:
+    value = _float(text)
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1]; got {text}")
+    return value
+
+
+def fraction(text: str) -> float:
+    value = _float(text)
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1); got {text}")
+    return value
+
+
+def dtype_name(text: str) -> str:
+    name = text.lower().replace("torch.", "")
+    name = _DTYPE_ALIASES.get(name, name)
+    if name not in DTYPES and name != "float64":
+        close = difflib.get_close_matches(name, [*DTYPES, *_DTYPE_ALIASES], n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise argparse.ArgumentTypeError(f"must be one of {', '.join(DTYPES)}; got {text!r}{hint}")
+    return name
+
+
+def add_model_arguments(parser: argparse.ArgumentParser, required: bool = False, quantization: bool = True) -> None:
+    """``--model``, ``--dtype``, ``--device`` (and ``--quantization``, ``--threads``) of the commands loading a model."""
+    parser.add_argument("--model", required=required, default=None,
+                        help="checkpoint directory or hub id" if required else
+                        "checkpoint directory or hub id (default: the embedded demonstration model)")
+    parser.add_argument("--dtype", type=dtype_name, default="auto", metavar="DTYPE",
+                        help=f"weights dtype: {', '.join(DTYPES)} (auto: the checkpoint's)")
+    parser.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, mps (cpu)")
+    if quantization:
+        parser.add_argument("--quantization", choices=QUANTIZATIONS, default=None,
+                            help="weight-only quantization of the linear layers (CPU)")
+        parser.add_argument("--threads", type=positive_int, default=None, metavar="N",
+                            help="torch CPU threads (default: torch's choice)")
+
+
+def check_device(device: str) -> None:
+    """Raise :class:`CommandError` naming ``--device`` unless torch can place tensors on ``device``."""
+    import torch
+
+    try:
+        target = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise CommandError(f"--device {device}: not a torch device; use cpu, cuda, cuda:N or mps") from None
+    if target.type == "cuda":
+        if torch.version.cuda is None or not torch.cuda.is_available():
+            why = ("this torch build has no CUDA support" if torch.version.cuda is None
+                   else "no CUDA GPU is visible")
+            raise CommandError(f"--device {device}: {why} (torch {torch.__version__}); use --device cpu, or "
+                               f"install a CUDA build of torch")
+        if target.index is not None and target.index >= torch.cuda.device_count():
+            raise CommandError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) are visible "
+                               f"(cuda:0 to cuda:{torch.cuda.device_count() - 1})")
+        return
+    if target.type == "meta":
+        raise CommandError(f"--device {device}: meta tensors hold no data, so nothing runs on them; use --device cpu")
+    if target.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise CommandError(f"--device {device}: MPS (Apple GPU) is not available here; use --device cpu")
+    try:
+        torch.empty(0, device=target)
+    except (RuntimeError, AssertionError) as err:
+        raise CommandError(f"--device {device}: torch cannot use it ({_one_line(err)}); use --device cpu") from None
 
 
 # -- helpers shared by the commands ---------------------------------------------------------------
-def resolve_model_dir(model: str | None, command: str) -> str:
+def resolve_model_dir(model: str | None, command: str, flag: str = "--model") -> str:
     """``--model`` as given, or the embedded demonstration model (announced on stderr) when omitted.
 
     A local path must be a folder with a ``config.json``; anything else that does not exist locally
-    is treated as a hub id and resolved by the loaders.
+    is treated as a hub id and resolved by the loaders. Errors name ``flag`` (empty: a positional).
     """
     if model is None:
         from ..assets import DEFAULT_MODEL_NOTICE, default_model_path
@@ -83,28 +232,46 @@ def resolve_model_dir(model: str | None, command: str) -> str:
             raise CommandError(str(err)) from None
         print(f"tongues {command}: {DEFAULT_MODEL_NOTICE}", file=sys.stderr)
         return str(path)
+    label = f"{flag} {model}" if flag else model
     path = Path(model).expanduser()
     # "owner/name" that is not a local folder is a hub id; everything else is a path that must exist.
     if path.exists() or not _HUB_ID.fullmatch(model):
         if not path.exists():
-            raise CommandError(f"--model {model}: no such directory")
+            raise CommandError(f"{label}: no such directory")
         if not path.is_dir():
-            raise CommandError(f"--model {model}: is a file; give the checkpoint's directory")
+            raise CommandError(f"{label}: is a file; give the checkpoint's directory")
         if not (path / "config.json").is_file():
-            raise CommandError(f"--model {model}: the directory has no config.json, so it is not a checkpoint")
+            raise CommandError(f"{label}: the directory has no config.json, so it is not a checkpoint")
     return model
 
 
-def load_causal_lm(model: str | None, command: str, dtype: str = "auto", device: str = "cpu"):
+# Any of these marks a folder that holds a tokenizer.
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "vocab.txt", "*.model", "*.tiktoken")
+
+
+def load_causal_lm(model: str | None, command: str, dtype: str = "auto", device: str = "cpu",
+                   quantization: str | None = None, threads: int | None = None):
     """(model, tokenizer, model_dir) for ``--model`` (or the embedded model), with one-line errors."""
+    import torch
+
     from ..auto import AutoConfig, AutoModelForCausalLM
 
+    check_device(device)
+    if quantization is not None and torch.device(device).type != "cpu":
+        raise CommandError(f"--quantization {quantization} runs on the CPU only; drop it or use --device cpu")
+    if threads is not None:
+        torch.set_num_threads(threads)
     model_dir = resolve_model_dir(model, command)
     try:
         config = AutoConfig.from_pretrained(model_dir)
-        loaded = AutoModelForCausalLM.from_pretrained(model_dir, config=config, dtype=dtype, device=device)
+        loaded = AutoModelForCausalLM.from_pretrained(model_dir, config=config, dtype=dtype, device=device,
+                                                      quantization=quantization)
     except (OSError, ValueError, TypeError, KeyError, RuntimeError) as err:
         raise CommandError(f"--model {model_dir}: {_one_line(err)}") from None
+    folder = Path(model_dir)
+    if folder.is_dir() and not any(any(folder.glob(pattern)) for pattern in _TOKENIZER_FILES):
+        raise CommandError(f"--model {model_dir}: the directory holds no tokenizer (none of "
+                           f"{', '.join(_TOKENIZER_FILES)}); save the tokenizer beside the weights")
     try:
         from ..tokenization import AutoTokenizer
 

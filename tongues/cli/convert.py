@@ -17,6 +17,8 @@ from __future__ import annotations
 import argparse
 import os
 
+from . import DTYPES, dtype_name
+
 
 def register(subparsers) -> argparse.ArgumentParser:
     """Add the ``convert`` subcommand to ``subparsers`` (from ``ArgumentParser.add_subparsers()``)."""
@@ -29,7 +31,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--model", required=True, help="source checkpoint folder or hub id")
     parser.add_argument("--output", required=True, help="folder to write (created; must differ from the source)")
     parser.add_argument("--task", default="causal-lm", choices=TASKS, help="which head to load and save (causal-lm)")
-    parser.add_argument("--dtype", default="auto", help="weights dtype: auto (keep), float32, bfloat16, float16")
+    parser.add_argument("--dtype", type=dtype_name, default="auto", metavar="DTYPE",
+                        help=f"weights dtype: {', '.join(DTYPES)} (auto: keep the checkpoint's)")
     parser.add_argument("--max-shard-size", default="5GB", help="largest safetensors shard (5GB)")
     parser.add_argument("--no-tokenizer", action="store_true", help="convert the weights only")
     parser.set_defaults(func=run)
@@ -47,9 +50,17 @@ def run(args) -> int:
     from ..tokenization import AutoTokenizer
     from . import CommandError, resolve_model_dir
 
+    from ..checkpoint.io import parse_size
+
     resolve_model_dir(args.model, "convert")
     if os.path.exists(args.model) and os.path.exists(args.output) and os.path.samefile(args.model, args.output):
         raise CommandError(f"--output {args.output} is the source folder; write the conversion elsewhere")
+    if os.path.isfile(args.output):
+        raise CommandError(f"--output {args.output}: is a file; give a folder to write the checkpoint into")
+    try:
+        parse_size(args.max_shard_size)
+    except (ValueError, TypeError) as err:
+        raise CommandError(f"--max-shard-size {args.max_shard_size}: {err} (e.g. 5GB, 500MB)") from None
     try:
         config = AutoConfig.from_pretrained(args.model)
         family = registry.family(config.model_type)
@@ -61,10 +72,13 @@ def run(args) -> int:
         tokenizer = None if args.no_tokenizer else AutoTokenizer.from_pretrained(args.model)
     except (OSError, ValueError, TypeError, KeyError, RuntimeError) as err:
         raise CommandError(f"--model {args.model}: {err}") from None
-    model.save_pretrained(args.output, max_shard_size=args.max_shard_size)
-    if tokenizer is not None:
-        # A tokenizer that can express itself as a tokenizer.json (GLM-4's tiktoken one) is saved that way.
-        to_fast = getattr(tokenizer, "to_fast", None)
-        (to_fast() if callable(to_fast) else tokenizer).save_pretrained(args.output)
+    try:
+        model.save_pretrained(args.output, max_shard_size=args.max_shard_size)
+        if tokenizer is not None:
+            # A tokenizer that can express itself as a tokenizer.json (GLM-4's tiktoken one) is saved that way.
+            to_fast = getattr(tokenizer, "to_fast", None)
+            (to_fast() if callable(to_fast) else tokenizer).save_pretrained(args.output)
+    except OSError as err:
+        raise CommandError(f"--output {args.output}: cannot write there ({err.strerror or err})") from None
     print(f"Wrote {type(model).__name__} ({config.model_type}, {model.dtype}) to {args.output}")
     return 0

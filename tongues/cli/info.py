@@ -1,11 +1,11 @@
-"""``tongues info [--model DIR]``: what a checkpoint directory holds, read from its files without loading weights.
+"""``tongues info [DIR]`` (or ``--model DIR``): what a checkpoint directory holds, read without loading weights.
 
 Family and architecture (``config.json``), parameter count, dtypes and size on disk (safetensors
 headers), tokenizer class and vocabulary, chat template, generation defaults.
 
 Example::
 
-    $ tongues info --model path/to/bloom-560m
+    $ tongues info path/to/bloom-560m
     $ tongues info --json
 """
 
@@ -27,7 +27,9 @@ def register(subparsers) -> argparse.ArgumentParser:
         "info", help="describe a checkpoint directory",
         description="Describe a checkpoint directory: family, size, dtype, tokenizer, chat template. Weights are "
                     "not loaded; safetensors headers are read.")
-    parser.add_argument("--model", default=None, help="checkpoint directory (default: the embedded model)")
+    parser.add_argument("directory", nargs="?", default=None, metavar="DIR",
+                        help="checkpoint directory (default: the embedded model)")
+    parser.add_argument("--model", default=None, help="the same as DIR")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run)
     return parser
@@ -138,9 +140,14 @@ def _human_bytes(size: int) -> str:
 
 def run(args) -> int:
     """Print the description; returns the exit code."""
-    directory = resolve_model_dir(args.model, "info")
+    if args.directory is not None and args.model is not None and args.directory != args.model:
+        raise CommandError(f"give the checkpoint once, as DIR or with --model; got {args.directory} and "
+                           f"--model {args.model}")
+    flag = "--model" if args.model is not None else ""
+    directory = resolve_model_dir(args.directory or args.model, "info", flag)
     if not Path(directory).is_dir():
-        raise CommandError(f"--model {directory}: info reads local checkpoint directories only")
+        raise CommandError(f"{flag + ' ' if flag else ''}{directory}: not a local directory; info reads local "
+                           f"checkpoint directories only (download the hub repository first)")
     info = describe(directory)
     if args.json:
         print(json.dumps(info, ensure_ascii=False, indent=2))

@@ -17,8 +17,7 @@ import json
 import math
 import sys
 
-from . import CommandError, load_causal_lm, read_text_argument
-from .generate import add_model_arguments, positive_int
+from . import CommandError, add_model_arguments, load_causal_lm, positive_int, read_text_argument
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -30,7 +29,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("text", nargs="?", default=None, help="the text; '-' reads stdin")
     parser.add_argument("--file", default=None, help="read the text from this UTF-8 file")
     add_model_arguments(parser)
-    parser.add_argument("--max-length", type=positive_int, default=1024, help="tokens per window (1024)")
+    parser.add_argument("--max-length", type=positive_int, default=None, metavar="N",
+                        help="tokens per window (1024, or the model's max_position_embeddings if smaller)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     parser.add_argument("--summary", action="store_true", help="print only the totals, not every token")
     parser.set_defaults(func=run)
@@ -39,10 +39,14 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 def score_ids(model, ids: list[int], max_length: int, progress: bool = False) -> list[float]:
     """Natural-log probabilities of ``ids[1:]``, each given the preceding ids of its window."""
+    import inspect
+
     import torch
 
     if max_length < 2:
-        raise ValueError(f"max_length must be at least 2; got {max_length}")
+        raise ValueError(f"--max-length must be at least 2; got {max_length}")
+    # Encoders with an LM head (XLM) have no cache to turn off.
+    extra = {"use_cache": False} if "use_cache" in inspect.signature(model.forward).parameters else {}
     starts = list(range(0, max(1, len(ids) - 1), max_length - 1))
     bar = None
     if progress and len(starts) > 1:
@@ -53,7 +57,7 @@ def score_ids(model, ids: list[int], max_length: int, progress: bool = False) ->
     with torch.inference_mode():
         for start in starts:
             window = torch.tensor([ids[start:start + max_length]], device=model.device)
-            logits = model(input_ids=window, use_cache=False).logits.float()  # (1, T, V)
+            logits = model(input_ids=window, **extra).logits.float()  # (1, T, V)
             log_probs = torch.log_softmax(logits[0, :-1], dim=-1)
             scores.extend(log_probs.gather(1, window[0, 1:, None]).squeeze(1).tolist())
             if bar is not None:
@@ -66,14 +70,20 @@ def score_ids(model, ids: list[int], max_length: int, progress: bool = False) ->
 def run(args) -> int:
     """Score the text and print the table (or JSON); returns the exit code."""
     text = read_text_argument(args.text, args.file, "text")
-    if not text:
+    if not text.strip():
         raise CommandError("nothing to score: give a TEXT argument, --file or stdin")
-    model, tokenizer, model_dir = load_causal_lm(args.model, "score", args.dtype, args.device)
+    model, tokenizer, model_dir = load_causal_lm(args.model, "score", args.dtype, args.device, args.quantization,
+                                                 args.threads)
+    limit = getattr(model.config, "max_position_embeddings", None)
+    max_length = args.max_length or min(1024, limit or 1024)
+    if limit and max_length > limit:
+        raise CommandError(f"--max-length {max_length} is longer than the model's max_position_embeddings ({limit}); "
+                           f"use --max-length {limit} or less")
     ids = tokenizer.encode(text, add_special_tokens=False)
     if len(ids) < 2:
         raise CommandError(f"the text is {len(ids)} token long; at least 2 tokens are needed to score one")
     try:
-        scores = score_ids(model, ids, args.max_length, progress=True)
+        scores = score_ids(model, ids, max_length, progress=True)
     except (ValueError, RuntimeError) as err:
         raise CommandError(str(err).splitlines()[0]) from None
     mean = sum(scores) / len(scores)

@@ -3,7 +3,9 @@
 From a checkpoint: ``--model DIR`` (its tokenizer is used). From scratch: ``--config config.json``
 with ``--tokenizer DIR``, or without one a byte-level BPE tokenizer is trained on the data
 (``--vocab-size``) and the config's ``vocab_size`` is set to it. ``--resume OUTPUT/checkpoint-N``
-continues a run exactly (pass the same data and flags).
+continues a run exactly (pass the same data and flags). An ``--output`` folder that already holds
+a run (``final/``, ``checkpoint-N/``) is refused unless ``--overwrite`` (which deletes that run
+first) or ``--resume`` is given.
 
 Example::
 
@@ -16,11 +18,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
+import shutil
 import sys
 from pathlib import Path
 
-from . import CommandError
-from .generate import positive_float, positive_int
+from . import CommandError, fraction, non_negative_float, non_negative_int, positive_float, positive_int, seed_value
+
+# What a run writes into --output (and --overwrite removes): nothing else there is touched.
+_RUN_ENTRY = re.compile(r"final|tokenizer|checkpoint-\d+")
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -30,7 +36,11 @@ def register(subparsers) -> argparse.ArgumentParser:
         description="Train a causal language model on text files or folders: AdamW with warm-up and cosine decay, "
                     "gradient clipping and accumulation, held-out evaluation, resumable checkpoints.")
     parser.add_argument("--data", nargs="+", required=True, help="text files and/or folders of .txt/.md files")
-    parser.add_argument("--output", required=True, help="folder for checkpoints and the final model")
+    parser.add_argument("--output", required=True,
+                        help="folder for checkpoints and the final model (refused if it holds a run, unless "
+                             "--overwrite or --resume)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="delete the run already in --output (final/, checkpoint-N/, tokenizer/) first")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--model", help="checkpoint directory to fine-tune")
     source.add_argument("--config", help="config.json of a model to train from scratch")
@@ -38,23 +48,64 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--vocab-size", type=positive_int, default=None,
                         help="vocabulary of the trained tokenizer (default: the config's vocab_size)")
     parser.add_argument("--resume", default=None, help="checkpoint-N folder of an earlier run to continue")
-    parser.add_argument("--held-out", type=float, default=0.05, help="fraction of each file's lines held out (0.05)")
+    parser.add_argument("--held-out", type=fraction, default=0.05,
+                        help="fraction of each file's lines held out, in [0, 1) (0.05)")
     parser.add_argument("--steps", type=positive_int, default=1000, help="optimizer steps (1000)")
     parser.add_argument("--batch-size", type=positive_int, default=8, help="blocks per micro-batch (8)")
     parser.add_argument("--block-size", type=positive_int, default=128, help="tokens per block (128)")
     parser.add_argument("--grad-accum", type=positive_int, default=1, help="micro-batches per step (1)")
     parser.add_argument("--lr", type=positive_float, default=1e-3, help="peak learning rate (1e-3)")
-    parser.add_argument("--min-lr-ratio", type=float, default=0.1, help="final lr / peak lr (0.1)")
-    parser.add_argument("--warmup", type=int, default=100, help="warm-up steps (100)")
-    parser.add_argument("--weight-decay", type=float, default=0.1, help="AdamW weight decay on matrices (0.1)")
-    parser.add_argument("--max-grad-norm", type=float, default=1.0, help="gradient clipping norm; 0 = off (1.0)")
+    parser.add_argument("--min-lr-ratio", type=_ratio, default=0.1, help="final lr / peak lr, in [0, 1] (0.1)")
+    parser.add_argument("--warmup", type=non_negative_int, default=None, metavar="N",
+                        help="warm-up steps, fewer than --steps (default: 10%% of --steps, at most 100)")
+    parser.add_argument("--weight-decay", type=non_negative_float, default=0.1,
+                        help="AdamW weight decay on matrices (0.1)")
+    parser.add_argument("--max-grad-norm", type=non_negative_float, default=1.0,
+                        help="gradient clipping norm; 0 = off (1.0)")
     parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast (CPU)")
-    parser.add_argument("--eval-every", type=int, default=100, help="evaluate every N steps; 0 = at the end only")
-    parser.add_argument("--save-every", type=int, default=0, help="checkpoint every N steps; 0 = at the end only")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the init, data order and dropout (0)")
+    parser.add_argument("--eval-every", type=non_negative_int, default=100, metavar="N",
+                        help="evaluate every N steps; 0 = at the end only (100)")
+    parser.add_argument("--save-every", type=non_negative_int, default=0, metavar="N",
+                        help="checkpoint every N steps; 0 = at the end only (0)")
+    parser.add_argument("--seed", type=seed_value, default=0, help="seed of the init, data order and dropout (0)")
     parser.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
     parser.set_defaults(func=run)
     return parser
+
+
+def _ratio(text: str) -> float:
+    value = non_negative_float(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1]; got {text}")
+    return value
+
+
+def warmup_steps(warmup: int | None, steps: int) -> int:
+    """``--warmup``, or 10% of ``steps`` (at most 100); a warm-up as long as the run is refused."""
+    if warmup is None:
+        return min(100, steps // 10)
+    if warmup and warmup >= steps:
+        raise CommandError(f"--warmup {warmup} is not shorter than --steps {steps}: the learning rate would never "
+                           f"reach --lr; use --warmup {steps // 10} (10%) or raise --steps")
+    return warmup
+
+
+def prepare_output(output: str, overwrite: bool, resume: str | None) -> None:
+    """Refuse an ``--output`` that already holds a run, unless ``--overwrite`` (delete it) or ``--resume``."""
+    path = Path(output)
+    if path.exists() and not path.is_dir():
+        raise CommandError(f"--output {output}: is a file; give a folder")
+    run = sorted(p.name for p in path.iterdir() if _RUN_ENTRY.fullmatch(p.name)) if path.is_dir() else []
+    if not run or resume is not None:
+        return
+    if not overwrite:
+        checkpoints = sorted((n for n in run if n.startswith("checkpoint-")), key=lambda n: int(n.split("-")[1]))
+        hint = f"--resume {path / checkpoints[-1]} to continue it, " if checkpoints else ""
+        raise CommandError(f"--output {output} already holds a run ({', '.join(run)}); pass {hint}--overwrite to "
+                           f"replace it, or choose another --output")
+    for name in run:
+        target = path / name
+        shutil.rmtree(target) if target.is_dir() else target.unlink()
 
 
 def _from_scratch(args, documents):
@@ -66,11 +117,20 @@ def _from_scratch(args, documents):
 
     if not Path(args.config).is_file():
         raise CommandError(f"--config {args.config}: no such file")
-    data = PretrainedConfig.load_json(args.config)
-    config_class = AutoConfig.config_class(data.get("model_type"))
+    try:
+        data = PretrainedConfig.load_json(args.config)
+        config_class = AutoConfig.config_class(data.get("model_type"))
+    except (ValueError, KeyError, OSError) as err:
+        raise CommandError(f"--config {args.config}: {str(err).strip().splitlines()[0]}") from None
     if args.tokenizer is not None:
         tokenizer_dir = Path(args.tokenizer)
-        tokenizer = load_tokenizer(tokenizer_dir)
+        if not tokenizer_dir.is_dir():
+            raise CommandError(f"--tokenizer {args.tokenizer}: no such directory; give a folder holding "
+                               f"tokenizer.json (or leave --tokenizer out to train one on the data)")
+        try:
+            tokenizer = load_tokenizer(tokenizer_dir)
+        except (ValueError, KeyError, OSError) as err:
+            raise CommandError(f"--tokenizer {args.tokenizer}: {str(err).strip().splitlines()[0]}") from None
         vocab_size = len(tokenizer) if hasattr(tokenizer, "__len__") else tokenizer.get_vocab_size()
         data["vocab_size"] = max(int(data.get("vocab_size", 0)), vocab_size)
     else:
@@ -82,7 +142,10 @@ def _from_scratch(args, documents):
         data["vocab_size"] = tokenizer.get_vocab_size()
         for name, token in (("bos_token_id", "<s>"), ("eos_token_id", "</s>"), ("pad_token_id", "<pad>")):
             data[name] = tokenizer.token_to_id(token)
-    config = config_class.from_dict(data)
+    try:
+        config = config_class.from_dict(data)
+    except ValueError as err:
+        raise CommandError(f"--config {args.config}: {str(err).strip().splitlines()[0]}") from None
     torch.manual_seed(args.seed)
     return AutoModelForCausalLM.from_config(config), tokenizer, tokenizer_dir
 
@@ -100,8 +163,10 @@ def run(args) -> int:
     from ..training import Trainer, TrainingArguments, load_tokenizer, read_documents, split_held_out, \
         tokenize_and_pack
 
-    if not 0.0 <= args.held_out < 1.0:
-        raise CommandError(f"--held-out must be in [0, 1); got {args.held_out}")
+    warmup = warmup_steps(args.warmup, args.steps)
+    if args.resume is not None and not Path(args.resume).is_dir():
+        raise CommandError(f"--resume {args.resume}: no such directory; give an OUTPUT/checkpoint-N folder")
+    prepare_output(args.output, args.overwrite, args.resume)
     try:
         documents = read_documents(args.data)
     except (FileNotFoundError, ValueError) as err:
@@ -120,10 +185,13 @@ def run(args) -> int:
         training = TrainingArguments(
             output_dir=args.output, max_steps=args.steps, batch_size=args.batch_size, block_size=args.block_size,
             gradient_accumulation_steps=args.grad_accum, learning_rate=args.lr, min_lr_ratio=args.min_lr_ratio,
-            warmup_steps=args.warmup, weight_decay=args.weight_decay, max_grad_norm=args.max_grad_norm or None,
+            warmup_steps=warmup, weight_decay=args.weight_decay, max_grad_norm=args.max_grad_norm or None,
             bf16=args.bf16, eval_every=args.eval_every or args.steps, save_every=args.save_every, seed=args.seed,
             num_threads=args.threads)
-        train_blocks = tokenize_and_pack(train_docs, tokenizer, args.block_size)
+        try:
+            train_blocks = tokenize_and_pack(train_docs, tokenizer, args.block_size)
+        except ValueError as err:
+            raise CommandError(f"--data: {err}; add text, or lower --block-size (and --held-out)") from None
         eval_blocks = None
         try:
             eval_blocks = tokenize_and_pack(held_docs, tokenizer, args.block_size) if held_docs else None

@@ -288,7 +288,10 @@ class GenerationMixin:
 
     @staticmethod
     def _check_unsupported(config: GenerationConfig) -> None:
-        for name in ("stop_strings", "watermarking_config", "assistant_model"):
+        if config.stop_strings is not None:  # the reference reads stop strings through tokenizer=
+            raise ValueError("`stop_strings` (which needs tokenizer=) is not supported by tongues generate; pass "
+                             "stopping_criteria=[your criterion], or use `tongues generate --stop`.")
+        for name in ("watermarking_config", "assistant_model"):
             if getattr(config, name, None) is not None:
                 raise ValueError(f"`{name}` is not supported by tongues generate; unset it.")
         if config.guidance_scale is not None and config.guidance_scale != 1:

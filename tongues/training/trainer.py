@@ -25,6 +25,7 @@ import math
 import os
 import shutil
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,10 @@ class TrainingArguments:
             raise ValueError(f"TrainingArguments.learning_rate must be positive; got {self.learning_rate!r}")
         if not 0.0 <= self.min_lr_ratio <= 1.0:
             raise ValueError(f"TrainingArguments.min_lr_ratio must be in [0, 1]; got {self.min_lr_ratio!r}")
+        if self.warmup_steps and self.warmup_steps >= self.max_steps:
+            warnings.warn(f"TrainingArguments.warmup_steps={self.warmup_steps} is not shorter than max_steps="
+                          f"{self.max_steps}: the whole run is warm-up and the learning rate never reaches "
+                          f"learning_rate={self.learning_rate}", UserWarning, stacklevel=3)
 
 
 def lr_factor(step: int, warmup_steps: int, max_steps: int, min_lr_ratio: float) -> float:

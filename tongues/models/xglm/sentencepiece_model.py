@@ -115,3 +115,21 @@ def read_sentencepiece_model(path: str | os.PathLike) -> SentencePieceModel:
     if not model.pieces:
         raise TokenizerFileError(f"{where} holds no sentencepiece pieces; is it a sentencepiece .model file?")
     return model
+
+
+def bpe_merges(pieces: list[tuple[str, float, int]], vocab_scores: list[tuple[str, float]]) -> list[tuple[str, str]]:
+    """The merge list of a sentencepiece BPE model, for a ``tokenizers`` BPE over ``vocab_scores``.
+
+    Rebuilt as the reference's sentencepiece converter does (``SentencePieceExtractor.extract`` in
+    transformers' ``convert_slow_tokenizer.py``): every split ``left + right`` of a token whose two
+    halves are pieces of the model is a merge, ranked by the token's score, highest first (BPE pieces
+    score ``-rank``), then by the lengths of its halves, longest first.
+    """
+    ids = {piece: i for i, (piece, _, _) in enumerate(pieces)}
+    merges = []
+    for token, score in dict(vocab_scores).items():
+        splits = [(token[:i], token[i:], score) for i in range(1, len(token)) if token[:i] in ids and token[i:] in ids]
+        merges.extend(sorted(splits, key=lambda split: (ids[split[0]], ids[split[1]])))
+    # Highest score first; among one token's splits, the longer left piece first (as the reference orders them).
+    merges.sort(key=lambda merge: (merge[2], len(merge[0]), len(merge[1])), reverse=True)
+    return [(left, right) for left, right, _ in merges]

@@ -7,11 +7,12 @@ import os
 import shutil
 
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, normalizers, pre_tokenizers, processors
+from tokenizers.models import BPE as BPEModel
 from tokenizers.models import Unigram
 
 from ...tokenization.base import TokenizerFileError
 from ...tokenization.fast import PreTrainedTokenizerFast
-from .sentencepiece_model import CONTROL, UNIGRAM, USER_DEFINED, read_sentencepiece_model
+from .sentencepiece_model import BPE, CONTROL, UNIGRAM, UNKNOWN, USER_DEFINED, bpe_merges, read_sentencepiece_model
 from .tokenization_xglm import FAIRSEQ_SPECIALS, SPIECE_UNDERLINE, XGLMTokenizer, madeup_words, with_madeup_words
 
 VOCAB_FILES_NAMES = {"vocab_file": "sentencepiece.bpe.model", "tokenizer_file": "tokenizer.json"}
@@ -20,27 +21,33 @@ VOCAB_FILES_NAMES = {"vocab_file": "sentencepiece.bpe.model", "tokenizer_file": 
 def xglm_backend_from_sentencepiece(vocab_file: str | os.PathLike) -> Tokenizer:
     """The ``tokenizers`` pipeline equivalent to :class:`XGLMTokenizer` over ``vocab_file``.
 
-    - model: Unigram over fairseq's ids -- the four fairseq specials, sentencepiece pieces 3.. (so
-      piece ``i`` gets id ``i + 1``), then the seven ``<madeupword>``; unknown pieces give ``<unk>`` (3);
+    - model: Unigram (or, for a sentencepiece BPE model, BPE with the merges its scores rank) over
+      fairseq's ids -- the four fairseq specials, sentencepiece pieces 3.. (so piece ``i`` gets id
+      ``i + 1``), then the seven ``<madeupword>``; unknown pieces give ``<unk>`` (3);
     - normalizer: the model's precompiled character map (its NFKC rules), then, like sentencepiece's
       ``remove_extra_whitespaces``, trailing spaces stripped and runs of spaces collapsed;
     - pre-tokenizer / decoder: Metaspace ``▁`` with a prefix space, as sentencepiece's dummy prefix;
     - post-processor: ``</s> $A`` and ``</s> $A </s> </s> $B``.
 
     Raises:
-        TokenizerFileError: the file is not a sentencepiece model, or not a unigram one.
+        TokenizerFileError: the file is not a sentencepiece model, or one of type word or char.
     """
     path = os.fspath(vocab_file)
     model = read_sentencepiece_model(path)
-    if model.model_type != UNIGRAM:
+    if model.model_type not in (UNIGRAM, BPE):
         raise TokenizerFileError(
             f"{path} is a sentencepiece model of type {model.model_type}; XGLMTokenizerFast converts unigram "
-            "models (type 1) only. Use XGLMTokenizer (the sentencepiece one) for it."
+            "(type 1) and BPE (type 2) models. Use XGLMTokenizer (the sentencepiece one) for it."
         )
     vocab = [(token, 0.0) for token in FAIRSEQ_SPECIALS]
     vocab += [(piece, score) for piece, score, _ in model.pieces[3:]]  # sentencepiece's own 0..2 are <unk> <s> </s>
     vocab += [(word, 0.0) for word in madeup_words()]
-    backend = Tokenizer(Unigram(vocab, unk_id=FAIRSEQ_SPECIALS["<unk>"], byte_fallback=False))
+    if model.model_type == UNIGRAM:
+        backend = Tokenizer(Unigram(vocab, unk_id=FAIRSEQ_SPECIALS["<unk>"], byte_fallback=False))
+    else:
+        unk = next((piece for piece, _, kind in model.pieces if kind == UNKNOWN), "<unk>")
+        backend = Tokenizer(BPEModel({token: i for i, (token, _) in enumerate(vocab)}, bpe_merges(model.pieces, vocab),
+                                     unk_token=unk, fuse_unk=True, byte_fallback=False, dropout=None))
     # Control and user-defined pieces are matched whole, before normalization, as sentencepiece does.
     backend.add_tokens([AddedToken(piece, normalized=False, special=kind == CONTROL)
                         for piece, _, kind in model.pieces if kind in (CONTROL, USER_DEFINED)])
