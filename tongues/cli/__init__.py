@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Sequence
 
 # Command modules, in --help order; a module not written yet is skipped.
-COMMAND_MODULES = ("generate", "score", "info", "chat", "convert", "train")
+COMMAND_MODULES = ("generate", "score", "info", "chat", "convert", "train", "eval")
 
 
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
