@@ -21,6 +21,7 @@ Example::
 
 from __future__ import annotations
 
+import inspect
 import math
 import re
 import sys
@@ -112,6 +113,16 @@ class Scorer:
             raise ValueError("the tokenizer has neither a BOS nor an EOS token, so an empty context has no prefix "
                              "token; set bos_token or eos_token in its tokenizer_config.json")
         self._prefix_text = tokenizer.decode([self.prefix_token_id])
+        self._keeps_logits = "logits_to_keep" in inspect.signature(model.forward).parameters
+
+    def _logits(self, ids, mask, first: int):
+        """The model's logits (B, T - first, V) for positions ``first`` onwards."""
+        import torch
+
+        if self._keeps_logits:
+            positions = torch.arange(first, ids.shape[1], device=ids.device)
+            return self.model(input_ids=ids, attention_mask=mask, logits_to_keep=positions).logits
+        return self.model(input_ids=ids, attention_mask=mask).logits[:, first:]
 
     # -- tokenization ------------------------------------------------------------------------------
     def encode(self, text: str, add_special_tokens: bool | None = None) -> list[int]:
@@ -172,7 +183,7 @@ class Scorer:
         """(summed log-probability, is_greedy) of each continuation given its context, as token ids.
 
         Identical sequences are scored once; the rest go longest first, ``batch_size`` at a time,
-        right-padded (padding never reaches a real token under the causal mask).
+        right-padded, with the language-model head applied to the continuation positions only.
         """
         import torch
 
@@ -194,16 +205,18 @@ class Scorer:
         with torch.inference_mode():
             for start in range(0, len(order), self.batch_size):
                 batch = order[start:start + self.batch_size]
+                # Right padding keeps every family's positions; the head runs only on the span of positions
+                # that predict some row's continuation (rows sorted by length have close spans).
                 width = len(batch[0][0])
+                first = min(len(inputs) - count for inputs, count in batch)
                 ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
                 mask = torch.zeros((len(batch), width), dtype=torch.long)
                 for row, (inputs, _) in enumerate(batch):
                     ids[row, :len(inputs)] = torch.tensor(inputs)
                     mask[row, :len(inputs)] = 1
-                logits = self.model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits  # (B, T, V)
+                logits = self._logits(ids.to(device), mask.to(device), first)  # (B, T - first, V)
                 for row, (inputs, count) in enumerate(batch):
-                    # The logits at positions len-count .. len-1 predict the continuation's tokens.
-                    scored = logits[row, len(inputs) - count:len(inputs)].float()  # (count, V)
+                    scored = logits[row, len(inputs) - count - first:len(inputs) - first].float()  # (count, V)
                     log_probs = torch.log_softmax(scored, dim=-1)
                     targets = torch.tensor(requests[unique[(inputs, count)][0]][1][-count:], device=scored.device)
                     logprob = float(log_probs.gather(1, targets[:, None]).sum())
