@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import math
 
+import lm_eval  # the `eval` extra, part of the `test` extra
 import pytest
 import torch
 from eval_helpers import FAMILIES, local_task_yaml, shipped_task_configs, write_jsonl
 
 import tongues
 from tongues.eval import Scorer, evaluate
-
-lm_eval = pytest.importorskip("lm_eval")  # the `eval` extra, part of the `test` extra
 
 
 def hf_backend(path: str, **kwargs):
