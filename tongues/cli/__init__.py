@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "chat",
     "convert",
     "train",
+    "eval",
 )
 
 # Set to see the Python traceback of an unexpected error instead of its one-line summary.

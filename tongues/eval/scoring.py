@@ -1,0 +1,238 @@
+"""Log-likelihood scoring under lm-evaluation-harness 0.4's rules, written once for the CLI and the adapter.
+
+The rules follow ``lm_eval.api.model.TemplateLM`` and ``lm_eval.models.huggingface.HFLM`` (0.4.13):
+
+* trailing spaces move from the context to the continuation (``TemplateLM._encode_pair``);
+* the continuation's tokens are those of ``encode(context + continuation)`` after ``encode(context)``;
+* an empty context becomes the prefix token (BOS, else EOS), unless the continuation already starts
+  with it (``TemplateLM.loglikelihood``);
+* ``encode`` adds special tokens as the tokenizer does by default, except for a string that already
+  starts with the prefix token's text (``HFLM.tok_encode``);
+* context + continuation longer than ``max_length + 1`` tokens loses tokens on the left;
+* ``is_greedy``: every continuation token is the argmax of its position's logits;
+* rolling log-likelihood: disjoint windows of ``max_length`` tokens, the first one after the prefix
+  token (``lm_eval.utils.get_rolling_token_windows`` with ``context_len=1``).
+
+Example::
+
+    scorer = Scorer(model, tokenizer)
+    [(logprob, is_greedy)] = scorer.loglikelihood([("Le chat", " dort")])
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import re
+import sys
+from typing import Callable, Iterable, Sequence
+
+# The sentinel transformers writes as ``model_max_length`` when a tokenizer sets none (lm_eval.models.utils).
+TOKENIZER_INFINITY = 1000000000000000019884624838656
+DEFAULT_MAX_LENGTH = 2048
+
+TokenRequest = tuple[list[int], list[int]]  # (context ids, continuation ids)
+
+
+def resolve_max_length(config, tokenizer, default: int = DEFAULT_MAX_LENGTH) -> int:
+    """The context length lm-eval uses: the config's n_positions / max_position_embeddings / n_ctx,
+    else the tokenizer's ``model_max_length``, else ``default`` (``lm_eval.models.utils.resolve_max_length``)."""
+    cfg = getattr(config, "text_config", None) or config
+    for attr in ("n_positions", "max_position_embeddings", "n_ctx"):
+        value = getattr(cfg, attr, None)
+        if value is not None:
+            return int(value)
+    model_max_length = getattr(tokenizer, "model_max_length", None)
+    if model_max_length is not None and model_max_length != TOKENIZER_INFINITY:
+        return int(model_max_length)
+    return default
+
+
+def rolling_windows(tokens: list[int], prefix_token: int, max_length: int) -> list[TokenRequest]:
+    """Disjoint (context, continuation) windows that score every token of ``tokens`` once.
+
+    The first window predicts ``tokens[:max_length]`` after ``prefix_token``; each later window predicts
+    the next ``max_length`` tokens given the ``max_length - len(predicted)`` tokens before them, i.e. a
+    full window of context (``lm_eval.utils.get_rolling_token_windows`` + ``make_disjoint_window``).
+    """
+    windows: list[TokenRequest] = []
+    if not tokens:
+        return windows
+    first = min(max_length, len(tokens))
+    windows.append(([prefix_token], tokens[:first]))
+    predicted = first
+    while predicted < len(tokens):
+        count = min(len(tokens) - predicted, max_length)
+        end = predicted + count
+        inputs = tokens[max(0, end - max_length - 1):end - 1]
+        windows.append((inputs[:len(inputs) - (count - 1)], tokens[end - count:end]))
+        predicted += count
+    return windows
+
+
+def strided_windows(tokens: list[int], prefix_token: int, max_length: int, stride: int) -> list[TokenRequest]:
+    """(context, continuation) windows for strided sliding-window perplexity.
+
+    The first window scores ``tokens[:max_length]`` after ``prefix_token``; each next one moves ``stride``
+    tokens on and scores only those new tokens, each seeing up to ``max_length`` tokens before it (the
+    scorer cuts the context on the left). ``stride == max_length`` is lm-eval's rolling rule; a smaller
+    stride gives every token more context, at ``max_length / stride`` times the compute.
+    """
+    if not 1 <= stride <= max_length:
+        raise ValueError(f"stride must be between 1 and max_length ({max_length}); got {stride}")
+    if not tokens:
+        return []
+    end = min(max_length, len(tokens))
+    windows: list[TokenRequest] = [([prefix_token], tokens[:end])]
+    while end < len(tokens):
+        start, end = end, min(end + stride, len(tokens))
+        windows.append((tokens[max(0, start - max_length):start], tokens[start:end]))
+    return windows
+
+
+class Scorer:
+    """Scores (context, continuation) pairs and whole texts with a causal LM, batched and sorted by length.
+
+    ``model`` is any tongues causal LM (its plain ``model(input_ids, attention_mask).logits``, (B, T, V),
+    is used); ``tokenizer`` a tongues tokenizer. ``batch_size`` sequences go through one forward.
+    ``max_length`` defaults to lm-eval's choice (see ``resolve_max_length``).
+    """
+
+    def __init__(self, model, tokenizer, batch_size: int = 16, max_length: int | None = None):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1; got {batch_size}")
+        self.model = model
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+        self.max_length = max_length or resolve_max_length(model.config, tokenizer)
+        if self.max_length < 1:
+            raise ValueError(f"max_length must be at least 1; got {self.max_length}")
+        self.eot_token_id = tokenizer.eos_token_id
+        self.prefix_token_id = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+        if self.prefix_token_id is None:
+            raise ValueError("the tokenizer has neither a BOS nor an EOS token, so an empty context has no prefix "
+                             "token; set bos_token or eos_token in its tokenizer_config.json")
+        self._prefix_text = tokenizer.decode([self.prefix_token_id])
+        self._keeps_logits = "logits_to_keep" in inspect.signature(model.forward).parameters
+
+    def _logits(self, ids, mask, first: int):
+        """The model's logits (B, T - first, V) for positions ``first`` onwards."""
+        import torch
+
+        if self._keeps_logits:
+            positions = torch.arange(first, ids.shape[1], device=ids.device)
+            return self.model(input_ids=ids, attention_mask=mask, logits_to_keep=positions).logits
+        return self.model(input_ids=ids, attention_mask=mask).logits[:, first:]
+
+    # -- tokenization ------------------------------------------------------------------------------
+    def encode(self, text: str, add_special_tokens: bool | None = None) -> list[int]:
+        """``tokenizer.encode`` with its default special tokens, none for text that already starts with
+        the prefix token (``HFLM.tok_encode``)."""
+        if add_special_tokens is None:
+            add_special_tokens = not text.startswith(self._prefix_text)
+        return list(self.tokenizer.encode(text, add_special_tokens=add_special_tokens))
+
+    def encode_pair(self, context: str, continuation: str) -> TokenRequest:
+        """(context ids, continuation ids) under lm-eval's rules, including the empty context."""
+        if context == "":
+            continuation_ids = self.encode(continuation, add_special_tokens=False)
+            if continuation_ids and continuation_ids[0] == self.prefix_token_id:
+                return continuation_ids[:1], continuation_ids[1:]
+            return [self.prefix_token_id], continuation_ids
+        spaces = len(context) - len(context.rstrip())
+        if spaces:
+            context, continuation = context[:-spaces], context[-spaces:] + continuation
+        whole = self.encode(context + continuation)
+        context_ids = self.encode(context)
+        return context_ids, whole[len(context_ids):]
+
+    # -- scoring -----------------------------------------------------------------------------------
+    def loglikelihood(self, requests: Sequence[tuple[str, str]], progress: Callable[[int], None] | None = None
+                      ) -> list[tuple[float, bool]]:
+        """(summed log-probability of the continuation, is_greedy) for each (context, continuation)."""
+        return self.loglikelihood_tokens([self.encode_pair(c, x) for c, x in requests], progress)
+
+    def loglikelihood_rolling(self, texts: Sequence[str], progress: Callable[[int], None] | None = None
+                              ) -> list[float]:
+        """Summed log-probability of each whole text, every token scored once (lm-eval's rolling rule)."""
+        windows, owners = [], []
+        for index, text in enumerate(texts):
+            for window in rolling_windows(self.encode(text), self.prefix_token_id, self.max_length):
+                windows.append(window)
+                owners.append(index)
+        totals = [0.0] * len(texts)
+        for owner, (logprob, _) in zip(owners, self.loglikelihood_tokens(windows, progress)):
+            totals[owner] += logprob
+        return totals
+
+    def perplexity(self, text: str, stride: int | None = None, progress: Callable[[int], None] | None = None
+                   ) -> dict[str, float]:
+        """Strided sliding-window perplexity of ``text`` (``stride`` defaults to ``max_length``: disjoint
+        windows, lm-eval's rule): tokens, summed log-probability, token / word / byte perplexity, bits per byte."""
+        tokens = self.encode(text)
+        windows = strided_windows(tokens, self.prefix_token_id, self.max_length, stride or self.max_length)
+        logprob = sum(score for score, _ in self.loglikelihood_tokens(windows, progress))
+        words, size = len(re.split(r"\s+", text)), len(text.encode("utf-8"))
+        return {"tokens": len(tokens), "logprob": logprob,
+                "token_perplexity": math.exp(-logprob / max(len(tokens), 1)),
+                "word_perplexity": math.exp(-logprob / words), "byte_perplexity": math.exp(-logprob / size),
+                "bits_per_byte": -logprob / size / math.log(2)}
+
+    def loglikelihood_tokens(self, requests: Sequence[TokenRequest], progress: Callable[[int], None] | None = None
+                             ) -> list[tuple[float, bool]]:
+        """(summed log-probability, is_greedy) of each continuation given its context, as token ids.
+
+        Identical sequences are scored once; the rest go longest first, ``batch_size`` at a time,
+        right-padded, with the language-model head applied to the continuation positions only.
+        """
+        import torch
+
+        results: list[tuple[float, bool] | None] = [None] * len(requests)
+        unique: dict[tuple[tuple[int, ...], int], list[int]] = {}
+        for index, (context, continuation) in enumerate(requests):
+            if not context or not continuation:
+                raise ValueError(f"request {index}: the context and the continuation must each hold at least one "
+                                 f"token; got {len(context)} and {len(continuation)}")
+            if len(continuation) > self.max_length:
+                raise ValueError(f"request {index}: the continuation is {len(continuation)} tokens, longer than "
+                                 f"the model's {self.max_length}-token window")
+            # The model sees (context + continuation) minus its last token, cut to the window on the left.
+            inputs = tuple((list(context) + list(continuation))[-(self.max_length + 1):][:-1])
+            unique.setdefault((inputs, len(continuation)), []).append(index)
+        order = sorted(unique, key=lambda key: (-len(key[0]), key[0]))
+        device = getattr(self.model, "device", None)
+        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        with torch.inference_mode():
+            for start in range(0, len(order), self.batch_size):
+                batch = order[start:start + self.batch_size]
+                # Right padding keeps every family's positions; the head runs only on the span of positions
+                # that predict some row's continuation (rows sorted by length have close spans).
+                width = len(batch[0][0])
+                first = min(len(inputs) - count for inputs, count in batch)
+                ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+                mask = torch.zeros((len(batch), width), dtype=torch.long)
+                for row, (inputs, _) in enumerate(batch):
+                    ids[row, :len(inputs)] = torch.tensor(inputs)
+                    mask[row, :len(inputs)] = 1
+                logits = self._logits(ids.to(device), mask.to(device), first)  # (B, T - first, V)
+                for row, (inputs, count) in enumerate(batch):
+                    scored = logits[row, len(inputs) - count - first:len(inputs) - first].float()  # (count, V)
+                    log_probs = torch.log_softmax(scored, dim=-1)
+                    targets = torch.tensor(requests[unique[(inputs, count)][0]][1][-count:], device=scored.device)
+                    logprob = float(log_probs.gather(1, targets[:, None]).sum())
+                    greedy = bool((scored.argmax(dim=-1) == targets).all())
+                    for index in unique[(inputs, count)]:
+                        results[index] = (logprob, greedy)
+                if progress is not None:
+                    progress(sum(len(unique[key]) for key in batch))
+        return results  # type: ignore[return-value]
+
+
+def progress_bar(total: int, description: str, enabled: bool = True):
+    """A tqdm bar on stderr (or None when disabled) and the callback that advances it."""
+    if not enabled:
+        return None, None
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, desc=description, unit="req", file=sys.stderr)
+    return bar, bar.update
