@@ -18,15 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import CommandError, _one_line, resolve_model_dir
-from .generate import add_model_arguments, positive_int
-
-
-def non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or a positive integer; got {text}")
-    return value
+from . import CommandError, _one_line, add_model_arguments, load_causal_lm, non_negative_int, positive_int
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -36,8 +28,6 @@ def register(subparsers) -> argparse.ArgumentParser:
         description="Evaluate a causal LM on lm-evaluation-harness 0.4's multilingual tasks (same prompts, "
                     "choices, splits, few-shot draws and scoring) or on the perplexity of text files.")
     add_model_arguments(parser)
-    parser.add_argument("--quantization", choices=("int8", "int4"), default=None,
-                        help="quantise the weights at load time (weight-only int8 or int4)")
     parser.add_argument("--tasks", default=None,
                         help="comma-separated tasks or groups, e.g. xcopa,xwinograd_en (see --list-tasks)")
     parser.add_argument("--list-tasks", action="store_true", help="print the known tasks and groups and exit")
@@ -61,21 +51,8 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 def _load(args):
-    from ..auto import AutoModelForCausalLM
-    from ..tokenization import AutoTokenizer
-
-    model_dir = resolve_model_dir(args.model, "eval")
-    kwargs = {"dtype": args.dtype, "device": args.device}
-    if args.quantization:
-        kwargs["quantization"] = args.quantization
-    try:
-        model = AutoModelForCausalLM.from_pretrained(model_dir, **kwargs)
-    except (OSError, ValueError, TypeError, KeyError, RuntimeError) as err:
-        raise CommandError(f"--model {model_dir}: {_one_line(err)}") from None
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    except (OSError, ValueError, TypeError, KeyError, RuntimeError) as err:
-        raise CommandError(f"--model {model_dir}: cannot load its tokenizer: {_one_line(err)}") from None
+    model, tokenizer, model_dir = load_causal_lm(args.model, "eval", args.dtype, args.device, args.quantization,
+                                                 args.threads)
     return model.eval(), tokenizer, model_dir
 
 
