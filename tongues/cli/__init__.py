@@ -21,6 +21,7 @@ from typing import Sequence
 
 # Command modules, in --help order; a module not written yet is skipped.
 COMMAND_MODULES = ("generate", "score", "info", "chat", "convert", "train")
+COMMAND_MODULES += ("serve",)  # tongues/cli/serve.py (issue 15)
 
 
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")

@@ -289,7 +289,10 @@ class Engine:
                 self._record_prompt_logprobs(seq, start, logits)
             if stop == len(seq.prompt_ids):
                 self.scheduler.prefilled(seq)
-                self._sample(seq, logits[-1])
+                if seq.params.max_tokens == 0:
+                    seq.finish("length")
+                else:
+                    self._sample(seq, logits[-1])
             touched[seq.request_id] = self._requests[seq.request_id]
         self._retire()
         running = self.scheduler.running

@@ -33,7 +33,8 @@ class SamplingParams:
     """The settings of one request (OpenAI's completion parameters, plus vLLM's ``ignore_eos``).
 
     Args:
-        max_tokens: tokens to generate at most (``None``: up to the context length).
+        max_tokens: tokens to generate at most (``None``: up to the context length; 0: only
+            score the prompt, for ``prompt_logprobs``).
         temperature: 0 is greedy; otherwise logits are divided by it before sampling.
         top_p / top_k: nucleus mass (1 = off) and number of best tokens (0 or -1 = off).
         seed: seeds this request's own generator (``None``: a random seed), so sampling repeats.
@@ -79,8 +80,8 @@ class SamplingParams:
             if high is not None and value > high:
                 raise ParameterError(name, f"'{name}' must be <= {high}; got {value!r}")
 
-        if self.max_tokens is not None:
-            number("max_tokens", 1, integer=True)
+        if self.max_tokens is not None:  # 0 scores the prompt only (echo with logprobs)
+            number("max_tokens", 0, integer=True)
         number("temperature", 0, 100)
         number("top_p", 0, 1, low_open=True)
         number("top_k", -1, integer=True)
