@@ -49,3 +49,55 @@ class LetterTokenizer:
 
     def encode(self, text: str):
         return [3 + (ord(c) - 97 - 3) % 26 for c in text]
+
+
+class LiveServer:
+    """A uvicorn server on a free loopback port, in a thread, serving ``engine`` (or still loading without one)."""
+
+    def __init__(self, engine=None, model_name: str = "tiny", api_key: str | None = None) -> None:
+        import socket
+        import threading
+        import time
+
+        import uvicorn
+
+        from tongues.serving.api_server import attach, create_app
+
+        self.app = create_app(model_name, api_key=api_key)
+        self.engine = engine
+        if engine is not None:
+            attach(self.app, engine)
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the test server did not start")
+            time.sleep(0.02)
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def close(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+        if self.engine is not None:
+            self.engine.shutdown()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def demo_model_and_tokenizer():
+    """The embedded demonstration BLOOM (real byte-level tokenizer, 5.3M parameters), in fp32."""
+    from tongues import AutoModelForCausalLM
+    from tongues.assets import default_model_path
+    from tongues.tokenization import AutoTokenizer
+
+    path = str(default_model_path())
+    return AutoModelForCausalLM.from_pretrained(path, dtype="float32").eval(), AutoTokenizer.from_pretrained(path)

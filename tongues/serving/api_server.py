@@ -61,8 +61,9 @@ def attach(app: FastAPI, engine: Engine) -> None:
     state: ServerState = app.state.server
     engine.stats = state.metrics
     state.metrics.watch(engine)
-    state.limits = protocol.Limits(state.model_name, engine.max_model_len, min(protocol.MAX_N,
-                                                                               engine.scheduler.max_waiting))
+    state.limits = protocol.Limits(state.model_name, engine.max_model_len,
+                                   min(protocol.MAX_N, engine.scheduler.max_waiting),
+                                   protocol.generation_defaults(getattr(engine.model, "generation_config", None)))
     state.engine = engine
 
 

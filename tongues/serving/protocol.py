@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .detokenize import detokenize_incrementally
@@ -62,6 +62,28 @@ class Limits:
     model_name: str
     max_model_len: int
     max_n: int = MAX_N
+    defaults: dict = field(default_factory=dict)  # sampling defaults from the checkpoint's generation_config
+
+
+SAMPLING_DEFAULTS = ("temperature", "top_p", "top_k", "repetition_penalty")
+
+
+def generation_defaults(generation_config) -> dict:
+    """The request defaults a checkpoint asks for in ``generation_config.json`` (as vLLM reads them).
+
+    ``temperature``, ``top_p``, ``top_k`` and ``repetition_penalty`` left out of a request take the
+    checkpoint's values; ``do_sample: false`` there makes the default temperature 0 (greedy).
+    """
+    defaults = {}
+    if generation_config is None:
+        return defaults
+    for name in SAMPLING_DEFAULTS:
+        value = getattr(generation_config, name, None)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            defaults[name] = value
+    if getattr(generation_config, "do_sample", None) is False:
+        defaults["temperature"] = 0.0
+    return defaults
 
 
 def check_model(body: Body, limits: Limits) -> None:
@@ -85,17 +107,18 @@ def sampling_params(body: Body, limits: Limits, default_max_tokens: int | None, 
     max_tokens = body.get("max_tokens", (int,), None)
     if max_tokens is None:
         max_tokens = body.get("max_completion_tokens", (int,), default_max_tokens)
-    temperature = body.get("temperature", (float,), 1.0)
+    defaults = limits.defaults
+    temperature = body.get("temperature", (float,), defaults.get("temperature", 1.0))
     if not 0 <= temperature <= 2:
         raise ParameterError("temperature", f"'temperature' must be between 0 and 2; got {temperature}")
-    top_k = body.get("top_k", (int,), 0)
+    top_k = body.get("top_k", (int,), defaults.get("top_k", 0))
     return SamplingParams(
-        max_tokens=max_tokens, temperature=temperature, top_p=body.get("top_p", (float,), 1.0),
+        max_tokens=max_tokens, temperature=temperature, top_p=body.get("top_p", (float,), defaults.get("top_p", 1.0)),
         top_k=0 if top_k == -1 else top_k, seed=body.get("seed", (int,)), stop=stop,
         stop_token_ids=body.get("stop_token_ids", (list,), []), ignore_eos=body.get("ignore_eos", (bool,), False),
         presence_penalty=body.get("presence_penalty", (float,), 0.0),
         frequency_penalty=body.get("frequency_penalty", (float,), 0.0),
-        repetition_penalty=body.get("repetition_penalty", (float,), 1.0), logprobs=logprobs,
+        repetition_penalty=body.get("repetition_penalty", (float,), defaults.get("repetition_penalty", 1.0)), logprobs=logprobs,
         prompt_logprobs=prompt_logprobs, n=n, skip_special_tokens=body.get("skip_special_tokens", (bool,), True))
 
 
