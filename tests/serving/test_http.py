@@ -164,6 +164,18 @@ def test_disconnect_mid_stream_frees_the_slot(served):
     assert generated_tokens(served) - before < 1500  # it stopped, not finished
 
 
+def test_a_client_that_stops_waiting_for_a_whole_answer_aborts_it(served):
+    before = generated_tokens(served)
+    body = {"model": "demo", "prompt": PROMPTS[1], "max_tokens": 1500, "temperature": 0, "ignore_eos": True}
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        requests.post(served.url + "/v1/completions", json=body, timeout=(10, 0.5))
+    deadline = time.monotonic() + 30
+    while served.engine.num_running and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert served.engine.num_running == 0
+    assert generated_tokens(served) - before < 1500
+
+
 def generated_tokens(served) -> float:
     text = requests.get(served.url + "/metrics", timeout=10).text
     return float(next(line.split()[1] for line in text.splitlines()
