@@ -58,7 +58,7 @@ def serve(args) -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     model = BloomForCausalLM(BloomConfig(**BLOOM_560M)).eval()
-    if args.dtype == "bf16":
+    if args.dtype == "bf16":  # "fp32" (or anything else) keeps the fp32 weights
         model = model.to(torch.bfloat16)
     elif args.dtype == "int8":
         from tongues.quantization import quantize_model

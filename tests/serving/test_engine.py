@@ -170,3 +170,25 @@ def test_full_queue_refuses_and_bad_requests_name_the_parameter():
         with pytest.raises(ParameterError, match=f"'{name}'") as info:
             SamplingParams(**{name: value})
         assert info.value.param == name
+
+
+def test_ids_past_the_tokenizer_are_never_sampled_nor_accepted():
+    class ShortTokenizer(LetterTokenizer):  # the model has 120 rows, the tokenizer 100 tokens (padded tables)
+        def __len__(self):
+            return 100
+
+    model = tiny("bloom")
+    with torch.no_grad():
+        model.lm_head.weight[110] = model.lm_head.weight[:100].sum(0) * 50  # greedy alone would pick 110
+    prompt = [t % 100 for t in prompts()[0]]
+    assert 110 in generate_alone(model, prompt, 5, eos_token_id=None)
+    engine = Engine(model, ShortTokenizer()).start()
+    try:
+        result = engine.generate(prompt, SamplingParams(max_tokens=5, temperature=0, ignore_eos=True,
+                                                              logprobs=3))[0]
+        assert all(t < 100 for t in result.token_ids)
+        assert all(t < 100 for entry in result.logprobs for t, _ in entry.top)
+        with pytest.raises(ParameterError, match="outside the vocabulary 0..99"):
+            engine.submit([5, 105], SamplingParams(), lambda out: None)
+    finally:
+        engine.shutdown()

@@ -115,7 +115,11 @@ class Engine:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.max_model_len = max_model_len or context_length(model.config)
+        # Ids the tokenizer can write: embedding tables are often padded past the tokenizer (GLM-4: 151552
+        # rows, 151343 tokens). Those ids are refused in prompts and never sampled.
         self.vocab_size = int(model.config.vocab_size)
+        if hasattr(tokenizer, "__len__"):
+            self.vocab_size = min(self.vocab_size, len(tokenizer))
         self.end_ids = end_token_ids(model)
         self.device = next(model.parameters()).device
         if uses_causal_cache(model):
@@ -313,12 +317,17 @@ class Engine:
 
     def _sample(self, seq: Sequence, logits: torch.Tensor) -> None:
         params = seq.params
-        adjusted = adjust_logits(logits, params, seq.prompt_ids, seq.output_ids)
+        writable = logits
+        if logits.shape[-1] > self.vocab_size:  # never sample an id the tokenizer cannot write
+            writable = logits.clone()
+            writable[self.vocab_size:] = float("-inf")
+        adjusted = adjust_logits(writable, params, seq.prompt_ids, seq.output_ids)
         token = sample_token(adjusted, params, seq.generator)
         logprob = None
         if params.logprobs is not None:
             log_probs = logits.log_softmax(-1)
-            logprob = TokenLogprob(token, float(log_probs[token]), top_logprobs(log_probs, params.logprobs))
+            logprob = TokenLogprob(token, float(log_probs[token]),
+                                   top_logprobs(log_probs[:self.vocab_size], params.logprobs))
         now = time.monotonic()
         if self.stats is not None:
             if seq.first_token_time is None:
@@ -339,10 +348,11 @@ class Engine:
         else:
             carry = seq.carry_logprobs
             token = seq.prompt_ids[start]
-            seq.prompt_logprobs.append(TokenLogprob(token, float(carry[token]), top_logprobs(carry, k)))
+            seq.prompt_logprobs.append(TokenLogprob(token, float(carry[token]), top_logprobs(carry[:self.vocab_size], k)))
         for j in range(log_probs.shape[0] - 1):
             token = seq.prompt_ids[start + j + 1]
-            seq.prompt_logprobs.append(TokenLogprob(token, float(log_probs[j, token]), top_logprobs(log_probs[j], k)))
+            seq.prompt_logprobs.append(TokenLogprob(token, float(log_probs[j, token]),
+                                                     top_logprobs(log_probs[j, :self.vocab_size], k)))
         seq.carry_logprobs = log_probs[-1]
 
     def _emit(self, request: _Request) -> None:
