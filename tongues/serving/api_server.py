@@ -217,7 +217,8 @@ def create_app(model_name: str, api_key: str | None = None) -> FastAPI:
             raise ParameterError("tokens", "'tokens' must be a list of token ids")
         bad = [t for t in tokens if not 0 <= t < engine.vocab_size]
         if bad:
-            raise ParameterError("tokens", f"'tokens' has id {bad[0]}, outside the vocabulary 0..{engine.vocab_size - 1}")
+            raise ParameterError("tokens", f"'tokens' has id {bad[0]}, outside the vocabulary "
+                                           f"0..{engine.vocab_size - 1}")
         return {"prompt": engine.tokenizer.decode(tokens)}
 
     # -- generation ---------------------------------------------------------------------------

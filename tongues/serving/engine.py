@@ -22,7 +22,7 @@ import torch
 from .model_runner import RecomputeRunner, SlotRunner, uses_causal_cache
 from .sampling import ParameterError, SamplingParams, adjust_logits, sample_token, top_logprobs
 from .scheduler import QueueFull, Scheduler
-from .sequence import Sequence, Status, TokenLogprob
+from .sequence import Sequence, TokenLogprob
 
 __all__ = ["Engine", "EngineStopped", "QueueFull", "RequestOutput", "end_token_ids", "context_length"]
 
@@ -170,7 +170,8 @@ class Engine:
             raise ParameterError(param, f"'{param}' is empty; give at least one token")
         bad = [t for t in prompt_ids if not 0 <= t < self.vocab_size]
         if bad:
-            raise ParameterError(param, f"'{param}' has token id {bad[0]}, outside the vocabulary 0..{self.vocab_size - 1}")
+            raise ParameterError(param, f"'{param}' has token id {bad[0]}, outside the vocabulary "
+                                        f"0..{self.vocab_size - 1}")
         if len(prompt_ids) >= self.max_model_len:
             raise ParameterError(param, f"the prompt has {len(prompt_ids)} tokens; this model's context is "
                                         f"{self.max_model_len}, which leaves no room to generate")
@@ -348,7 +349,8 @@ class Engine:
         else:
             carry = seq.carry_logprobs
             token = seq.prompt_ids[start]
-            seq.prompt_logprobs.append(TokenLogprob(token, float(carry[token]), top_logprobs(carry[:self.vocab_size], k)))
+            seq.prompt_logprobs.append(TokenLogprob(token, float(carry[token]),
+                                                     top_logprobs(carry[:self.vocab_size], k)))
         for j in range(log_probs.shape[0] - 1):
             token = seq.prompt_ids[start + j + 1]
             seq.prompt_logprobs.append(TokenLogprob(token, float(log_probs[j, token]),

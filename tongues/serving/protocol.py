@@ -118,7 +118,8 @@ def sampling_params(body: Body, limits: Limits, default_max_tokens: int | None, 
         stop_token_ids=body.get("stop_token_ids", (list,), []), ignore_eos=body.get("ignore_eos", (bool,), False),
         presence_penalty=body.get("presence_penalty", (float,), 0.0),
         frequency_penalty=body.get("frequency_penalty", (float,), 0.0),
-        repetition_penalty=body.get("repetition_penalty", (float,), defaults.get("repetition_penalty", 1.0)), logprobs=logprobs,
+        repetition_penalty=body.get("repetition_penalty", (float,), defaults.get("repetition_penalty", 1.0)),
+        logprobs=logprobs,
         prompt_logprobs=prompt_logprobs, n=n, skip_special_tokens=body.get("skip_special_tokens", (bool,), True))
 
 
@@ -141,7 +142,8 @@ def stream_settings(body: Body) -> tuple[bool, bool]:
         raise ParameterError("stream_options", f"'stream_options' has no field '{unknown[0]}'")
     include_usage = options.get("include_usage", False)
     if not isinstance(include_usage, bool):
-        raise ParameterError("stream_options", f"'stream_options.include_usage' must be a boolean; got {include_usage!r}")
+        raise ParameterError("stream_options",
+                             f"'stream_options.include_usage' must be a boolean; got {include_usage!r}")
     if options and not stream:
         raise ParameterError("stream_options", "'stream_options' is only allowed with 'stream': true")
     return stream, include_usage

@@ -49,7 +49,8 @@ class Sequence:
         self.finish_reason: str | None = None
         self.prompt_logprobs: list[TokenLogprob] = []  # filled during prefill when asked for
         self.logprobs: list[TokenLogprob] = []
-        self.carry_logprobs: torch.Tensor | None = None  # a prefill chunk's last row predicts the next chunk's first token
+        # The last row of a prefill chunk predicts the next chunk's first token.
+        self.carry_logprobs: torch.Tensor | None = None
         self.final_sent = False
         # Text: everything decoded so far, and how much of it has been handed out.
         self.text = ""
