@@ -11,6 +11,11 @@ text, one SSE event): the model's compute is BLOOM-560m's, the text is not. Each
 new tokens, EOS ignored, temperature 0. Per level: aggregate generated tok/s over the level's wall
 time, time to first token (p50/p99) and inter-token latency (p50/p99), from the client side.
 
+``--soak SECONDS`` instead runs `tongues serve` (the CLI, on the embedded demonstration model) under
+32 clients sending mixed requests (streamed and not, n up to 3, random lengths), a quarter of them
+dropping the connection after the first event; it prints the status codes, the requests that did
+not end properly, and the server's RSS after a warm-up and at the end.
+
 Not a test: pytest does not collect this folder. Results go to docs/serving.md by hand, with the
 machine line this prints.
 """
@@ -124,6 +129,84 @@ def level(url: str, clients: int, requests_each: int, max_tokens: int, seed: int
                 itl_p99=percentile(itl, 99), errors=len(errors))
 
 
+def rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
+
+
+def soak(seconds: float, clients: int, threads: int) -> None:
+    """`tongues serve` under mixed traffic with random disconnects: status codes, lost requests, RSS."""
+    import random
+
+    import requests
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    server = subprocess.Popen([sys.executable, "-m", "tongues", "serve", "--port", str(port), "--max-running", "16",
+                               "--max-queue", "256", "--threads", str(threads)], env=env, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    statuses: dict[int, int] = {}
+    lost: list[str] = []
+    lock = threading.Lock()
+    try:
+        while True:
+            try:
+                if requests.get(url + "/health", timeout=5).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.5)
+
+        def traffic(seed: int, until: float) -> None:
+            rng = random.Random(seed)
+            while time.monotonic() < until:
+                body = {"prompt": rng.choice(["Tous les êtres humains", "Article 1", "Everyone has", "Kila mtu"]),
+                        "max_tokens": rng.randint(1, 64), "temperature": rng.choice([0, 0.8]),
+                        "n": rng.choice([1, 1, 2, 3]), "seed": rng.randrange(1 << 30)}
+                stream, drop = rng.random() < 0.5, rng.random() < 0.25
+                try:
+                    with requests.post(url + "/v1/completions", json={**body, "stream": stream}, stream=stream,
+                                       timeout=120) as r:
+                        ok = True
+                        if r.status_code == 200 and stream:
+                            lines = r.iter_lines()
+                            if drop:
+                                next(lines)
+                            else:
+                                ok = [line for line in lines if line][-1] == b"data: [DONE]"
+                        elif r.status_code == 200:
+                            ok = all(c["finish_reason"] for c in r.json()["choices"])
+                    with lock:
+                        statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+                        if not ok:
+                            lost.append(json.dumps(body))
+                except Exception as err:  # noqa: BLE001 - a lost request, reported
+                    with lock:
+                        lost.append(repr(err))
+
+        def run_for(duration: float) -> None:
+            until = time.monotonic() + duration
+            pool = [threading.Thread(target=traffic, args=(k + int(duration), until)) for k in range(clients)]
+            for thread in pool:
+                thread.start()
+            for thread in pool:
+                thread.join()
+
+        run_for(min(20.0, seconds / 4))  # warm-up
+        warm = rss_mib(server.pid)
+        run_for(seconds)
+        end = rss_mib(server.pid)
+    finally:
+        server.terminate()
+        server.wait(30)
+    print(f"soak: {seconds:.0f} s, {clients} clients, statuses {dict(sorted(statuses.items()))}, "
+          f"lost {len(lost)}, server RSS after warm-up {warm:.0f} MiB, at the end {end:.0f} MiB "
+          f"({(end / warm - 1) * 100:+.1f} %)")
+    for line in lost[:5]:
+        print("  lost:", line)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dtypes", default="bf16,int8")
@@ -134,12 +217,17 @@ def main() -> None:
     parser.add_argument("--chunk-size", type=int, default=256)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--json", default=None, help="also write the results here")
+    parser.add_argument("--soak", type=float, default=None, metavar="SECONDS",
+                        help="run the soak test (32 clients, random disconnects) instead of the table")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--dtype", default="bf16", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         return serve(args)
+
+    if args.soak is not None:
+        return soak(args.soak, 32, args.threads)
 
     import requests
 

@@ -48,6 +48,8 @@ def register(subparsers) -> argparse.ArgumentParser:
                         help="prompt + output limit (default: the model's context length)")
     parser.add_argument("--chunk-size", type=positive_int, default=256,
                         help="prompt tokens prefilled per engine step, so long prompts delay others little (256)")
+    parser.add_argument("--threads", type=positive_int, default=None,
+                        help="torch CPU threads (default: torch's choice; fewer on a machine shared with other jobs)")
     parser.add_argument("--served-model-name", default=None,
                         help="the model's name in the API (default: the checkpoint folder's name)")
     parser.add_argument("--api-key", default=os.environ.get("TONGUES_API_KEY"),
@@ -70,10 +72,14 @@ def check_serve_extra() -> None:
 
 def load_engine(args, model_dir: str):
     """Load the model and tokenizer of ``model_dir`` and start an engine over them."""
+    import torch
+
     from ..auto import AutoModelForCausalLM
     from ..serving import Engine
     from ..tokenization import AutoTokenizer
 
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=args.dtype, device=args.device,
                                                  quantization=args.quantization)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
