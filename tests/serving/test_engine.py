@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from tests.serving.helpers import LetterTokenizer, tiny
-from tongues.serving import Engine, ParameterError, QueueFull, SamplingParams
+from tongues.serving import Engine, ParameterError, QueueFull, RequestFailed, SamplingParams
 
 LENGTHS = (5, 2, 13, 1, 9, 3, 17, 7)
 
@@ -22,7 +22,10 @@ def run_concurrently(engine, requests):
     results = [None] * len(requests)
 
     def one(i):
-        results[i] = engine.generate(*requests[i], timeout=60)
+        try:
+            results[i] = engine.generate(*requests[i], timeout=60)
+        except RequestFailed:
+            pass
 
     threads = [threading.Thread(target=one, args=(i,)) for i in range(len(requests))]
     for thread in threads:
@@ -190,5 +193,31 @@ def test_ids_past_the_tokenizer_are_never_sampled_nor_accepted():
         assert all(t < 100 for entry in result.logprobs for t, _ in entry.top)
         with pytest.raises(ParameterError, match="outside the vocabulary 0..99"):
             engine.submit([5, 105], SamplingParams(), lambda out: None)
+    finally:
+        engine.shutdown()
+
+
+def test_a_failure_inside_one_request_ends_it_alone():
+    class Picky(LetterTokenizer):  # cannot write token 50 (a tokenizer bug, say)
+        def decode(self, ids, skip_special_tokens=True):
+            if 50 in ids:
+                raise ValueError("token 50 cannot be written")
+            return super().decode(ids, skip_special_tokens)
+
+    model = tiny("bloom")
+    with torch.no_grad():
+        model.lm_head.weight[50] = model.lm_head.weight.sum(0) * 50  # greedy picks 50 at once
+    engine = Engine(model, Picky(), max_running=2).start()
+    try:
+        results = run_concurrently(engine, [([7, 8, 9], SamplingParams(max_tokens=4, temperature=0)),
+                                            ([10, 11], SamplingParams(max_tokens=4, temperature=0))])
+        assert results == [None, None]  # both failed (the thread caught RequestFailed)...
+        with pytest.raises(RequestFailed, match="token 50 cannot be written"):
+            engine.generate([7, 8, 9], SamplingParams(max_tokens=4, temperature=0))
+        assert engine.error is None and engine.num_running == 0  # ...and the engine goes on
+        with torch.no_grad():
+            model.lm_head.weight[50] = 0
+        assert len(engine.generate([7, 8, 9], SamplingParams(max_tokens=4, temperature=0,
+                                                             ignore_eos=True))[0].token_ids) == 4
     finally:
         engine.shutdown()

@@ -25,6 +25,7 @@ from importlib import import_module
 
 _EXPORTS = {
     "Engine": "engine", "RequestOutput": "engine", "QueueFull": "engine", "EngineStopped": "engine",
+    "RequestFailed": "engine",
     "SamplingParams": "sampling", "ParameterError": "sampling",
     "detokenize_incrementally": "detokenize",
 }

@@ -28,7 +28,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import protocol
-from .engine import Engine, EngineStopped, RequestOutput
+from .engine import Engine, EngineStopped, RequestFailed, RequestOutput
 from .metrics import Metrics
 from .sampling import ParameterError
 from .scheduler import QueueFull
@@ -136,6 +136,10 @@ def create_app(model_name: str, api_key: str | None = None) -> FastAPI:
     @app.exception_handler(EngineStopped)
     async def _engine_stopped(request, err: EngineStopped):
         return error_response(503, str(err), "service_unavailable_error", None, "engine_stopped")
+
+    @app.exception_handler(RequestFailed)
+    async def _request_failed(request, err: RequestFailed):  # a bug in one request's processing
+        return error_response(500, f"internal error: {err}", "internal_error")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request, err: StarletteHTTPException):
@@ -304,7 +308,7 @@ class Job:
             output = await self.queue.get()
             if output.finish_reason is not None:
                 if output.error:
-                    raise EngineStopped(output.error)
+                    raise (EngineStopped if self.engine.error else RequestFailed)(output.error)
                 pending -= 1
                 self.completion_tokens[self.choice(output)] = output.completion_tokens
             yield output
@@ -340,6 +344,9 @@ class Job:
             yield "data: [DONE]\n\n"
         except EngineStopped as err:
             yield sse(protocol.error_body(str(err), "service_unavailable_error", None, "engine_stopped"))
+            yield "data: [DONE]\n\n"
+        except RequestFailed as err:
+            yield sse(protocol.error_body(f"internal error: {err}", "internal_error"))
             yield "data: [DONE]\n\n"
         finally:
             self.abort()

@@ -24,13 +24,18 @@ from .sampling import ParameterError, SamplingParams, adjust_logits, sample_toke
 from .scheduler import QueueFull, Scheduler
 from .sequence import Sequence, TokenLogprob
 
-__all__ = ["Engine", "EngineStopped", "QueueFull", "RequestOutput", "end_token_ids", "context_length"]
+__all__ = ["Engine", "EngineStopped", "QueueFull", "RequestFailed", "RequestOutput", "end_token_ids",
+           "context_length"]
 
 DEFAULT_CONTEXT = 2048  # for position schemes without a table (ALiBi): BLOOM's training length
 
 
 class EngineStopped(RuntimeError):
     """The engine was shut down (or failed): it takes no more requests."""
+
+
+class RequestFailed(RuntimeError):
+    """One request failed inside the engine (its own sampling or text); the engine goes on serving."""
 
 
 @dataclass
@@ -234,7 +239,7 @@ class Engine:
                 result.prompt_logprobs = out.prompt_logprobs
             if out.finish_reason is not None:
                 if out.error:
-                    raise EngineStopped(out.error)
+                    raise (EngineStopped if self.error else RequestFailed)(out.error)
                 result.finish_reason = out.finish_reason
                 remaining -= 1
         return results
@@ -291,14 +296,17 @@ class Engine:
             logits = self.runner.prefill(seq, start, stop, want_prompt_logprobs)
             seq.num_prefilled = stop
             if want_prompt_logprobs:
-                self._record_prompt_logprobs(seq, start, logits)
+                self._isolated(seq, self._record_prompt_logprobs, seq, start, logits)
+            touched[seq.request_id] = self._requests[seq.request_id]
+            if seq.finished:  # failed: free its row now, so the rows after it keep their order
+                self.scheduler.remove(seq)
+                continue
             if stop == len(seq.prompt_ids):
                 self.scheduler.prefilled(seq)
                 if seq.params.max_tokens == 0:
                     seq.finish("length")
                 else:
-                    self._sample(seq, logits[-1])
-            touched[seq.request_id] = self._requests[seq.request_id]
+                    self._isolated(seq, self._sample, seq, logits[-1])
         self._retire()
         running = self.scheduler.running
         if running and not all(seq.num_prefilled == len(seq.prompt_ids) and seq.output_ids for seq in running):
@@ -306,15 +314,23 @@ class Engine:
         if running:
             logits = self.runner.decode(running)
             for row, seq in enumerate(list(running)):
-                self._sample(seq, logits[row])
+                self._isolated(seq, self._sample, seq, logits[row])
                 touched[seq.request_id] = self._requests[seq.request_id]
             self._retire()
         for request in touched.values():
             self._emit(request)
 
     def _retire(self) -> None:
-        for seq in [s for s in self.scheduler.running if s.finished]:
+        for seq in [s for s in self.scheduler.running + self.scheduler.prefilling if s.finished]:
             self.scheduler.remove(seq)
+
+    def _isolated(self, seq: Sequence, work, *args) -> None:
+        """Run one sequence's host-side work; a failure ends that sequence ("error"), not the engine."""
+        try:
+            work(*args)
+        except Exception as err:  # noqa: BLE001 - reported to that request's caller
+            seq.error = f"{type(err).__name__}: {err}"
+            seq.finish("error")
 
     def _sample(self, seq: Sequence, logits: torch.Tensor) -> None:
         params = seq.params
@@ -383,7 +399,7 @@ class Engine:
                 request.id, seq.index, text, new_tokens,
                 seq.logprobs[sent:] if seq.params.logprobs is not None else [], prompt_logprobs,
                 seq.finish_reason if final else None, len(seq.prompt_ids), len(seq.output_ids),
-                self.error if final and seq.finish_reason == "error" else None))
+                (seq.error or self.error) if final and seq.finish_reason == "error" else None))
             done = done and seq.finished
         if done:
             self._requests.pop(request.id, None)

@@ -47,6 +47,7 @@ class Sequence:
         self.slot: int | None = None
         self.num_prefilled = 0
         self.finish_reason: str | None = None
+        self.error: str | None = None  # why it finished with "error"
         self.prompt_logprobs: list[TokenLogprob] = []  # filled during prefill when asked for
         self.logprobs: list[TokenLogprob] = []
         # The last row of a prefill chunk predicts the next chunk's first token.
@@ -97,14 +98,14 @@ class Sequence:
         return bool(found)
 
     def finish(self, reason: str) -> None:
-        """Mark finished with ``reason``: "stop" (end id or stop string), "length" or "abort"."""
+        """Mark finished with ``reason``: "stop" (end id or stop string), "length", "abort" or "error"."""
         if not self.finished:
             self.finish_reason = reason
             self.status = Status.FINISHED
 
     def flush(self, tokenizer) -> None:
         """At the end, release text held back as an incomplete character (unless a stop string cut it)."""
-        if not self.cut_by_stop_string:
+        if not self.cut_by_stop_string and self.finish_reason != "error":
             new_text, self.prefix_offset, self.read_offset = detokenize_incrementally(
                 tokenizer, self.all_ids, self.prefix_offset, self.read_offset, self.params.skip_special_tokens,
                 final=True)
