@@ -35,7 +35,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--model", default=None,
                         help="checkpoint directory or hub id (default: the embedded demonstration model)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1: this machine only)")
-    parser.add_argument("--port", type=int, default=8000, help="TCP port (8000; 0 picks a free one)")
+    parser.add_argument("--port", type=int, default=8000, help="TCP port (8000)")
     parser.add_argument("--dtype", default="auto", help="weights dtype: auto, float32, bfloat16, float16 (auto)")
     parser.add_argument("--device", default="cpu", help="torch device (cpu)")
     parser.add_argument("--quantization", choices=("int8", "int4"), default=None,
@@ -94,8 +94,8 @@ def run(args) -> int:
 
     from ..serving.api_server import attach, create_app, load_failed
 
-    if not 0 <= args.port <= 65535:
-        raise CommandError(f"--port {args.port}: must be between 0 and 65535")
+    if not 1 <= args.port <= 65535:
+        raise CommandError(f"--port {args.port}: must be between 1 and 65535")
     model_dir = resolve_model_dir(args.model, "serve")
     name = args.served_model_name or (Path(model_dir).name if args.model is not None else "tongues-default")
     app = create_app(name, api_key=args.api_key)
