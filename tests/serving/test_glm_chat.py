@@ -14,21 +14,29 @@ USER = 151336  # <|user|>, one of GLM-4's three end ids (151329, 151336, 151338)
 CONVERSATION = [{"role": "system", "content": "Réponds en français."}, {"role": "user", "content": "Bonjour !"}]
 
 
-@pytest.fixture(scope="module")
-def glm_server(tmp_path_factory):
-    path = tiny_chat_checkpoint(tmp_path_factory.mktemp("glm4-chat"))
+def glm_chat_engine(path):
+    """A tiny random GLM-4 (real tokenizer, template, generation config) that answers one token, then <|user|>.
+
+    Returns (engine, tokenizer, that first token).
+    """
+    tiny_chat_checkpoint(path)
     model = AutoModelForCausalLM.from_pretrained(path, dtype="float32").eval()
     tokenizer = AutoTokenizer.from_pretrained(path)
     prompt = tokenizer.apply_chat_template(CONVERSATION, add_generation_prompt=True, tokenize=True)
-    # Make the random model answer one ordinary token, then <|user|>: <|user|>'s output row points along the
-    # part of the second position's hidden state that is orthogonal to the first's, so it wins only there.
+    # <|user|>'s output row points along the part of the second position's hidden state that is
+    # orthogonal to the first's, so it wins at the second position only.
     with torch.no_grad():
         first = int(model(torch.tensor([prompt])).logits[0, -1].argmax())
         hidden = model.model(torch.tensor([prompt + [first]])).last_hidden_state[0, -2:]  # (2, hidden)
         h1, h2 = hidden[0], hidden[1]
         orthogonal = h2 - (h2 @ h1) / (h1 @ h1) * h1
         model.lm_head.weight[USER] = orthogonal / orthogonal.norm() * 1000
-    engine = Engine(model, tokenizer, max_running=4).start()
+    return Engine(model, tokenizer, max_running=4).start(), tokenizer, first
+
+
+@pytest.fixture(scope="module")
+def glm_server(tmp_path_factory):
+    engine, tokenizer, first = glm_chat_engine(tmp_path_factory.mktemp("glm4-chat"))
     with LiveServer(engine, model_name="glm-4-tiny") as server:
         server.first, server.tokenizer = first, tokenizer
         yield server

@@ -67,3 +67,27 @@ def test_the_page_streams_a_completion(browser):
             "prompt": "Tous les êtres humains", "max_tokens": 60, "temperature": 0, "top_p": 0.95}).json()
         assert shown == whole["choices"][0]["text"] and shown
         assert browser.execute_script("return window.updates") > 1
+
+
+def test_the_page_chats_with_glm4_and_stops_at_user(browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from tests.serving.test_glm_chat import CONVERSATION, glm_chat_engine
+
+    engine, tokenizer, first = glm_chat_engine(tmp_path)
+    with LiveServer(engine, model_name="glm-4-tiny") as server:
+        browser.get(server.url + "/")
+        WebDriverWait(browser, 20).until(lambda d: d.find_element(By.ID, "model-name").text == "glm-4-tiny")
+        browser.find_element(By.ID, "tab-chat").click()
+        for field, value in (("system", CONVERSATION[0]["content"]), ("message", CONVERSATION[1]["content"]),
+                             ("temperature", "0")):
+            element = browser.find_element(By.ID, field)
+            element.clear()
+            element.send_keys(value)
+        browser.find_element(By.ID, "send").click()
+        WebDriverWait(browser, 60).until(
+            lambda d: d.find_element(By.ID, "status").text.startswith(("finished", "error")))
+        assert browser.find_element(By.ID, "status").text == "finished: stop"
+        reply = browser.execute_script("return document.querySelector('#chat-log .assistant').textContent")
+        assert reply == tokenizer.decode([first])
