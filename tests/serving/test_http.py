@@ -139,6 +139,14 @@ def test_chat_without_a_template_and_bad_inputs_are_named_4xx(served):
     assert requests.get(url + "/v1/completions", timeout=10).status_code == 405
 
 
+def test_an_oversized_body_is_refused_with_413(served, monkeypatch):
+    from tongues.serving import api_server
+
+    monkeypatch.setattr(api_server, "MAX_BODY_BYTES", 100)
+    response = requests.post(served.url + "/v1/completions", json={"prompt": "a" * 200}, timeout=10)
+    assert response.status_code == 413 and "larger than 100 bytes" in response.json()["error"]["message"]
+
+
 def test_tokenizer_endpoints_have_vllms_shapes(served):
     tokens = requests.post(served.url + "/tokenize", json={"prompt": "Toute personne", "add_special_tokens": False},
                            timeout=10).json()

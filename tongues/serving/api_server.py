@@ -34,6 +34,7 @@ from .sampling import ParameterError
 from .scheduler import QueueFull
 
 RETRY_AFTER_SECONDS = 1
+MAX_BODY_BYTES = 64 * 2**20  # a request body past this is refused (413) before it is parsed
 OPEN_PATHS = {"/", "/health", "/metrics"}
 
 
@@ -255,9 +256,13 @@ def create_app(model_name: str, api_key: str | None = None) -> FastAPI:
 
 
 async def read_json(request: Request) -> Any:
-    raw = await request.body()
+    raw = bytearray()
+    async for piece in request.stream():
+        raw += piece
+        if len(raw) > MAX_BODY_BYTES:
+            raise ApiError(413, f"the request body is larger than {MAX_BODY_BYTES} bytes", "invalid_request_error")
     try:
-        return json.loads(raw)
+        return json.loads(bytes(raw))
     except ValueError as err:
         raise ParameterError(None, f"the request body is not valid JSON: {err}") from None
 
