@@ -221,3 +221,27 @@ def test_a_failure_inside_one_request_ends_it_alone():
                                                              ignore_eos=True))[0].token_ids) == 4
     finally:
         engine.shutdown()
+
+
+@pytest.mark.parametrize("family, prompt_logprobs", [("glm", 1), ("xlm", None)])  # XLM has no prompt logprobs
+def test_n_continuations_prefill_the_prompt_once_and_equal_separate_seeded_requests(family, prompt_logprobs):
+    engine = Engine(tiny(family), LetterTokenizer(), max_running=4, chunk_size=5)
+    prefilled = []
+    prefill = engine.runner.prefill
+    engine.runner.prefill = lambda seq, start, stop, logits: prefilled.append(stop - start) or prefill(
+        seq, start, stop, logits)
+    engine.start()
+    try:
+        prompt = prompts()[6]  # 17 tokens: four chunks
+        params = SamplingParams(max_tokens=6, temperature=1.0, seed=11, ignore_eos=True,
+                                prompt_logprobs=prompt_logprobs)
+        together = engine.generate(prompt, params.replace(n=3))
+        assert sum(prefilled) == len(prompt)
+        alone = [engine.generate(prompt, params.replace(seed=11 + i))[0] for i in range(3)]
+        assert [c.token_ids for c in together] == [c.token_ids for c in alone]
+        assert len({tuple(c.token_ids) for c in together}) > 1
+        if prompt_logprobs is not None:
+            assert all([e.logprob for e in c.prompt_logprobs] == [e.logprob for e in alone[0].prompt_logprobs]
+                       for c in together)
+    finally:
+        engine.shutdown()

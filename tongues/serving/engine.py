@@ -22,7 +22,7 @@ import torch
 from .model_runner import RecomputeRunner, SlotRunner, uses_causal_cache
 from .sampling import ParameterError, SamplingParams, adjust_logits, sample_token, top_logprobs
 from .scheduler import QueueFull, Scheduler
-from .sequence import Sequence, TokenLogprob
+from .sequence import Sequence, Status, TokenLogprob
 
 __all__ = ["Engine", "EngineStopped", "QueueFull", "RequestFailed", "RequestOutput", "end_token_ids",
            "context_length"]
@@ -292,6 +292,8 @@ class Engine:
         """One engine step: prefill this step's chunks, then decode every running sequence once."""
         touched: dict[str, _Request] = {}
         for seq, start, stop in self.scheduler.schedule():
+            if seq.status is not Status.PREFILLING or seq.num_prefilled != start:
+                continue  # a sibling whose prompt was copied in earlier this step
             want_prompt_logprobs = seq.params.prompt_logprobs is not None
             logits = self.runner.prefill(seq, start, stop, want_prompt_logprobs)
             seq.num_prefilled = stop
@@ -302,11 +304,15 @@ class Engine:
                 self.scheduler.remove(seq)
                 continue
             if stop == len(seq.prompt_ids):
-                self.scheduler.prefilled(seq)
-                if seq.params.max_tokens == 0:
-                    seq.finish("length")
-                else:
-                    self._isolated(seq, self._sample, seq, logits[-1])
+                self._start_decoding(seq, logits[-1])
+                # The request's other continuations (n > 1) admitted right after it share the prompt:
+                # copy its cache row instead of prefilling the same tokens again.
+                while self.scheduler.prefilling and self._shares_prompt(seq, self.scheduler.prefilling[0]):
+                    sibling = self.scheduler.prefilling[0]
+                    self.runner.move(seq.slot, sibling.slot)
+                    sibling.num_prefilled = seq.num_prefilled
+                    sibling.prompt_logprobs = list(seq.prompt_logprobs)
+                    self._start_decoding(sibling, logits[-1])
         self._retire()
         running = self.scheduler.running
         if running and not all(seq.num_prefilled == len(seq.prompt_ids) and seq.output_ids for seq in running):
@@ -319,6 +325,18 @@ class Engine:
             self._retire()
         for request in touched.values():
             self._emit(request)
+
+    def _start_decoding(self, seq: Sequence, last_logits: torch.Tensor) -> None:
+        """``seq``'s prompt is in its row: it joins the decoding rows with its first token."""
+        self.scheduler.prefilled(seq)
+        if seq.params.max_tokens == 0:
+            seq.finish("length")
+        else:
+            self._isolated(seq, self._sample, seq, last_logits)
+
+    @staticmethod
+    def _shares_prompt(seq: Sequence, other: Sequence) -> bool:
+        return other.request_id == seq.request_id and other.num_prefilled == 0 and not other.finished
 
     def _retire(self) -> None:
         for seq in [s for s in self.scheduler.running + self.scheduler.prefilling if s.finished]:
