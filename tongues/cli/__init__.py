@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "convert",
     "train",
     "eval",
+    "serve",
 )
 
 # Set to see the Python traceback of an unexpected error instead of its one-line summary.

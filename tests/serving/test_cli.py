@@ -1,0 +1,64 @@
+"""`tongues serve` from the command line: a real subprocess on a free loopback port, and its one-line errors."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import requests
+
+from tongues.cli import main
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_serve_starts_reports_loading_then_answers(tmp_path):
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    log = open(tmp_path / "stderr.txt", "w+")
+    process = subprocess.Popen([sys.executable, "-m", "tongues", "serve", "--port", str(port), "--max-running", "4"],
+                               stdout=subprocess.DEVNULL, stderr=log, env=env, cwd=tmp_path)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        status = None
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                status = requests.get(url + "/health", timeout=5).status_code
+            except requests.ConnectionError:
+                status = None
+            if status == 200:
+                break
+            time.sleep(0.2)
+        assert status == 200, open(tmp_path / "stderr.txt").read()
+        out = requests.post(url + "/v1/completions", json={"model": "tongues-default", "prompt": "Article 1",
+                                                           "max_tokens": 5, "temperature": 0}, timeout=60).json()
+        assert out["choices"][0]["finish_reason"] in ("stop", "length") and out["model"] == "tongues-default"
+        assert "<title>tongues playground</title>" in requests.get(url + "/", timeout=10).text
+    finally:
+        process.terminate()
+        process.wait(30)
+        log.close()
+    assert "embedded demonstration model" in open(tmp_path / "stderr.txt").read()
+
+
+def test_serve_without_the_extra_names_the_pip_command(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "fastapi", None)  # import fastapi -> ImportError
+    assert main(["serve"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "pip install 'tongues[serve]'" in err
+
+
+def test_serve_bad_model_and_port_are_one_line_errors(tmp_path, capsys):
+    assert main(["serve", "--model", str(tmp_path / "missing")]) == 1
+    assert "--model" in capsys.readouterr().err
+    assert main(["serve", "--port", "70000"]) == 1
+    assert "--port 70000" in capsys.readouterr().err
+    assert main(["serve", "--quantization", "int3"]) == 2

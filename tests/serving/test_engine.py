@@ -1,0 +1,247 @@
+"""The engine without HTTP: concurrent requests equal generate alone; logprobs, stops, seeds, aborts, limits."""
+
+import queue
+import threading
+import time
+
+import pytest
+import torch
+
+from tests.serving.helpers import LetterTokenizer, tiny
+from tongues.serving import Engine, ParameterError, QueueFull, RequestFailed, SamplingParams
+
+LENGTHS = (5, 2, 13, 1, 9, 3, 17, 7)
+
+
+def prompts(seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    return [torch.randint(6, 120, (n,), generator=generator).tolist() for n in LENGTHS]
+
+
+def run_concurrently(engine, requests):
+    results = [None] * len(requests)
+
+    def one(i):
+        try:
+            results[i] = engine.generate(*requests[i], timeout=60)
+        except RequestFailed:
+            pass
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(requests))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    return results
+
+
+def generate_alone(model, prompt, steps, **kwargs):
+    out = model.generate(torch.tensor([prompt]), max_new_tokens=steps, do_sample=False, pad_token_id=0, **kwargs)
+    return out[0, len(prompt):].tolist()
+
+
+@pytest.mark.parametrize("family", ["bloom", "xglm", "glm", "xlm"])
+def test_eight_concurrent_greedy_requests_equal_generate_alone(family):
+    model = tiny(family)
+    # 4 rows for 8 requests (so some wait), 4-token prefill chunks (so long prompts take several steps).
+    engine = Engine(model, LetterTokenizer(), max_running=4, max_queue=16, chunk_size=4).start()
+    try:
+        steps = [12, 7, 10, 12, 3, 12, 9, 12]
+        greedy = [SamplingParams(max_tokens=s, temperature=0, ignore_eos=True) for s in steps]
+        results = run_concurrently(engine, list(zip(prompts(), greedy)))
+        for prompt, s, result in zip(prompts(), steps, results):
+            assert result[0].token_ids == generate_alone(model, prompt, s, eos_token_id=None)
+            assert result[0].finish_reason == "length"
+        assert engine.num_running == 0
+    finally:
+        engine.shutdown()
+
+
+def test_every_end_id_of_the_model_stops_like_generate():
+    model = tiny("glm", seed=3)  # eos_token_id [2, 3, 4]
+    engine = Engine(model, LetterTokenizer(), max_running=8, chunk_size=8).start()
+    try:
+        many = [prompts(seed)[i] for seed in range(4) for i in (0, 2, 4, 7)]
+        results = run_concurrently(engine, [(p, SamplingParams(max_tokens=40, temperature=0)) for p in many])
+        stopped = 0
+        for prompt, result in zip(many, results):
+            expected = generate_alone(model, prompt, 40)
+            assert result[0].token_ids == expected
+            ended = expected[-1] in (2, 3, 4)
+            stopped += ended
+            assert result[0].finish_reason == ("stop" if ended else "length")
+        assert stopped, "no prompt reached an end id: the test would not test it"
+    finally:
+        engine.shutdown()
+
+
+def test_prompt_and_output_logprobs_are_the_models_log_softmax():
+    model = tiny("bloom")
+    engine = Engine(model, LetterTokenizer(), chunk_size=4).start()  # 11 tokens: three prefill chunks
+    try:
+        prompt = prompts()[2][:11]
+        params = SamplingParams(max_tokens=3, temperature=0, ignore_eos=True, logprobs=2, prompt_logprobs=3)
+        result = engine.generate(prompt, params)[0]
+    finally:
+        engine.shutdown()
+    ids = prompt + result.token_ids
+    with torch.no_grad():
+        log_probs = model(torch.tensor([ids])).logits[0].log_softmax(-1)  # row j predicts token j + 1
+    assert result.prompt_logprobs[0].logprob is None and result.prompt_logprobs[0].token_id == prompt[0]
+    assert [entry.token_id for entry in result.prompt_logprobs] == prompt
+    for j, entry in enumerate(result.prompt_logprobs[1:] + result.logprobs, start=1):
+        assert entry.token_id == ids[j]
+        torch.testing.assert_close(entry.logprob, float(log_probs[j - 1, ids[j]]), atol=1e-5, rtol=1e-5)
+        k = 3 if j < len(prompt) else 2
+        best = torch.topk(log_probs[j - 1], k)
+        assert [t for t, _ in entry.top] == best.indices.tolist()
+        torch.testing.assert_close(torch.tensor([v for _, v in entry.top]), best.values, atol=1e-5, rtol=1e-5)
+
+
+def test_stop_string_cuts_the_text_and_penalties_match_generate():
+    model = tiny("xglm")
+    engine = Engine(model, LetterTokenizer()).start()
+    try:
+        prompt = prompts()[0]
+        free = engine.generate(prompt, SamplingParams(max_tokens=12, temperature=0, ignore_eos=True))[0]
+        stop = free.text[4:6]
+        cut = engine.generate(prompt, SamplingParams(max_tokens=12, temperature=0, ignore_eos=True, stop=[stop, "#"]))[0]
+        assert cut.finish_reason == "stop" and cut.text == free.text[:free.text.index(stop)]
+        penalised = engine.generate(prompt, SamplingParams(max_tokens=12, temperature=0, ignore_eos=True,
+                                                           repetition_penalty=1.5))[0]
+        assert penalised.token_ids == generate_alone(model, prompt, 12, eos_token_id=None, repetition_penalty=1.5)
+        presence = engine.generate(prompt, SamplingParams(max_tokens=12, temperature=0, ignore_eos=True,
+                                                          presence_penalty=2.0))[0]
+        assert len(set(presence.token_ids)) > len(set(free.token_ids))  # repeats were discouraged
+    finally:
+        engine.shutdown()
+
+
+def test_seeded_sampling_repeats_and_n_gives_distinct_continuations():
+    engine = Engine(tiny("glm"), LetterTokenizer()).start()
+    try:
+        params = SamplingParams(max_tokens=10, temperature=1.5, top_p=0.95, top_k=50, seed=7, n=3, ignore_eos=True)
+        first = engine.generate(prompts()[1], params)
+        again = engine.generate(prompts()[1], params)
+        assert [c.token_ids for c in first] == [c.token_ids for c in again]
+        assert len({tuple(c.token_ids) for c in first}) > 1
+        assert all(len(c.token_ids) == 10 for c in first)
+    finally:
+        engine.shutdown()
+
+
+def test_abort_frees_the_row_at_once():
+    engine = Engine(tiny("bloom"), LetterTokenizer(), max_running=2).start()
+    try:
+        outputs = queue.Queue()
+        request_id = engine.submit(prompts()[2], SamplingParams(max_tokens=200, temperature=0, ignore_eos=True),
+                                   outputs.put)
+        outputs.get(timeout=30)
+        engine.abort(request_id)
+        deadline = time.monotonic() + 30
+        while engine.num_running and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert engine.num_running == 0
+        last = outputs.get(timeout=30)
+        while last.finish_reason is None:
+            last = outputs.get(timeout=30)
+        assert last.finish_reason == "abort" and last.completion_tokens < 200
+        assert engine.runner.cache.lengths.tolist() == [0, 0]
+        # The engine goes on serving.
+        assert engine.generate(prompts()[0], SamplingParams(max_tokens=3, temperature=0))[0].token_ids
+    finally:
+        engine.shutdown()
+
+
+def test_full_queue_refuses_and_bad_requests_name_the_parameter():
+    engine = Engine(tiny("bloom"), LetterTokenizer(), max_queue=3)  # not started: nothing leaves the queue
+    engine.submit([5, 6], SamplingParams(n=2), lambda out: None)
+    with pytest.raises(QueueFull, match="max-queue 3"):
+        engine.submit([5, 6], SamplingParams(n=2), lambda out: None)
+    cases = [
+        ([], SamplingParams(), "prompt", "empty"),
+        ([5, 120], SamplingParams(), "prompt", "outside the vocabulary"),
+        (list(range(6, 100)) * 30, SamplingParams(), "prompt", "context"),
+        ([5], SamplingParams(max_tokens=5000), "max_tokens", "at most 2047"),
+    ]
+    for prompt, params, param, message in cases:
+        with pytest.raises(ParameterError, match=message) as info:
+            engine.submit(prompt, params, lambda out: None)
+        assert info.value.param == param
+    for name, value in [("temperature", -1), ("top_p", 0), ("n", 0), ("max_tokens", "5"), ("logprobs", 21),
+                        ("stop", [""]), ("presence_penalty", 3), ("repetition_penalty", 0)]:
+        with pytest.raises(ParameterError, match=f"'{name}'") as info:
+            SamplingParams(**{name: value})
+        assert info.value.param == name
+
+
+def test_ids_past_the_tokenizer_are_never_sampled_nor_accepted():
+    class ShortTokenizer(LetterTokenizer):  # the model has 120 rows, the tokenizer 100 tokens (padded tables)
+        def __len__(self):
+            return 100
+
+    model = tiny("bloom")
+    with torch.no_grad():
+        model.lm_head.weight[110] = model.lm_head.weight[:100].sum(0) * 50  # greedy alone would pick 110
+    prompt = [t % 100 for t in prompts()[0]]
+    assert 110 in generate_alone(model, prompt, 5, eos_token_id=None)
+    engine = Engine(model, ShortTokenizer()).start()
+    try:
+        result = engine.generate(prompt, SamplingParams(max_tokens=5, temperature=0, ignore_eos=True,
+                                                              logprobs=3))[0]
+        assert all(t < 100 for t in result.token_ids)
+        assert all(t < 100 for entry in result.logprobs for t, _ in entry.top)
+        with pytest.raises(ParameterError, match="outside the vocabulary 0..99"):
+            engine.submit([5, 105], SamplingParams(), lambda out: None)
+    finally:
+        engine.shutdown()
+
+
+def test_a_failure_inside_one_request_ends_it_alone():
+    class Picky(LetterTokenizer):  # cannot write token 50 (a tokenizer bug, say)
+        def decode(self, ids, skip_special_tokens=True):
+            if 50 in ids:
+                raise ValueError("token 50 cannot be written")
+            return super().decode(ids, skip_special_tokens)
+
+    model = tiny("bloom")
+    with torch.no_grad():
+        model.lm_head.weight[50] = model.lm_head.weight.sum(0) * 50  # greedy picks 50 at once
+    engine = Engine(model, Picky(), max_running=2).start()
+    try:
+        results = run_concurrently(engine, [([7, 8, 9], SamplingParams(max_tokens=4, temperature=0)),
+                                            ([10, 11], SamplingParams(max_tokens=4, temperature=0))])
+        assert results == [None, None]  # both failed (the thread caught RequestFailed)...
+        with pytest.raises(RequestFailed, match="token 50 cannot be written"):
+            engine.generate([7, 8, 9], SamplingParams(max_tokens=4, temperature=0))
+        assert engine.error is None and engine.num_running == 0  # ...and the engine goes on
+        with torch.no_grad():
+            model.lm_head.weight[50] = 0
+        assert len(engine.generate([7, 8, 9], SamplingParams(max_tokens=4, temperature=0,
+                                                             ignore_eos=True))[0].token_ids) == 4
+    finally:
+        engine.shutdown()
+
+
+@pytest.mark.parametrize("family, prompt_logprobs", [("glm", 1), ("xlm", None)])  # XLM has no prompt logprobs
+def test_n_continuations_prefill_the_prompt_once_and_equal_separate_seeded_requests(family, prompt_logprobs):
+    engine = Engine(tiny(family), LetterTokenizer(), max_running=4, chunk_size=5)
+    prefilled = []
+    prefill = engine.runner.prefill
+    engine.runner.prefill = lambda seq, start, stop, logits: prefilled.append(stop - start) or prefill(
+        seq, start, stop, logits)
+    engine.start()
+    try:
+        prompt = prompts()[6]  # 17 tokens: four chunks
+        params = SamplingParams(max_tokens=6, temperature=1.0, seed=11, ignore_eos=True,
+                                prompt_logprobs=prompt_logprobs)
+        together = engine.generate(prompt, params.replace(n=3))
+        assert sum(prefilled) == len(prompt)
+        alone = [engine.generate(prompt, params.replace(seed=11 + i))[0] for i in range(3)]
+        assert [c.token_ids for c in together] == [c.token_ids for c in alone]
+        assert len({tuple(c.token_ids) for c in together}) > 1
+        if prompt_logprobs is not None:
+            assert all([e.logprob for e in c.prompt_logprobs] == [e.logprob for e in alone[0].prompt_logprobs]
+                       for c in together)
+    finally:
+        engine.shutdown()

@@ -1,0 +1,122 @@
+"""``tongues serve``: an OpenAI-compatible HTTP server with continuous batching and a web playground.
+
+Without ``--model`` it serves the embedded demonstration model. The server answers at once
+(``GET /health`` is 503 until the model has loaded, then 200). Needs the ``serve`` extra:
+``pip install 'tongues[serve]'``.
+
+Example::
+
+    $ tongues serve --model path/to/checkpoint --port 8000
+    $ curl -s localhost:8000/v1/completions -H 'content-type: application/json' \\
+        -d '{"prompt": "Tous les êtres humains", "max_tokens": 20, "temperature": 0}'
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+from pathlib import Path
+
+from . import CommandError, _one_line, resolve_model_dir
+from .generate import positive_int
+
+SERVE_EXTRA_HINT = "pip install 'tongues[serve]'"
+
+
+def register(subparsers) -> argparse.ArgumentParser:
+    """Add the ``serve`` subcommand to ``subparsers``."""
+    parser = subparsers.add_parser(
+        "serve", help="serve a model over an OpenAI-compatible HTTP API (with a web playground)",
+        description="Serve a causal language model at /v1/completions and /v1/chat/completions (OpenAI's API), "
+                    "with streaming, continuous batching, /metrics and a playground page at /. "
+                    f"Needs the serve extra: {SERVE_EXTRA_HINT}")
+    parser.add_argument("--model", default=None,
+                        help="checkpoint directory or hub id (default: the embedded demonstration model)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1: this machine only)")
+    parser.add_argument("--port", type=int, default=8000, help="TCP port (8000)")
+    parser.add_argument("--dtype", default="auto", help="weights dtype: auto, float32, bfloat16, float16 (auto)")
+    parser.add_argument("--device", default="cpu", help="torch device (cpu)")
+    parser.add_argument("--quantization", choices=("int8", "int4"), default=None,
+                        help="weight-only quantisation of the linear layers (CPU)")
+    parser.add_argument("--max-running", type=positive_int, default=16,
+                        help="sequences decoded together (rows of the KV cache) (16)")
+    parser.add_argument("--max-queue", type=positive_int, default=64,
+                        help="sequences that may wait for a row; more get 503 with Retry-After (64)")
+    parser.add_argument("--max-model-len", type=positive_int, default=None,
+                        help="prompt + output limit (default: the model's context length)")
+    parser.add_argument("--chunk-size", type=positive_int, default=256,
+                        help="prompt tokens prefilled per engine step, so long prompts delay others little (256)")
+    parser.add_argument("--threads", type=positive_int, default=None,
+                        help="torch CPU threads (default: torch's choice; fewer on a machine shared with other jobs)")
+    parser.add_argument("--served-model-name", default=None,
+                        help="the model's name in the API (default: the checkpoint folder's name)")
+    parser.add_argument("--api-key", default=os.environ.get("TONGUES_API_KEY"),
+                        help="require 'Authorization: Bearer KEY' (default: $TONGUES_API_KEY, else no key)")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def check_serve_extra() -> None:
+    """Raise CommandError (one line, with the pip command) when the server's packages are missing."""
+    missing = []
+    for module in ("fastapi", "uvicorn", "prometheus_client"):
+        try:
+            __import__(module)
+        except ImportError:
+            missing.append(module)
+    if missing:
+        raise CommandError(f"needs {', '.join(missing)}, which the serve extra installs: {SERVE_EXTRA_HINT}")
+
+
+def load_engine(args, model_dir: str):
+    """Load the model and tokenizer of ``model_dir`` and start an engine over them."""
+    import torch
+
+    from ..auto import AutoModelForCausalLM
+    from ..serving import Engine
+    from ..tokenization import AutoTokenizer
+
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=args.dtype, device=args.device,
+                                                 quantization=args.quantization)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    return Engine(model, tokenizer, max_running=args.max_running, max_queue=args.max_queue,
+                  chunk_size=args.chunk_size, max_model_len=args.max_model_len).start()
+
+
+def run(args) -> int:
+    """Start the server (the model loads in the background) and serve until interrupted."""
+    check_serve_extra()
+    import uvicorn
+
+    from ..serving.api_server import attach, create_app, load_failed
+
+    if not 1 <= args.port <= 65535:
+        raise CommandError(f"--port {args.port}: must be between 1 and 65535")
+    model_dir = resolve_model_dir(args.model, "serve")
+    name = args.served_model_name or (Path(model_dir).name if args.model is not None else "tongues-default")
+    app = create_app(name, api_key=args.api_key)
+
+    def load() -> None:
+        try:
+            attach(app, load_engine(args, model_dir))
+            print(f"tongues serve: {name} is ready", file=sys.stderr, flush=True)
+        except Exception as err:  # reported by /health and every request, and on stderr
+            message = f"--model {model_dir}: {_one_line(err)}"
+            load_failed(app, message)
+            print(f"tongues serve: {message}", file=sys.stderr, flush=True)
+
+    threading.Thread(target=load, name="tongues-load", daemon=True).start()
+    print(f"tongues serve: http://{args.host}:{args.port}/ (playground), OpenAI API at /v1", file=sys.stderr,
+          flush=True)
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    except OSError as err:
+        raise CommandError(f"cannot listen on {args.host}:{args.port}: {_one_line(err)}") from None
+    engine = app.state.server.engine
+    if engine is not None:
+        engine.shutdown()
+    return 0

@@ -1,0 +1,104 @@
+"""Which sequences get a cache row, which prefill a chunk and which decode, step by step.
+
+Rows are kept contiguous so that one :meth:`~tongues.slot_cache.SlotCache.view` covers every
+decoding sequence: rows ``0..len(running)-1`` decode, the rows after them prefill, in arrival order.
+When a sequence leaves, the last decoding row moves into its place and the prefilling rows shift
+down by one (``rows.move``), so the layout stays ``[running | prefilling | free]``.
+
+Each step prefills at most ``chunk_size`` prompt tokens in total, in arrival order, so a long
+prompt delays the decoding sequences by at most one chunk per step; a prompt that finishes its
+prefill joins the running rows at once (it is the first prefilling row, right after them).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Protocol
+
+from .sequence import Sequence, Status
+
+
+class QueueFull(RuntimeError):
+    """The admission queue is full: try again later (HTTP 503 with Retry-After)."""
+
+
+class RowMover(Protocol):
+    def move(self, src: int, dst: int) -> None: ...
+    def reset(self, row: int) -> None: ...
+
+
+class Scheduler:
+    """Admission (bounded queue), row assignment and the per-step plan.
+
+    Args:
+        max_running: cache rows, so sequences prefilling or decoding at once.
+        max_waiting: sequences that may wait for a row; more raise :class:`QueueFull`.
+        chunk_size: prompt tokens prefilled per step, over all prefilling sequences.
+        rows: moves and frees cache rows (the model runner).
+    """
+
+    def __init__(self, max_running: int, max_waiting: int, chunk_size: int, rows: RowMover) -> None:
+        self.max_running, self.max_waiting, self.chunk_size = max_running, max_waiting, chunk_size
+        self.rows = rows
+        self.waiting: deque[Sequence] = deque()
+        self.prefilling: list[Sequence] = []
+        self.running: list[Sequence] = []
+
+    def __len__(self) -> int:
+        return len(self.waiting) + len(self.prefilling) + len(self.running)
+
+    def add(self, sequences: list[Sequence]) -> None:
+        """Queue the sequences of one request, all or none."""
+        if len(self.waiting) + len(sequences) > self.max_waiting:
+            raise QueueFull(f"the server is busy: {len(self.waiting)} sequences are already waiting "
+                            f"(--max-queue {self.max_waiting}); retry shortly")
+        self.waiting.extend(sequences)
+
+    def schedule(self) -> list[tuple[Sequence, int, int]]:
+        """Admit waiting sequences into free rows; return this step's prefill chunks (seq, start, stop)."""
+        while self.waiting and len(self.running) + len(self.prefilling) < self.max_running:
+            seq = self.waiting.popleft()
+            seq.slot = len(self.running) + len(self.prefilling)
+            seq.status = Status.PREFILLING
+            self.prefilling.append(seq)
+        plan, budget = [], self.chunk_size
+        for seq in self.prefilling:
+            if budget == 0:
+                break
+            take = min(budget, len(seq.prompt_ids) - seq.num_prefilled)
+            plan.append((seq, seq.num_prefilled, seq.num_prefilled + take))
+            budget -= take
+        return plan
+
+    def prefilled(self, seq: Sequence) -> None:
+        """``seq``'s whole prompt is in the cache: it decodes from now on."""
+        assert self.prefilling[0] is seq, "prompts finish their prefill in row order"
+        self.prefilling.pop(0)
+        seq.status = Status.RUNNING
+        self.running.append(seq)
+
+    def remove(self, seq: Sequence) -> None:
+        """Take ``seq`` out (finished or aborted) and free its row, keeping the rows contiguous."""
+        if seq in self.waiting:
+            self.waiting.remove(seq)
+            return
+        used = len(self.running) + len(self.prefilling)
+        if seq in self.running:
+            i = self.running.index(seq)
+            last = self.running.pop()
+            if last is not seq:
+                self.rows.move(last.slot, seq.slot)
+                last.slot = seq.slot
+                self.running[i] = last
+            shifted = self.prefilling
+        elif seq in self.prefilling:
+            i = self.prefilling.index(seq)
+            self.prefilling.pop(i)
+            shifted = self.prefilling[i:]
+        else:
+            return
+        for other in shifted:  # ascending rows: each moves down into the row just freed
+            self.rows.move(other.slot, other.slot - 1)
+            other.slot -= 1
+        self.rows.reset(used - 1)
+        seq.slot = None
