@@ -74,6 +74,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "func", None) is None:
         parser.print_help(sys.stderr)
         return 2
+    if world_size() > 1 and int(os.environ.get("RANK", "0")) != 0:
+        # Under torchrun every rank runs the command on its shard of the model; rank 0 speaks for all.
+        sys.stdout = sys.stderr = open(os.devnull, "w", encoding="utf-8")
     try:
         return int(args.func(args) or 0)
     except CommandError as err:
@@ -251,9 +254,20 @@ def resolve_model_dir(model: str | None, command: str, flag: str = "--model") ->
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "vocab.txt", "*.model", "*.tiktoken")
 
 
+def world_size() -> int:
+    """The number of processes torchrun started for this command (1 when run alone)."""
+    try:
+        return max(1, int(os.environ.get("WORLD_SIZE", "1")))
+    except ValueError:
+        return 1
+
+
 def load_causal_lm(model: str | None, command: str, dtype: str = "auto", device: str = "cpu",
                    quantization: str | None = None, threads: int | None = None):
-    """(model, tokenizer, model_dir) for ``--model`` (or the embedded model), with one-line errors."""
+    """(model, tokenizer, model_dir) for ``--model`` (or the embedded model), with one-line errors.
+
+    Under ``torchrun`` (``WORLD_SIZE`` > 1) the model is sharded over the ranks (``tp_plan="auto"``).
+    """
     import torch
 
     from ..auto import AutoConfig, AutoModelForCausalLM
@@ -267,7 +281,8 @@ def load_causal_lm(model: str | None, command: str, dtype: str = "auto", device:
     try:
         config = AutoConfig.from_pretrained(model_dir)
         loaded = AutoModelForCausalLM.from_pretrained(model_dir, config=config, dtype=dtype, device=device,
-                                                      quantization=quantization)
+                                                      quantization=quantization,
+                                                      tp_plan="auto" if world_size() > 1 else None)
     except (OSError, ValueError, TypeError, KeyError, RuntimeError) as err:
         raise CommandError(f"--model {model_dir}: {_one_line(err)}") from None
     folder = Path(model_dir)
@@ -284,7 +299,19 @@ def load_causal_lm(model: str | None, command: str, dtype: str = "auto", device:
 
 
 def read_text_argument(text: str | None, file: str | None, what: str = "text") -> str:
-    """The text of a positional argument, ``--file PATH``, or stdin (``-`` or nothing given on a pipe)."""
+    """The text of a positional argument, ``--file PATH``, or stdin (``-`` or nothing given on a pipe).
+
+    Under ``torchrun`` rank 0 reads it and hands it to the other ranks.
+    """
+    if world_size() > 1:
+        from ..distributed.tensor_parallel import broadcast_from_rank0, init_from_env
+
+        init_from_env()
+        return broadcast_from_rank0(lambda: _read_text(text, file, what))
+    return _read_text(text, file, what)
+
+
+def _read_text(text: str | None, file: str | None, what: str) -> str:
     if text is not None and file is not None:
         raise CommandError(f"give the {what} either as an argument or with --file, not both")
     if file is not None:

@@ -169,7 +169,8 @@ def read_prompts(args) -> tuple[list[dict[str, Any]], bool]:
         raise CommandError("give the prompt either as an argument or with --file, not both")
     path = Path(args.file)
     try:
-        lines = (sys.stdin.read() if args.file == "-" else path.read_text(encoding="utf-8")).splitlines()
+        lines = (read_text_argument("-", None, "prompts") if args.file == "-"
+                 else path.read_text(encoding="utf-8")).splitlines()
     except FileNotFoundError:
         raise CommandError(f"--file {args.file}: no such file") from None
     except IsADirectoryError:

@@ -63,6 +63,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--max-grad-norm", type=non_negative_float, default=1.0,
                         help="gradient clipping norm; 0 = off (1.0)")
     parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast (CPU)")
+    parser.add_argument("--fsdp", action="store_true",
+                        help="shard parameters, gradients and optimizer state over the torchrun ranks (FSDP2); "
+                             "fine-tuning (--model or --resume) under torchrun; --batch-size is per rank x ranks")
     parser.add_argument("--eval-every", type=non_negative_int, default=100, metavar="N",
                         help="evaluate every N steps; 0 = at the end only (100)")
     parser.add_argument("--save-every", type=non_negative_int, default=0, metavar="N",
@@ -157,6 +160,24 @@ def _fast_tokenizer_class(model_type: str | None) -> str:
     return fast or "PreTrainedTokenizerFast"
 
 
+def _check_fsdp(args) -> None:
+    """``--fsdp`` needs torchrun and a checkpoint to fine-tune; then joins the process group."""
+    from . import world_size
+
+    if world_size() < 2:
+        raise CommandError("--fsdp shards over several processes: run it as "
+                           "`torchrun --nproc-per-node N -m tongues train --fsdp ...`")
+    if args.model is None and args.resume is None:
+        raise CommandError("--fsdp fine-tunes a checkpoint: give --model DIR (or --resume); train from scratch "
+                           "in one process first")
+    if args.batch_size % world_size():
+        raise CommandError(f"--batch-size {args.batch_size} does not divide over {world_size()} FSDP ranks; "
+                           f"use a multiple of {world_size()}")
+    from ..distributed.tensor_parallel import init_from_env
+
+    init_from_env()
+
+
 def run(args) -> int:
     """Train; returns the exit code."""
     from ..auto import AutoModelForCausalLM
@@ -166,7 +187,13 @@ def run(args) -> int:
     warmup = warmup_steps(args.warmup, args.steps)
     if args.resume is not None and not Path(args.resume).is_dir():
         raise CommandError(f"--resume {args.resume}: no such directory; give an OUTPUT/checkpoint-N folder")
-    prepare_output(args.output, args.overwrite, args.resume)
+    if args.fsdp:
+        _check_fsdp(args)
+        from ..distributed.tensor_parallel import broadcast_from_rank0
+
+        broadcast_from_rank0(lambda: prepare_output(args.output, args.overwrite, args.resume))
+    else:
+        prepare_output(args.output, args.overwrite, args.resume)
     try:
         documents = read_documents(args.data)
     except (FileNotFoundError, ValueError) as err:
@@ -187,7 +214,7 @@ def run(args) -> int:
             gradient_accumulation_steps=args.grad_accum, learning_rate=args.lr, min_lr_ratio=args.min_lr_ratio,
             warmup_steps=warmup, weight_decay=args.weight_decay, max_grad_norm=args.max_grad_norm or None,
             bf16=args.bf16, eval_every=args.eval_every or args.steps, save_every=args.save_every, seed=args.seed,
-            num_threads=args.threads)
+            num_threads=args.threads, fsdp=args.fsdp)
         try:
             train_blocks = tokenize_and_pack(train_docs, tokenizer, args.block_size)
         except ValueError as err:

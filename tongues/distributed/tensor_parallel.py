@@ -287,6 +287,21 @@ class _GatherLogits:
         return torch.cat(parts, dim=-1)
 
 
+def broadcast_from_rank0(read):
+    """``read()`` on rank 0, its result (any picklable value, or the error it raised) on every rank."""
+    box = [None]
+    if dist.get_rank() == 0:
+        try:
+            box[0] = ("value", read())
+        except Exception as err:  # noqa: BLE001 - re-raised on every rank
+            box[0] = ("error", err)
+    dist.broadcast_object_list(box, src=0)
+    kind, value = box[0]
+    if kind == "error":
+        raise value
+    return value
+
+
 def init_from_env(backend: str | None = None):
     """Join the process group torchrun describes (``WORLD_SIZE``, ``RANK``, ``MASTER_ADDR``...), once.
 
@@ -299,5 +314,5 @@ def init_from_env(backend: str | None = None):
     return dist.group.WORLD
 
 
-__all__ = ["Shard", "Traffic", "collect_plan", "heads_of_rank", "init_from_env", "kv_heads_of_rank", "plan_shards",
+__all__ = ["Shard", "Traffic", "broadcast_from_rank0", "collect_plan", "heads_of_rank", "init_from_env", "kv_heads_of_rank", "plan_shards",
            "shard_meta_model", "shard_tensor", "style_of"]
