@@ -19,7 +19,7 @@ import sys
 import threading
 from pathlib import Path
 
-from . import CommandError, _one_line, resolve_model_dir
+from . import CommandError, _one_line, resolve_model_dir, world_size
 from .generate import positive_int
 
 SERVE_EXTRA_HINT = "pip install 'tongues[serve]'"
@@ -89,6 +89,9 @@ def load_engine(args, model_dir: str):
 
 def run(args) -> int:
     """Start the server (the model loads in the background) and serve until interrupted."""
+    if world_size() > 1:
+        raise CommandError("serve does not run under torchrun yet (every rank would bind the port); start it "
+                           "as one process: tongues serve ...")
     check_serve_extra()
     import uvicorn
 
