@@ -32,6 +32,7 @@ from torch import nn
 
 from .layers.decoder import finish
 from .layers.losses import causal_lm_loss, last_token_index, sequence_classification_loss, span_loss, token_loss
+from .layers.masks import padding_mask
 from .layers.summary import BeamSpanHead, SequenceSummary
 from .outputs import (
     BeamQuestionAnsweringOutput,
@@ -217,17 +218,21 @@ class BeamSpanQuestionAnswering(HeadModel):
 class SummaryHead(HeadModel):
     """Pools the sequence with ``sequence_summary`` (by ``config.summary_type``, XLNet/XLM style).
 
-    ``summary_mask`` gives the padding mask of the computed positions to the ``"attn"`` summary; a
-    family whose bare model derives the mask from other inputs (``lengths``) overrides it.
+    ``summary_mask`` gives the padding mask of the computed positions to the ``"attn"`` summary.
     """
 
     def build_head(self, config) -> None:
         self.sequence_summary = SequenceSummary.from_config(config)
 
-    def summary_mask(self, input_ids, attention_mask, hidden, **kwargs) -> torch.Tensor | None:
-        if self.sequence_summary.summary_type != "attn" or attention_mask is None:
+    def summary_mask(self, input_ids, attention_mask, hidden, lengths=None, **kwargs) -> torch.Tensor | None:
+        """(B, T) real-token mask of the T computed positions (:func:`padding_mask`: ``attention_mask``, else
+        ``lengths``, else the ids that are not ``pad_token_id``) for the ``"attn"`` summary; else ``None``."""
+        if self.sequence_summary.summary_type != "attn":
             return None
-        return attention_mask[:, attention_mask.shape[1] - hidden.shape[1]:]
+        S = input_ids.shape[1] if input_ids is not None else hidden.shape[1]
+        mask = padding_mask(input_ids, attention_mask, lengths, self.config.pad_token_id, hidden.shape[0], S,
+                            hidden.device)
+        return mask[:, mask.shape[1] - hidden.shape[1]:]
 
     def pooled(self, input_ids, attention_mask, inputs_embeds, output_attentions, output_hidden_states, **kwargs):
         out = self._run_base(input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds,
