@@ -21,20 +21,20 @@ from torch import nn
 from ...configuration import ConfigError
 from ...heads import (
     BeamSpanQuestionAnswering,
+    MaskedLMHead,
     SpanQuestionAnswering,
     SummaryMultipleChoice,
     SummarySequenceClassification,
     TokenClassification,
-    keep_last,
 )
 from ...layers.attention import MultiHeadAttention
-from ...layers.decoder import Decoder, finish
+from ...layers.decoder import Decoder
 from ...layers.embeddings import FrozenSinusoidalEmbedding
 from ...layers.inputs import last_columns
 from ...layers.masks import causal_bias, padding_mask
 from ...layers.vocab_projection import VocabProjection
 from ...modeling import PreTrainedModel
-from ...outputs import BaseModelOutput, BeamQuestionAnsweringOutput, MaskedLMOutput
+from ...outputs import BaseModelOutput, BeamQuestionAnsweringOutput
 from .cache_xlm import DictCacheHooks, new_positions
 from .configuration_xlm import XLMConfig
 from .generation_xlm import MaskTokenGeneration
@@ -186,50 +186,31 @@ class XLMPredLayer(VocabProjection):
                          config.asm_div_value)
 
 
-class XLMWithLMHeadModel(XLMPreTrainedModel, MaskTokenGeneration):
+class XLMWithLMHeadModel(MaskedLMHead, XLMPreTrainedModel, MaskTokenGeneration):
     """XLM with its language-model head (``pred_layer``), for masked-LM scoring and for generation.
 
     The loss compares each position's scores with the label at the same position (masked-LM style,
     no shift); positions labelled -100 are ignored.
     """
 
+    base_model_class = XLMModel
+    lm_head_name = "pred_layer"
     tied_weights = {"pred_layer.proj.weight": "transformer.embeddings.weight"}
     tp_plan = {"pred_layer.proj": "vocab_head"}
 
-    def __init__(self, config: XLMConfig) -> None:
-        super().__init__(config)
-        if config.asm:
-            self.tied_weights = {}  # an adaptive softmax has no single output matrix to tie
-        self.transformer = XLMModel(config)
-        self.pred_layer = XLMPredLayer(config)
-        self.post_init()
-
-    def get_output_embeddings(self):
-        return self.pred_layer.proj
-
-    def set_output_embeddings(self, value):
-        self.pred_layer.proj = value
-
-    def resize_token_embeddings(self, new_num_tokens=None, pad_to_multiple_of=None, mean_resizing=True):
-        """Resize the word embeddings and the output projection, bias included (new bias entries are 0)."""
-        if self.config.asm:
-            raise ValueError("resize_token_embeddings is not supported with an adaptive softmax (config.asm=True): "
-                             "its clusters are fixed by config.asm_cutoffs")
-        embeddings = super().resize_token_embeddings(new_num_tokens, pad_to_multiple_of, mean_resizing)
-        self.pred_layer.resize_bias(embeddings.weight.shape[0])
-        return embeddings
+    def vocab_projection(self, config: XLMConfig) -> XLMPredLayer:
+        return XLMPredLayer(config)
 
     def forward(self, input_ids=None, attention_mask=None, langs=None, token_type_ids=None, position_ids=None,
                 lengths=None, cache=None, head_mask=None, inputs_embeds=None, labels=None, output_attentions=None,
                 output_hidden_states=None, return_dict=None, logits_to_keep: int | torch.Tensor = 0):
-        """Scores (B, T', V) for the kept positions (all by default); masked-LM loss when ``labels`` (B, T)."""
-        out = self.transformer(input_ids=input_ids, attention_mask=attention_mask, langs=langs,
+        """Scores (B, T', V) for the kept positions (all by default); masked-LM loss when ``labels`` (B, T).
+        Other arguments as :meth:`XLMModel.forward` (named here for generation and positional calls)."""
+        return super().forward(input_ids=input_ids, attention_mask=attention_mask, langs=langs,
                                token_type_ids=token_type_ids, position_ids=position_ids, lengths=lengths, cache=cache,
-                               head_mask=head_mask, inputs_embeds=inputs_embeds, output_attentions=output_attentions,
-                               output_hidden_states=output_hidden_states, return_dict=True)
-        logits, loss = self.pred_layer(keep_last(out.last_hidden_state, logits_to_keep), labels)
-        return finish(MaskedLMOutput(loss=loss, logits=logits, hidden_states=out.hidden_states,
-                                     attentions=out.attentions), return_dict, self.config)
+                               head_mask=head_mask, inputs_embeds=inputs_embeds, labels=labels,
+                               output_attentions=output_attentions, output_hidden_states=output_hidden_states,
+                               return_dict=return_dict, logits_to_keep=logits_to_keep)
 
 
 class XLMForSequenceClassification(SummarySequenceClassification, XLMPreTrainedModel):
