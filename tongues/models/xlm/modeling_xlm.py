@@ -19,18 +19,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...configuration import ConfigError
-from ...heads import (
-    BeamSpanQuestionAnswering,
-    MaskedLMHead,
-    SpanQuestionAnswering,
-    SummaryMultipleChoice,
-    SummarySequenceClassification,
-    TokenClassification,
-)
+from ...heads import (BeamSpanQuestionAnswering, MaskedLMHead, SpanQuestionAnswering, SummaryMultipleChoice,
+                      SummarySequenceClassification, TokenClassification)
 from ...layers.attention import MultiHeadAttention
 from ...layers.decoder import Decoder
 from ...layers.embeddings import FrozenSinusoidalEmbedding
-from ...layers.inputs import last_columns
 from ...layers.masks import causal_bias, padding_mask
 from ...layers.vocab_projection import VocabProjection
 from ...modeling import PreTrainedModel
@@ -38,6 +31,7 @@ from ...outputs import BaseModelOutput, BeamQuestionAnsweringOutput
 from .cache_xlm import DictCacheHooks, new_positions
 from .configuration_xlm import XLMConfig
 from .generation_xlm import MaskTokenGeneration
+from .inputs_xlm import new_columns
 
 
 class XLMForQuestionAnsweringOutput(BeamQuestionAnsweringOutput):
@@ -138,31 +132,14 @@ class XLMModel(DictCacheHooks, Decoder, XLMPreTrainedModel):
         device = full.device
         T = new_positions(cache, past, S)
         mask = padding_mask(input_ids, attention_mask, lengths, config.pad_token_id, B, S, device)  # (B, S)
-        if position_ids is None:
-            if S > config.max_position_embeddings:
-                raise ValueError(f"the input has {S} positions but XLM's position table has "
-                                 f"{config.max_position_embeddings} (config.max_position_embeddings)")
-            position_ids = torch.arange(past, S, device=device)[None, :]  # (1, T)
-        else:
-            position_ids = last_columns(position_ids, "position_ids", B, S, T)
-            if int(position_ids.min()) < 0 or int(position_ids.max()) >= config.max_position_embeddings:
-                low, high = int(position_ids.min()), int(position_ids.max())
-                raise ValueError(f"position_ids must lie in [0, {config.max_position_embeddings}) "
-                                 f"(config.max_position_embeddings); got {low}..{high}")
-        langs = last_columns(langs, "langs", B, S, T)
-        token_type_ids = last_columns(token_type_ids, "token_type_ids", B, S, T)
-
+        lang_table = hasattr(self, "lang_embeddings")
+        langs, token_type_ids, position_ids = new_columns(config, B, S, past, device, langs, token_type_ids,
+                                                          position_ids, lang_table)
         x = self.embeddings(input_ids[:, past:]) if inputs_embeds is None else inputs_embeds[:, past:]  # (B, T, D)
         x = x + self.position_embeddings(position_ids).expand_as(x)
-        if langs is not None and hasattr(self, "lang_embeddings"):
-            if int(langs.min()) < 0 or int(langs.max()) >= config.n_langs:
-                raise ValueError(f"langs holds language id {int(langs.max())}, outside [0, {config.n_langs}) "
-                                 "(config.n_langs); see config.lang2id")
+        if langs is not None and lang_table:
             x = x + self.lang_embeddings(langs)
         if token_type_ids is not None:
-            if int(token_type_ids.min()) < 0 or int(token_type_ids.max()) >= config.vocab_size:
-                raise ValueError(f"token_type_ids index the word embeddings and must lie in [0, {config.vocab_size}); "
-                                 f"got {int(token_type_ids.min())}..{int(token_type_ids.max())}")
             # XLM has no segment table: token types index the word embeddings (facebookresearch/XLM does the same).
             x = x + self.embeddings(token_type_ids)
         x = F.dropout(self.layer_norm_emb(x), config.dropout, self.training)
