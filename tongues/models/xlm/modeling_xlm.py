@@ -24,6 +24,7 @@ from ...heads import (BeamSpanQuestionAnswering, MaskedLMHead, SpanQuestionAnswe
 from ...layers.attention import MultiHeadAttention
 from ...layers.decoder import Decoder
 from ...layers.embeddings import FrozenSinusoidalEmbedding
+from ...layers.feed_forward import FeedForward
 from ...layers.masks import causal_bias, padding_mask
 from ...layers.vocab_projection import VocabProjection
 from ...modeling import PreTrainedModel
@@ -38,16 +39,12 @@ class XLMForQuestionAnsweringOutput(BeamQuestionAnsweringOutput):
     """Output of :class:`XLMForQuestionAnswering` (loss, or the top start/end candidates and ``cls_logits``)."""
 
 
-class TransformerFFN(nn.Module):
-    def __init__(self, config: XLMConfig) -> None:
-        super().__init__()
-        self.lin1 = nn.Linear(config.emb_dim, 4 * config.emb_dim)
-        self.lin2 = nn.Linear(4 * config.emb_dim, config.emb_dim)
-        self.act = F.gelu if config.gelu_activation else F.relu  # exact (erf) GELU, as XLM trained with
-        self.dropout = config.dropout
+class TransformerFFN(FeedForward):
+    names = ("lin1", "lin2")
 
-    def forward(self, x):
-        return F.dropout(self.lin2(self.act(self.lin1(x))), self.dropout, self.training)
+    def __init__(self, config: XLMConfig) -> None:
+        dim, act = config.emb_dim, F.gelu if config.gelu_activation else F.relu  # exact (erf) GELU, as XLM trained with
+        super().__init__(nn.Linear(dim, 4 * dim), nn.Linear(4 * dim, dim), act, config.dropout)
 
 
 class XLMPreTrainedModel(PreTrainedModel):
@@ -156,7 +153,7 @@ class XLMModel(DictCacheHooks, Decoder, XLMPreTrainedModel):
 
 
 class XLMPredLayer(VocabProjection):
-    """Output layer ``proj``: a linear projection (tied to the word embeddings), or an adaptive softmax (``config.asm``)."""
+    """Output layer ``proj``: linear (tied to the word embeddings), or an adaptive softmax (``config.asm``)."""
 
     def __init__(self, config: XLMConfig) -> None:
         super().__init__(config.emb_dim, config.vocab_size, config.asm_cutoffs if config.asm else None,
@@ -197,11 +194,7 @@ class XLMForSequenceClassification(SummarySequenceClassification, XLMPreTrainedM
 
 
 class XLMForMultipleChoice(SummaryMultipleChoice, XLMPreTrainedModel):
-    """XLM scoring each of C choices: pooled summary -> ``logits_proj`` -> one logit per choice.
-
-    ``lengths`` may be (B, C); the spec's (B,) cannot say which choice it measures and is ignored
-    with a warning, as the reference does.
-    """
+    """XLM scoring each of C choices: pooled summary -> ``logits_proj``; ``lengths`` (B, C), a (B,) one is ignored."""
 
     base_model_class = XLMModel
     per_choice_inputs = ("langs", "token_type_ids", "position_ids", "lengths")
