@@ -43,8 +43,9 @@ class TransformerFFN(FeedForward):
     names = ("lin1", "lin2")
 
     def __init__(self, config: XLMConfig) -> None:
-        dim, act = config.emb_dim, F.gelu if config.gelu_activation else F.relu  # exact (erf) GELU, as XLM trained with
-        super().__init__(nn.Linear(dim, 4 * dim), nn.Linear(4 * dim, dim), act, config.dropout)
+        act = F.gelu if config.gelu_activation else F.relu  # exact (erf) GELU, as XLM trained with
+        D = config.emb_dim
+        super().__init__(nn.Linear(D, 4 * D), nn.Linear(4 * D, D), act, config.dropout)
 
 
 class XLMPreTrainedModel(PreTrainedModel):
