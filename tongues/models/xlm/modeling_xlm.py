@@ -89,10 +89,8 @@ class XLMModel(DictCacheHooks, Decoder, XLMPreTrainedModel):
             raise ConfigError("XLMConfig.is_encoder=False asks for an XLM decoder, which neither tongues nor the "
                               "reference implements; XLM checkpoints are encoders (use causal=True for a CLM).")
         dim = config.emb_dim
-        if config.sinusoidal_embeddings:
-            self.position_embeddings = FrozenSinusoidalEmbedding(config.max_position_embeddings, dim)
-        else:
-            self.position_embeddings = nn.Embedding(config.max_position_embeddings, dim)
+        table = FrozenSinusoidalEmbedding if config.sinusoidal_embeddings else nn.Embedding
+        self.position_embeddings = table(config.max_position_embeddings, dim)
         # Only multilingual checkpoints carry language embeddings (and only when use_lang_emb).
         if config.n_langs > 1 and config.use_lang_emb:
             self.lang_embeddings = nn.Embedding(config.n_langs, dim)
