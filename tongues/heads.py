@@ -14,10 +14,10 @@ The bare model lives under the family's ``base_model_prefix`` (a checkpoint key)
 does not use are passed to the bare model, so every family argument (``head_mask``, ``langs``,
 ``position_ids``, ``lengths`` ...) reaches it.
 
-Declarations (class attributes): ``classifier_name`` (checkpoint name of the task layer),
-``classifier_bias``, ``dropout_names`` (config fields tried in order for the head's dropout, then
-``default_dropout``), ``output_class``; pooling is the head's kind (last real token, a
-``SequenceSummary``, every token, a span).
+Declarations (class attributes): ``classifier_name`` (checkpoint name of the task layer;
+``lm_head_name`` for the masked-LM head), ``classifier_bias``, ``dropout_names`` (config fields
+tried in order for the head's dropout, then ``default_dropout``), ``output_class``; pooling is the
+head's kind (last real token, a ``SequenceSummary``, every token, a span).
 """
 
 from __future__ import annotations
@@ -32,10 +32,13 @@ from torch import nn
 
 from .layers.decoder import finish
 from .layers.losses import causal_lm_loss, last_token_index, sequence_classification_loss, span_loss, token_loss
+from .layers.masks import padding_mask
 from .layers.summary import BeamSpanHead, SequenceSummary
+from .layers.vocab_projection import VocabProjection
 from .outputs import (
     BeamQuestionAnsweringOutput,
     CausalLMOutputWithPast,
+    MaskedLMOutput,
     MultipleChoiceModelOutput,
     QuestionAnsweringModelOutput,
     SequenceClassifierOutput,
@@ -115,6 +118,54 @@ class CausalLMHead(HeadModel):
         loss = causal_lm_loss(logits, labels) if labels is not None else None
         output = self.output_class(loss=loss, logits=logits, **extras(out, self.output_class))
         return finish(output, return_dict, self.config)
+
+
+class MaskedLMHead(HeadModel):
+    """Language-model head scored at each position against that position's label (masked-LM style, no shift).
+
+    ``lm_head_name`` holds the :class:`VocabProjection` that ``vocab_projection(config)`` builds: a
+    linear ``proj``, tied to the input embeddings by the family's ``tied_weights``, or an adaptive
+    softmax, whose scores are log-probabilities and which ties nothing.
+    """
+
+    output_class: ClassVar[type] = MaskedLMOutput
+    lm_head_name: ClassVar[str] = "lm_head"
+
+    def vocab_projection(self, config) -> VocabProjection:
+        return VocabProjection(config.hidden_size, config.vocab_size)
+
+    def build_head(self, config) -> None:
+        setattr(self, self.lm_head_name, self.vocab_projection(config))
+        if self.lm_output.adaptive:
+            self.tied_weights = {}  # an adaptive softmax has no single output matrix to tie
+
+    @property
+    def lm_output(self) -> VocabProjection:
+        return getattr(self, self.lm_head_name)
+
+    def get_output_embeddings(self):
+        return self.lm_output.proj
+
+    def set_output_embeddings(self, value):
+        self.lm_output.proj = value
+
+    def resize_token_embeddings(self, new_num_tokens=None, pad_to_multiple_of=None, mean_resizing=True):
+        """Resize the input embeddings and the output projection, bias included (new bias entries are 0)."""
+        if self.lm_output.adaptive:
+            raise ValueError("resize_token_embeddings is not supported with an adaptive softmax: its clusters are "
+                             f"fixed by its cutoffs {self.lm_output.proj.cutoffs[:-1]}")
+        embeddings = super().resize_token_embeddings(new_num_tokens, pad_to_multiple_of, mean_resizing)
+        self.lm_output.resize_bias(embeddings.weight.shape[0])
+        return embeddings
+
+    def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None, labels=None, output_attentions=None,
+                output_hidden_states=None, return_dict=None, logits_to_keep: int | torch.Tensor = 0, **kwargs):
+        """Scores (B, T', V) for the kept positions (all by default); the loss when ``labels`` (B, T), -100 ignored."""
+        out = self._run_base(input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds,
+                             output_attentions=output_attentions, output_hidden_states=output_hidden_states, **kwargs)
+        scores, loss = self.lm_output(keep_last(out.last_hidden_state, logits_to_keep), labels)
+        return finish(self.output_class(loss=loss, logits=scores, hidden_states=out.get("hidden_states"),
+                                        attentions=out.get("attentions")), return_dict, self.config)
 
 
 class LastTokenSequenceClassification(HeadModel):
@@ -217,17 +268,21 @@ class BeamSpanQuestionAnswering(HeadModel):
 class SummaryHead(HeadModel):
     """Pools the sequence with ``sequence_summary`` (by ``config.summary_type``, XLNet/XLM style).
 
-    ``summary_mask`` gives the padding mask of the computed positions to the ``"attn"`` summary; a
-    family whose bare model derives the mask from other inputs (``lengths``) overrides it.
+    ``summary_mask`` gives the padding mask of the computed positions to the ``"attn"`` summary.
     """
 
     def build_head(self, config) -> None:
         self.sequence_summary = SequenceSummary.from_config(config)
 
-    def summary_mask(self, input_ids, attention_mask, hidden, **kwargs) -> torch.Tensor | None:
-        if self.sequence_summary.summary_type != "attn" or attention_mask is None:
+    def summary_mask(self, input_ids, attention_mask, hidden, lengths=None, **kwargs) -> torch.Tensor | None:
+        """(B, T) real-token mask of the T computed positions (:func:`padding_mask`: ``attention_mask``, else
+        ``lengths``, else the ids that are not ``pad_token_id``) for the ``"attn"`` summary; else ``None``."""
+        if self.sequence_summary.summary_type != "attn":
             return None
-        return attention_mask[:, attention_mask.shape[1] - hidden.shape[1]:]
+        S = input_ids.shape[1] if input_ids is not None else hidden.shape[1]
+        mask = padding_mask(input_ids, attention_mask, lengths, self.config.pad_token_id, hidden.shape[0], S,
+                            hidden.device)
+        return mask[:, mask.shape[1] - hidden.shape[1]:]
 
     def pooled(self, input_ids, attention_mask, inputs_embeds, output_attentions, output_hidden_states, **kwargs):
         out = self._run_base(input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..cache import Cache, DynamicCache, as_cache
+from ..cache import Cache, DynamicCache, EncoderDecoderCache, as_cache
 
 
 def check_inputs(input_ids: torch.Tensor | None, inputs_embeds: torch.Tensor | None, vocab_size: int,
@@ -58,6 +58,23 @@ def prepare_cache(past_key_values, use_cache: bool) -> tuple[Cache | None, bool]
     cache, legacy = as_cache(past_key_values)
     if use_cache and cache is None:
         cache = DynamicCache()
+    return cache, legacy
+
+
+def prepare_encoder_decoder_cache(past_key_values, use_cache: bool, cross: bool) -> tuple[Cache | None, bool]:
+    """``(cache, return_legacy)`` for a decoder that may cross-attend (``cross``: encoder states are given).
+
+    Legacy tuples of 2 or 4 tensors per layer become an ``EncoderDecoderCache`` when ``cross`` or when
+    any layer holds 4 (self and cross keys/values), so cross keys/values survive the round trip; a new
+    cache is an ``EncoderDecoderCache`` when ``cross``, else a ``DynamicCache``.
+    """
+    legacy = isinstance(past_key_values, (tuple, list))
+    if legacy and (cross or any(isinstance(layer, (tuple, list)) and len(layer) == 4 for layer in past_key_values)):
+        cache = EncoderDecoderCache.from_legacy_cache(past_key_values)
+    else:
+        cache, legacy = as_cache(past_key_values)
+    if use_cache and cache is None:
+        cache = EncoderDecoderCache() if cross else DynamicCache()
     return cache, legacy
 
 

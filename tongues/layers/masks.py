@@ -101,3 +101,32 @@ def absolute_positions(position_ids: torch.Tensor | None, batch_size: int, query
             raise ValueError(f"cache_position has shape {tuple(cache_position.shape)}; expected ({T},)")
         return cache_position.to(device)[None].expand(B, T)
     return torch.arange(past, past + T, dtype=torch.long, device=device)[None].expand(B, T)
+
+
+def padding_mask(input_ids: torch.Tensor | None, attention_mask: torch.Tensor | None, lengths, pad_token_id: int | None,
+                 batch_size: int, length: int, device: torch.device) -> torch.Tensor:
+    """(B, S) mask of real tokens, 1 where a token is: ``attention_mask``, else the first ``lengths`` (B,) of each row.
+
+    Without either, a row's length is its count of ids other than ``pad_token_id`` (right padding
+    assumed, as the reference's XLM does: pass ``attention_mask`` for left-padded input); without
+    ``input_ids`` too, every position is real. ``batch_size``, ``length`` and ``device`` describe the
+    whole sequence when ``input_ids`` is not given (embeddings instead).
+    """
+    if input_ids is not None:
+        batch_size, length, device = input_ids.shape[0], input_ids.shape[1], input_ids.device
+    if attention_mask is not None:
+        if attention_mask.dim() != 2 or tuple(attention_mask.shape) != (batch_size, length):
+            raise ValueError(f"attention_mask has shape {tuple(attention_mask.shape)}, expected "
+                             f"({batch_size}, {length}) = (batch, whole sequence length)")
+        return attention_mask
+    if lengths is not None:
+        lengths = torch.as_tensor(lengths, device=device)
+        if lengths.dim() != 1 or lengths.shape[0] != batch_size:
+            raise ValueError(f"lengths has shape {tuple(lengths.shape)}, expected ({batch_size},): one length per row")
+        if int(lengths.min()) < 0 or int(lengths.max()) > length:
+            raise ValueError(f"lengths holds {lengths.tolist()}; each must lie in [0, {length}] (the sequence length)")
+    elif input_ids is not None:
+        lengths = (input_ids != pad_token_id).sum(dim=1)
+    else:
+        return torch.ones(batch_size, length, dtype=torch.long, device=device)
+    return (torch.arange(length, device=device)[None, :] < lengths[:, None]).long()

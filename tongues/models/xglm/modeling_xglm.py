@@ -15,12 +15,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...cache import DynamicCache, EncoderDecoderCache, as_cache
 from ...generation import GenerationMixin
 from ...heads import CausalLMHead
 from ...layers.activations import get_activation
-from ...layers.attention import MultiHeadAttention, layer_head_masks
+from ...layers.attention import layer_head_masks
+from ...layers.cross_attention import CrossAttention
 from ...layers.decoder import Decoder, PerLayer
+from ...layers.inputs import prepare_encoder_decoder_cache
 from ...layers.masks import absolute_positions, causal_bias, padding_bias
 from ...layers.embeddings import GrowingSinusoidalPositions, ScaledEmbedding
 from ...modeling import PreTrainedModel
@@ -28,23 +29,11 @@ from ...outputs import BaseModelOutputWithPastAndCrossAttentions, CausalLMOutput
 from .configuration_xglm import XGLMConfig
 
 
-class XGLMAttention(MultiHeadAttention):
+class XGLMAttention(CrossAttention):
     """Multi-head attention; with ``key_value_states`` it is cross-attention over the encoder's states."""
 
     def __init__(self, config: XGLMConfig, layer_idx: int) -> None:
         super().__init__(config.d_model, config.attention_heads, layer_idx, config.attention_dropout)
-
-    def forward(self, x, cache=None, head_mask=None, output_attentions=False, bias=None, key_value_states=None):
-        if key_value_states is None:
-            return super().forward(x, cache, head_mask, output_attentions, bias)
-        q = self.split_heads(x, 0)
-        if isinstance(cache, EncoderDecoderCache) and cache.has_cross(self.layer_idx):
-            k, v = cache.cross(self.layer_idx)  # the encoder's states do not change between decoding steps
-        else:
-            k, v = self.split_heads(key_value_states, 1), self.split_heads(key_value_states, 2)
-            if isinstance(cache, EncoderDecoderCache):
-                cache.cross_attention_cache.update(k, v, self.layer_idx)
-        return self.attend_and_project(q, k, v, bias, head_mask, output_attentions)
 
 
 class XGLMDecoderLayer(nn.Module):
@@ -155,15 +144,7 @@ class XGLMModel(Decoder, XGLMPreTrainedModel):
     def prepare_cache(self, past_key_values, use_cache, encoder_hidden_states=None, **inputs):
         """Legacy tuples of 2 or 4 tensors per layer become an EncoderDecoderCache when cross-attention is
         on, so cross keys/values survive the round trip."""
-        cross = encoder_hidden_states is not None
-        legacy = isinstance(past_key_values, (tuple, list))
-        if legacy and (cross or any(isinstance(layer, (tuple, list)) and len(layer) == 4 for layer in past_key_values)):
-            cache = EncoderDecoderCache.from_legacy_cache(past_key_values)
-        else:
-            cache, legacy = as_cache(past_key_values)
-        if use_cache and cache is None:
-            cache = EncoderDecoderCache() if cross else DynamicCache()
-        return cache, legacy
+        return prepare_encoder_decoder_cache(past_key_values, use_cache, cross=encoder_hidden_states is not None)
 
     def embed(self, input_ids, inputs_embeds, attention_mask, cache, past, position_ids, encoder_hidden_states,
               encoder_attention_mask, cross_attn_head_mask):
