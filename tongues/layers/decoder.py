@@ -4,15 +4,9 @@ A family's bare model is its embedding, its block and its checkpoint names. It m
 :class:`Decoder`, names its block list and final norm, and writes one hook, ``embed``::
 
     class BloomModel(Decoder, BloomPreTrainedModel):
-        blocks_name, final_norm_name = "h", "ln_f"
+        embeddings_name, blocks_name, final_norm_name = "word_embeddings", "h", "ln_f"
 
-        def get_input_embeddings(self):
-        return getattr(self, self.embeddings_name)
-
-    def set_input_embeddings(self, value):
-        setattr(self, self.embeddings_name, value)
-
-    def embed(self, input_ids, inputs_embeds, attention_mask, cache, past, **inputs):
+        def embed(self, input_ids, inputs_embeds, attention_mask, cache, past, **inputs):
             x = ...                           # (B, T, D)
             return x, {"bias": ...}           # keywords every block receives
 
