@@ -42,6 +42,21 @@ def test_torch_backend_and_many_rows_match_the_kernel(fmt, monkeypatch):
             close(fast(x), expected)  # 17 and 40 rows: the BLAS path
 
 
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_thread_pool_build_matches_the_calling_thread_build(fmt, monkeypatch):
+    monkeypatch.setattr(_jit, "PARALLEL_MIN_ELEMENTS", 0)  # every product through the pool
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        layer = KernelLinear.from_linear(nn.Linear(100, 37), fmt)
+        with torch.inference_mode():
+            for rows in range(1, 18):
+                x = torch.randn(rows, 100)
+                close(layer(x), layer.reference(x))
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_auto_falls_back_to_torch_without_numba(monkeypatch):
     monkeypatch.setattr(_jit, "numba", None)
     monkeypatch.setattr(_jit, "UNAVAILABLE", "numba is not importable (ImportError: test)")
@@ -76,17 +91,26 @@ AVX2_SCRIPT = """
 import json, torch
 from torch import nn
 import tongues.kernels as kernels
+
+def worst_error(fmt):
+    layer = kernels.KernelLinear.from_linear(nn.Linear(100, 37), fmt)
+    worst = 0.0
+    for rows in (1, 3, 4, 7):
+        x = torch.randn(rows, 100)
+        expected = layer.reference(x)
+        worst = max(worst, ((layer(x) - expected).abs().max() / expected.abs().max()).item())
+    return worst
+
 torch.manual_seed(0)
 worst = {}
 with torch.inference_mode():
-    for fmt in kernels.FORMATS:
-        layer = kernels.KernelLinear.from_linear(nn.Linear(100, 37), fmt)
-        for rows in (1, 3, 4, 7):
-            x = torch.randn(rows, 100)
-            expected = layer.reference(x)
-            error = ((layer(x) - expected).abs().max() / expected.abs().max()).item()
-            worst[fmt] = max(worst.get(fmt, 0.0), error)
-print(json.dumps({"isa": kernels.describe()["isa"], "features": kernels.describe()["features"], "worst": worst}))
+    for threads, min_elements in ((1, 1 << 30), (2, 0)):  # the calling-thread build, then the thread pool
+        torch.set_num_threads(threads)
+        kernels._jit.PARALLEL_MIN_ELEMENTS = min_elements
+        for fmt in kernels.FORMATS:
+            worst[f"{fmt}/{threads}"] = worst_error(fmt)
+info = kernels.describe()
+print(json.dumps({"isa": info["isa"], "features": info["features"], "worst": worst}))
 """
 
 

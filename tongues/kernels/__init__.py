@@ -32,13 +32,14 @@ def describe() -> dict:
         except ValueError:  # no parallel kernel has run yet in this process
             info["threading_layer"] = "not started"
         info["threads"] = min(torch.get_num_threads(), _jit.numba.config.NUMBA_NUM_THREADS)
-        cache = getattr(rows_kernel, "_cache", None)
+        cache = getattr(rows_kernel.parallel, "_cache", None)
         info["cache_dir"] = getattr(getattr(cache, "_cache_path", None), "__str__", lambda: None)()
         info["kernels"] = {
             "fp32": "dense.rows_kernel(float32)", "bf16": "dense.rows_kernel(bf16 bits, shift-widened)",
             "fp16": "dense.rows_kernel(fp16 bits, vcvtph2ps)", "int8": "dense.rows_kernel(int8, per-row scale)",
             "int4": f"int4.int4_kernel(groups {int4_group_sizes()})",
         }
+        info["parallel_min_elements"] = _jit.PARALLEL_MIN_ELEMENTS
     info["max_kernel_rows"] = MAX_KERNEL_ROWS
     return info
 

@@ -19,6 +19,8 @@ bfloat16 as ``uint16`` and float16 as ``int16`` (same bits, see :func:`widen`).
 from __future__ import annotations
 
 import functools
+import os
+import types as types_module
 
 try:
     import numba
@@ -27,14 +29,45 @@ try:
     from numba.core.extending import intrinsic, overload
 
     UNAVAILABLE = None
+    if "NUMBA_THREADING_LAYER" not in os.environ:
+        # numba's OpenMP pool and torch's (another libgomp) both spin after each parallel region, and on a
+        # 2-core machine the spinning pool steals the cores the other needs: measured 3.3 GB/s per CPU-second
+        # for the fp32 kernel with "omp" against 27 with "workqueue" (a pool that sleeps between calls).
+        # workqueue forbids two Python threads launching kernels at once; set NUMBA_THREADING_LAYER=tbb for that.
+        numba.config.THREADING_LAYER = "workqueue"
 except Exception as error:  # ImportError, or a numba/numpy version mismatch raising at import
     numba = None
     UNAVAILABLE = f"numba is not importable ({type(error).__name__}: {error})"
 
 
-def jit(function):
-    """Compile ``function`` with the kernels' options: threads (prange), fastmath sums, disk cache."""
-    return numba.njit(parallel=True, fastmath=True, cache=True, nogil=True)(function)
+# Below this many weight elements a product runs on the calling thread: waking the pool costs more
+# (measured 50-100 us of CPU per launch on the loaded 2-core machine, 0.4 us for a plain call).
+PARALLEL_MIN_ELEMENTS = 1 << 19
+
+
+class Kernel:
+    """A kernel compiled twice: over the thread pool (``prange`` splits the output rows) and on the
+    calling thread; :meth:`__call__` picks one by the weight's size and the thread count."""
+
+    def __init__(self, function):
+        options = dict(fastmath=True, cache=True, nogil=True)
+        self.parallel = numba.njit(parallel=True, **options)(function)
+        # A second function object with its own name, so the two builds get their own cache files.
+        serial = types_module.FunctionType(function.__code__, function.__globals__, function.__name__ + "_serial")
+        serial.__qualname__ = function.__qualname__ + "_serial"
+        serial.__doc__ = function.__doc__
+        self.serial = numba.njit(parallel=False, **options)(serial)
+        self.__doc__ = function.__doc__
+
+    def __call__(self, elements: int, *args) -> None:
+        threads = match_torch_threads()
+        kernel = self.parallel if threads > 1 and elements >= PARALLEL_MIN_ELEMENTS else self.serial
+        kernel(*args)
+
+
+def jit(function) -> Kernel:
+    """Compile ``function`` with the kernels' options: fastmath (vectorised) sums, disk cache, no GIL."""
+    return Kernel(function)
 
 
 @functools.cache
@@ -94,11 +127,12 @@ if numba is not None:
 _threads = [0]
 
 
-def match_torch_threads() -> None:
-    """Run the kernels on as many threads as torch uses (``torch.set_num_threads`` governs both)."""
+def match_torch_threads() -> int:
+    """Run the kernels on as many threads as torch uses (``torch.set_num_threads`` governs both); returns it."""
     import torch
 
     wanted = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
     if wanted != _threads[0]:
         numba.set_num_threads(wanted)
         _threads[0] = wanted
+    return wanted

@@ -75,7 +75,7 @@ def as_vector(t: torch.Tensor | None) -> np.ndarray:
 def run_rows_kernel(x2: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor | None, bias: torch.Tensor | None) -> torch.Tensor:
     """(M, K) fp32 contiguous rows times a stored (N, K) weight through :func:`rows_kernel`: (M, N) fp32."""
     out = torch.empty(x2.shape[0], weight.shape[0], dtype=torch.float32)
-    rows_kernel(kernel_view(weight), x2.numpy(), as_vector(scale), as_vector(bias), out.numpy())
+    rows_kernel(weight.numel(), kernel_view(weight), x2.numpy(), as_vector(scale), as_vector(bias), out.numpy())
     return out
 
 

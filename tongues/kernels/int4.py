@@ -147,7 +147,7 @@ def run_int4_kernel(x2: torch.Tensor, packed: torch.Tensor, params: torch.Tensor
         x2 = F.pad(x2, (0, width - K))  # (M, G * group): zero activations meet the padding weights
     xsum = x2.view(M, G, width // G).sum(-1)  # (M, G)
     out = torch.empty(M, N, dtype=torch.float32)
-    int4_kernel(packed.numpy(), params.view(torch.int16).numpy(), x2.numpy(), xsum.numpy(), as_vector(bias), out.numpy())
+    int4_kernel(N * K, packed.numpy(), params.view(torch.int16).numpy(), x2.numpy(), xsum.numpy(), as_vector(bias), out.numpy())
     return out
 
 

@@ -96,7 +96,6 @@ class KernelLinear(nn.Module):
             return self.reference(x).to(x.dtype)  # autograd through the plain computation
         x2 = x.reshape(-1, K).float().contiguous()  # (M, K) dense fp32 rows
         if self.backend == "numba" and x2.shape[0] <= MAX_KERNEL_ROWS:
-            _jit.match_torch_threads()
             out = self._kernel(x2)
         else:
             out = self._blas(x2)
