@@ -2,6 +2,7 @@
 
     python benchmarks/kernels.py [--rows 1,2,4,8,16] [--formats fp32,bf16,fp16,int8,int4] [--blocks 8]
                                  [--repeats 7] [--no-head] [--json out.json]
+    python benchmarks/kernels.py --quality [--model DIR] [--max-blocks 200]
 
 Shapes: the four matrices of a BLOOM-560m block (query_key_value 3072x1024, dense 1024x1024,
 dense_h_to_4h 4096x1024, dense_4h_to_h 1024x4096), ``--blocks`` distinct copies so the set is far
@@ -12,7 +13,12 @@ measured in the same process (sum of a 1 GiB fp32 tensor, best of ``--repeats``)
 before each format. Baselines, same weights and rows: torch's ``F.linear`` on the weight in that
 dtype (int8: torch's ``_weight_int8pack_mm``, int4: ``_weight_int4pack_mm_for_cpu`` with group 32,
 both on bf16 activations, today's tongues.quantization kernels), and ``tongues.fast.kernels.decode_linear``
-for fp32/bf16/fp16 when it exists. Not a test: pytest does not collect this folder.
+for fp32/bf16/fp16 when it exists. 
+``--quality`` instead measures what the formats cost in accuracy on a trained model (by default
+the embedded demonstration model, on the held-out UDHR slice that benchmarks/quantization_quality.py
+uses): every linear layer converted with ``tongues.kernels.replace_linears``, the share of positions
+whose argmax equals fp32's, the held-out perplexity and the logits' relative error, for int8 and
+int4 with groups of 32 and 64. Not a test: pytest does not collect this folder.
 """
 
 from __future__ import annotations
@@ -107,6 +113,49 @@ class Bound:
         return self.fn(x)
 
 
+def quality(opts) -> int:
+    """Argmax agreement with fp32, perplexity and logit error of each format on a trained model."""
+    import math
+
+    from tongues.assets import default_model_path
+    from tongues.auto import AutoModelForCausalLM
+    from tongues.tokenization import AutoTokenizer
+    from tongues.training import read_documents, split_held_out, tokenize_and_pack
+
+    path = opts.model or str(default_model_path())
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    _, held = split_held_out(read_documents(sorted((ROOT / "tests" / "data" / "udhr").glob("*.txt"))), 0.1)
+    blocks = tokenize_and_pack(held, tokenizer, 128)[: opts.max_blocks]
+
+    def logits_of(fmt, group_size=None):
+        model = AutoModelForCausalLM.from_pretrained(path).eval()
+        if fmt is not None:
+            kernels.replace_linears(model, fmt, group_size or kernels.DEFAULT_GROUP_SIZE)
+        with torch.inference_mode():
+            return torch.cat([model(blocks[i:i + 16]).logits.float() for i in range(0, len(blocks), 16)])
+
+    def perplexity(logits):
+        loss = F.cross_entropy(logits[:, :-1].flatten(0, 1), blocks[:, 1:].flatten())
+        return math.exp(loss.item())
+
+    reference = logits_of(None)
+    print(f"{path}: {len(blocks)} held-out blocks of 128 tokens ({reference.shape[0] * reference.shape[1]} positions); "
+          f"fp32 perplexity {perplexity(reference):.2f}")
+    print("| format | argmax agrees with fp32 | perplexity | logits' relative error |")
+    print("|---|---|---|---|")
+    results = []
+    for fmt, group_size in (("bf16", None), ("fp16", None), ("int8", None), ("int4", 32), ("int4", 64)):
+        logits = logits_of(fmt, group_size)
+        agree = (logits.argmax(-1) == reference.argmax(-1)).float().mean().item()
+        error = ((logits - reference).norm() / reference.norm()).item()
+        name = fmt if group_size is None else f"{fmt} g{group_size}"
+        results.append({"format": name, "argmax_agreement": agree, "perplexity": perplexity(logits), "relative_error": error})
+        print(f"| {name} | {100 * agree:.2f} % | {results[-1]['perplexity']:.2f} | {error:.4f} |", flush=True)
+    if opts.json:
+        Path(opts.json).write_text(json.dumps({"model": path, "results": results}, indent=1))
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", default="1,2,4,8,16")
@@ -117,7 +166,12 @@ def main(argv=None) -> int:
     parser.add_argument("--no-head", action="store_true")
     parser.add_argument("--no-baselines", action="store_true")
     parser.add_argument("--json", default=None)
+    parser.add_argument("--quality", action="store_true", help="accuracy of each format on a trained model instead of speed")
+    parser.add_argument("--model", default=None, help="--quality: a checkpoint folder (default: the embedded model)")
+    parser.add_argument("--max-blocks", type=int, default=200, help="--quality: held-out blocks of 128 tokens")
     opts = parser.parse_args(argv)
+    if opts.quality:
+        return quality(opts)
     torch.manual_seed(0)
     row_counts = [int(r) for r in opts.rows.split(",")]
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()

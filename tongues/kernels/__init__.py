@@ -15,7 +15,7 @@ from . import _jit
 from .dense import dense_reference
 from .int4 import DEFAULT_GROUP_SIZE, dequantize_int4, int4_reference, pack_int4
 from .int8 import int8_reference, pack_int8
-from .linear import BACKENDS, FORMATS, MAX_KERNEL_ROWS, KernelLinear, resolve_backend, weight_bytes
+from .linear import BACKENDS, FORMATS, MAX_KERNEL_ROWS, KernelLinear, replace_linears, resolve_backend, weight_bytes
 
 
 def describe() -> dict:
@@ -53,5 +53,5 @@ def int4_group_sizes() -> str:
 __all__ = [
     "BACKENDS", "DEFAULT_GROUP_SIZE", "FORMATS", "MAX_KERNEL_ROWS", "KernelLinear", "describe",
     "dense_reference", "dequantize_int4", "int4_reference", "int8_reference", "pack_int4", "pack_int8",
-    "resolve_backend", "weight_bytes",
+    "replace_linears", "resolve_backend", "weight_bytes",
 ]

@@ -133,3 +133,26 @@ def weight_bytes(layer: KernelLinear) -> int:
     """Bytes of weight data a product reads (the tensors above, bias excluded)."""
     names = {"int8": ("qweight", "scale"), "int4": ("qweight", "params")}.get(layer.weight_format, ("weight",))
     return sum(getattr(layer, n).numel() * getattr(layer, n).element_size() for n in names)
+
+
+# Narrower layers (classifiers, QA spans) stay as they are: converting them saves nothing.
+MIN_OUT_FEATURES = 16
+
+
+def replace_linears(model: nn.Module, weight_format: str, group_size: int = int4.DEFAULT_GROUP_SIZE,
+                    backend: str = "auto") -> nn.Module:
+    """Replace every ``nn.Linear`` of ``model`` (``MIN_OUT_FEATURES`` outputs or more) by a :class:`KernelLinear`
+    in place; a module used in two places is converted once. Returns ``model``.
+
+    A head tied to the embedding gets its own converted weight for int8/int4 (and for a dtype change), so
+    the tie ends: such a model is for inference.
+    """
+    converted = {}
+    for parent in list(model.modules()):
+        for name, child in list(parent._modules.items()):  # named_children() hides a module reused twice
+            if not isinstance(child, nn.Linear) or child.out_features < MIN_OUT_FEATURES:
+                continue
+            if id(child) not in converted:
+                converted[id(child)] = KernelLinear.from_linear(child, weight_format, group_size, backend)
+            setattr(parent, name, converted[id(child)])
+    return model
