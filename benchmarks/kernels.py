@@ -127,10 +127,10 @@ def quality(opts) -> int:
     _, held = split_held_out(read_documents(sorted((ROOT / "tests" / "data" / "udhr").glob("*.txt"))), 0.1)
     blocks = tokenize_and_pack(held, tokenizer, 128)[: opts.max_blocks]
 
-    def logits_of(fmt, group_size=None):
+    def logits_of(fmt, group_size=None, head_format=None):
         model = AutoModelForCausalLM.from_pretrained(path).eval()
         if fmt is not None:
-            kernels.replace_linears(model, fmt, group_size or kernels.DEFAULT_GROUP_SIZE)
+            kernels.replace_linears(model, fmt, group_size or kernels.DEFAULT_GROUP_SIZE, head_format=head_format)
         with torch.inference_mode():
             return torch.cat([model(blocks[i:i + 16]).logits.float() for i in range(0, len(blocks), 16)])
 
@@ -144,11 +144,13 @@ def quality(opts) -> int:
     print("| format | argmax agrees with fp32 | perplexity | logits' relative error |")
     print("|---|---|---|---|")
     results = []
-    for fmt, group_size in (("bf16", None), ("fp16", None), ("int8", None), ("int4", 32), ("int4", 64)):
-        logits = logits_of(fmt, group_size)
+    setups = [("bf16", None, None), ("fp16", None, None), ("int8", None, None), ("int4", 32, None), ("int4", 64, None),
+              ("int4", 32, "int8"), ("int4", 64, "int8")]
+    for fmt, group_size, head_format in setups:
+        logits = logits_of(fmt, group_size, head_format)
         agree = (logits.argmax(-1) == reference.argmax(-1)).float().mean().item()
         error = ((logits - reference).norm() / reference.norm()).item()
-        name = fmt if group_size is None else f"{fmt} g{group_size}"
+        name = fmt if group_size is None else f"{fmt} g{group_size}" + (f", {head_format} head" if head_format else "")
         results.append({"format": name, "argmax_agreement": agree, "perplexity": perplexity(logits), "relative_error": error})
         print(f"| {name} | {100 * agree:.2f} % | {results[-1]['perplexity']:.2f} | {error:.4f} |", flush=True)
     if opts.json:
