@@ -124,3 +124,27 @@ def test_forced_avx2_build_matches_the_plain_computation():
     assert result["isa"] == "avx2" and "avx512f" not in result["features"]
     for fmt, error in result["worst"].items():
         assert error < 1e-5, (fmt, error)
+
+
+class TinyLM(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.up = nn.Linear(40, 64)
+        self.down = nn.Linear(64, 40)
+        self.again = self.down  # one module in two places
+        self.score = nn.Linear(40, 2)  # narrower than MIN_OUT_FEATURES: left alone
+        self.lm_head = nn.Linear(40, 100, bias=False)
+
+    def get_output_embeddings(self):
+        return self.lm_head
+
+
+def test_replace_linears_converts_each_module_once_and_the_head_to_its_own_format():
+    model = kernels.replace_linears(TinyLM(), "int4", head_format="int8")
+    assert isinstance(model.up, KernelLinear) and model.up.weight_format == "int4"
+    assert model.again is model.down
+    assert isinstance(model.score, nn.Linear)
+    assert model.lm_head.weight_format == "int8"
+    x = torch.randn(3, 40)
+    with torch.inference_mode():
+        close(model.lm_head(x), model.lm_head.reference(x))

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from . import _jit
 from .dense import dense_reference
-from .int4 import DEFAULT_GROUP_SIZE, dequantize_int4, int4_reference, pack_int4
+from .int4 import DEFAULT_GROUP_SIZE, GROUP_SIZES, dequantize_int4, int4_reference, pack_int4
 from .int8 import int8_reference, pack_int8
 from .linear import BACKENDS, FORMATS, MAX_KERNEL_ROWS, KernelLinear, replace_linears, resolve_backend, weight_bytes
 
@@ -37,21 +37,15 @@ def describe() -> dict:
         info["kernels"] = {
             "fp32": "dense.rows_kernel(float32)", "bf16": "dense.rows_kernel(bf16 bits, shift-widened)",
             "fp16": "dense.rows_kernel(fp16 bits, vcvtph2ps)", "int8": "dense.rows_kernel(int8, per-row scale)",
-            "int4": f"int4.int4_kernel(groups {int4_group_sizes()})",
+            "int4": f"int4.int4_kernel(groups of {' or '.join(map(str, GROUP_SIZES))}, fp16 scale and offset)",
         }
         info["parallel_min_elements"] = _jit.PARALLEL_MIN_ELEMENTS
     info["max_kernel_rows"] = MAX_KERNEL_ROWS
     return info
 
 
-def int4_group_sizes() -> str:
-    from .int4 import GROUP_SIZES
-
-    return "/".join(map(str, GROUP_SIZES))
-
-
 __all__ = [
-    "BACKENDS", "DEFAULT_GROUP_SIZE", "FORMATS", "MAX_KERNEL_ROWS", "KernelLinear", "describe",
+    "BACKENDS", "DEFAULT_GROUP_SIZE", "FORMATS", "GROUP_SIZES", "MAX_KERNEL_ROWS", "KernelLinear", "describe",
     "dense_reference", "dequantize_int4", "int4_reference", "int8_reference", "pack_int4", "pack_int8",
     "replace_linears", "resolve_backend", "weight_bytes",
 ]
