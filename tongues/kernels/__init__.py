@@ -32,8 +32,8 @@ def describe() -> dict:
         except ValueError:  # no parallel kernel has run yet in this process
             info["threading_layer"] = "not started"
         info["threads"] = min(torch.get_num_threads(), _jit.numba.config.NUMBA_NUM_THREADS)
-        cache = getattr(rows_kernel.parallel, "_cache", None)
-        info["cache_dir"] = getattr(getattr(cache, "_cache_path", None), "__str__", lambda: None)()
+        # numba's own choice: __pycache__ beside the kernels if writable, else ~/.cache/numba, or NUMBA_CACHE_DIR
+        info["cache_dir"] = getattr(getattr(rows_kernel.parallel, "_cache", None), "_cache_path", None)
         info["kernels"] = {
             "fp32": "dense.rows_kernel(float32)", "bf16": "dense.rows_kernel(bf16 bits, shift-widened)",
             "fp16": "dense.rows_kernel(fp16 bits, vcvtph2ps)", "int8": "dense.rows_kernel(int8, per-row scale)",
