@@ -42,58 +42,59 @@ if _jit.numba is not None:
         half = packed.shape[1] // G
         M, K = x.shape
         biased = bias.shape[0] > 0
-        for n in _jit.numba.prange(N):
-            b = bias[n] if biased else np.float32(0.0)
-            if M >= 4:
-                # Several rows: widen the weight row once into this thread's fp32 scratch row (no sums
-                # there), then multiply it into four activation rows at a time like the dense kernel.
-                t = _jit.numba.get_thread_id()
-                for g in range(G):
-                    s = f16(params[n, g, 0])
-                    low = f16(params[n, g, 1])
-                    p0 = g * half
-                    k0 = 2 * p0
-                    for j in range(half):
-                        byte = packed[n, p0 + j]
-                        scratch[t, k0 + j] = np.float32(byte & 15) * s + low
-                        scratch[t, k0 + half + j] = np.float32(byte >> 4) * s + low
-                m = 0
-                while m + 4 <= M:
-                    a0 = np.float32(0.0)
-                    a1 = np.float32(0.0)
-                    a2 = np.float32(0.0)
-                    a3 = np.float32(0.0)
-                    for k in range(K):
-                        v = scratch[t, k]
-                        a0 += v * x[m, k]
-                        a1 += v * x[m + 1, k]
-                        a2 += v * x[m + 2, k]
-                        a3 += v * x[m + 3, k]
-                    out[m, n] = a0 + b
-                    out[m + 1, n] = a1 + b
-                    out[m + 2, n] = a2 + b
-                    out[m + 3, n] = a3 + b
-                    m += 4
-                while m < M:
-                    a0 = np.float32(0.0)
-                    for k in range(K):
-                        a0 += scratch[t, k] * x[m, k]
-                    out[m, n] = a0 + b
-                    m += 1
-            else:
-                # One to three rows: integer-code dot products per group, the scale and offset applied
-                # once per group (the offset through the activations' group sums).
-                for m in range(M):
-                    a0 = np.float32(0.0)
+        chunks = scratch.shape[0]  # one chunk of output rows per thread, each with its own scratch row
+        for c in _jit.numba.prange(chunks):
+            for n in range(c * N // chunks, (c + 1) * N // chunks):
+                b = bias[n] if biased else np.float32(0.0)
+                if M >= 4:
+                    # Several rows: widen the weight row once into the chunk's fp32 scratch row (no sums
+                    # there), then multiply it into four activation rows at a time like the dense kernel.
                     for g in range(G):
+                        s = f16(params[n, g, 0])
+                        low = f16(params[n, g, 1])
                         p0 = g * half
                         k0 = 2 * p0
-                        d0 = np.float32(0.0)
                         for j in range(half):
                             byte = packed[n, p0 + j]
-                            d0 += np.float32(byte & 15) * x[m, k0 + j] + np.float32(byte >> 4) * x[m, k0 + half + j]
-                        a0 += f16(params[n, g, 0]) * d0 + f16(params[n, g, 1]) * xsum[m, g]
-                    out[m, n] = a0 + b
+                            scratch[c, k0 + j] = np.float32(byte & 15) * s + low
+                            scratch[c, k0 + half + j] = np.float32(byte >> 4) * s + low
+                    m = 0
+                    while m + 4 <= M:
+                        a0 = np.float32(0.0)
+                        a1 = np.float32(0.0)
+                        a2 = np.float32(0.0)
+                        a3 = np.float32(0.0)
+                        for k in range(K):
+                            v = scratch[c, k]
+                            a0 += v * x[m, k]
+                            a1 += v * x[m + 1, k]
+                            a2 += v * x[m + 2, k]
+                            a3 += v * x[m + 3, k]
+                        out[m, n] = a0 + b
+                        out[m + 1, n] = a1 + b
+                        out[m + 2, n] = a2 + b
+                        out[m + 3, n] = a3 + b
+                        m += 4
+                    while m < M:
+                        a0 = np.float32(0.0)
+                        for k in range(K):
+                            a0 += scratch[c, k] * x[m, k]
+                        out[m, n] = a0 + b
+                        m += 1
+                else:
+                    # One to three rows: integer-code dot products per group, the scale and offset applied
+                    # once per group (the offset through the activations' group sums).
+                    for m in range(M):
+                        a0 = np.float32(0.0)
+                        for g in range(G):
+                            p0 = g * half
+                            k0 = 2 * p0
+                            d0 = np.float32(0.0)
+                            for j in range(half):
+                                byte = packed[n, p0 + j]
+                                d0 += np.float32(byte & 15) * x[m, k0 + j] + np.float32(byte >> 4) * x[m, k0 + half + j]
+                            a0 += f16(params[n, g, 0]) * d0 + f16(params[n, g, 1]) * xsum[m, g]
+                        out[m, n] = a0 + b
 
 
 def _check_group(group_size: int) -> None:
@@ -155,7 +156,7 @@ def run_int4_kernel(x2: torch.Tensor, packed: torch.Tensor, params: torch.Tensor
         x2 = F.pad(x2, (0, width - K))  # (M, G * group): zero activations meet the padding weights
     xsum = x2.view(M, G, width // G).sum(-1)  # (M, G)
     out = torch.empty(M, N, dtype=torch.float32)
-    scratch = np.empty((_jit.numba.config.NUMBA_NUM_THREADS, width), dtype=np.float32)  # a widened row per thread
+    scratch = np.empty((_jit.match_torch_threads(), width), dtype=np.float32)  # a widened weight row per thread
     int4_kernel(N * K, packed.numpy(), params.view(torch.int16).numpy(), x2.numpy(), xsum.numpy(), as_vector(bias),
                 scratch, out.numpy())
     return out
