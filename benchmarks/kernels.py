@@ -3,6 +3,7 @@
     python benchmarks/kernels.py [--rows 1,2,4,8,16] [--formats fp32,bf16,fp16,int8,int4] [--blocks 8]
                                  [--repeats 7] [--no-head] [--json out.json]
     python benchmarks/kernels.py --quality [--model DIR] [--max-blocks 200]
+    python benchmarks/kernels.py --per-core
 
 Shapes: the four matrices of a BLOOM-560m block (query_key_value 3072x1024, dense 1024x1024,
 dense_h_to_4h 4096x1024, dense_4h_to_h 1024x4096), ``--blocks`` distinct copies so the set is far
@@ -14,6 +15,11 @@ before each format. Baselines, same weights and rows: torch's ``F.linear`` on th
 dtype (int8: torch's ``_weight_int8pack_mm``, int4: ``_weight_int4pack_mm_for_cpu`` with group 32,
 both on bf16 activations, today's tongues.quantization kernels), and ``tongues.fast.kernels.decode_linear``
 for fp32/bf16/fp16 when it exists. 
+``--per-core`` measures what the load of other processes distorts least: the compute rate of one
+core (the calling-thread build, one thread) on a 512x1024 weight that stays in the L2 cache, timed
+in CPU seconds of the process (``time.process_time``), not wall seconds. A format whose rate per
+core is well above bandwidth / (bytes a weight x cores) is memory-bound, below it compute-bound.
+
 ``--quality`` instead measures what the formats cost in accuracy on a trained model (by default
 the embedded demonstration model, on the held-out UDHR slice that benchmarks/quantization_quality.py
 uses): every linear layer converted with ``tongues.kernels.replace_linears``, the share of positions
@@ -113,6 +119,48 @@ class Bound:
         return self.fn(x)
 
 
+def per_core(opts) -> int:
+    """G weights per CPU-second of one core, in cache, for each format and row count."""
+    import numpy as np
+
+    from tongues.kernels import dense, int4
+
+    torch.manual_seed(0)
+    N, K = 512, 1024
+    weight = torch.randn(N, K)
+    dense_arrays = {"fp32": weight, "bf16": weight.bfloat16(), "fp16": weight.half(), "int8": kernels.pack_int8(weight)[0]}
+    empty = dense._EMPTY
+
+    def cpu_best(fn) -> float:
+        fn()
+        best = float("inf")
+        for _ in range(opts.repeats):
+            start = time.process_time()
+            for _ in range(50):
+                fn()
+            best = min(best, (time.process_time() - start) / 50)
+        return best
+
+    print(f"per core, in cache ({N}x{K}), CPU time, best of {opts.repeats}; load average {os.getloadavg()}")
+    print("| rows | " + " | ".join(list(dense_arrays) + ["int4 g32", "int4 g64"]) + " |")
+    print("|---|" + "---|" * (len(dense_arrays) + 2))
+    for rows in [int(r) for r in opts.rows.split(",")]:
+        x = np.random.randn(rows, K).astype(np.float32)
+        out = np.empty((rows, N), dtype=np.float32)
+        rates = []
+        for w in dense_arrays.values():
+            view = dense.kernel_view(w)
+            rates.append(N * K / cpu_best(lambda: dense.rows_kernel.serial(view, x, empty, empty, out)) / 1e9)
+        for group_size in (32, 64):
+            packed, params = kernels.pack_int4(weight, group_size)
+            packed_np, params_np = packed.numpy(), params.view(torch.int16).numpy()
+            xsum = x.reshape(rows, -1, group_size).sum(-1)
+            scratch = np.empty((1, K), dtype=np.float32)
+            rates.append(N * K / cpu_best(lambda: int4.int4_kernel.serial(packed_np, params_np, x, xsum, empty, scratch, out)) / 1e9)
+        print(f"| {rows} | " + " | ".join(f"{r:.1f}" for r in rates) + " |", flush=True)
+    return 0
+
+
 def quality(opts) -> int:
     """Argmax agreement with fp32, perplexity and logit error of each format on a trained model."""
     import math
@@ -171,7 +219,10 @@ def main(argv=None) -> int:
     parser.add_argument("--quality", action="store_true", help="accuracy of each format on a trained model instead of speed")
     parser.add_argument("--model", default=None, help="--quality: a checkpoint folder (default: the embedded model)")
     parser.add_argument("--max-blocks", type=int, default=200, help="--quality: held-out blocks of 128 tokens")
+    parser.add_argument("--per-core", action="store_true", help="compute rate of one core in cache, in CPU time")
     opts = parser.parse_args(argv)
+    if opts.per_core:
+        return per_core(opts)
     if opts.quality:
         return quality(opts)
     torch.manual_seed(0)
