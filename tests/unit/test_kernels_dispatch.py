@@ -85,6 +85,8 @@ def test_bad_arguments_name_the_culprit():
     layer = KernelLinear.from_linear(nn.Linear(4, 4), "fp32")
     with pytest.raises(ValueError, match="has 5 features; this layer takes 4"):
         layer(torch.randn(1, 5))
+    with pytest.raises(ValueError, match="runs on CPU; the input is on meta"):
+        layer(torch.empty(1, 4, device="meta"))
 
 
 AVX2_SCRIPT = """

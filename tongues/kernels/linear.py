@@ -91,6 +91,8 @@ class KernelLinear(nn.Module):
         K, N = self.in_features, self.out_features
         if x.shape[-1] != K:
             raise ValueError(f"KernelLinear: the input has {x.shape[-1]} features; this layer takes {K} (shape {tuple(x.shape)})")
+        if x.device.type != "cpu":
+            raise ValueError(f"KernelLinear runs on CPU; the input is on {x.device}")
         lead = x.shape[:-1]
         if torch.is_grad_enabled() and x.requires_grad:
             return self.reference(x).to(x.dtype)  # autograd through the plain computation
