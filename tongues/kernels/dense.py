@@ -4,8 +4,9 @@ Layout: the weight as it is stored, (N, K) row-major, shared with the module (no
 (:func:`rows_kernel`, also used by int8) splits the N output rows over the threads; for each
 output row it reads the K weights once, widens each to fp32 in a register (bf16: a 16-bit shift;
 fp16: ``vcvtph2ps``; int8: a conversion) and multiplies it into four activation rows at a time, so
-the weight row is fetched from memory once for all rows and from L1 for the rest. Sums are in fp32
-with reassociation allowed (vectorised), so they differ from ``F.linear``'s in the last bits.
+the weight row is fetched from memory once for all rows and from L1 for the rest (the last one to
+three rows go in a pass of two and/or one). Sums are in fp32 with reassociation allowed
+(vectorised), so they differ from ``F.linear``'s in the last bits.
 """
 
 from __future__ import annotations
@@ -50,12 +51,21 @@ if _jit.numba is not None:
                 out[m + 2, n] = a2 * s + b
                 out[m + 3, n] = a3 * s + b
                 m += 4
-            while m < M:
+            if m + 2 <= M:  # two of the remaining rows in one pass
+                a0 = np.float32(0.0)
+                a1 = np.float32(0.0)
+                for k in range(K):
+                    v = widen(w[n, k])
+                    a0 += v * x[m, k]
+                    a1 += v * x[m + 1, k]
+                out[m, n] = a0 * s + b
+                out[m + 1, n] = a1 * s + b
+                m += 2
+            if m < M:
                 a0 = np.float32(0.0)
                 for k in range(K):
                     a0 += widen(w[n, k]) * x[m, k]
                 out[m, n] = a0 * s + b
-                m += 1
 
 
 def kernel_view(weight: torch.Tensor) -> np.ndarray:
