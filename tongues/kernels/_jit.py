@@ -1,0 +1,138 @@
+"""The compiled backend: numba, imported on first use, and what it compiles for.
+
+numba compiles each kernel for the CPU it runs on (LLVM's host CPU name and feature flags, read
+when the first kernel compiles), so one source gives AVX2 code on an AVX2 machine and AVX-512 code
+(zmm registers, ``vcvtph2ps`` on zmm, masked tails) where avx512f/bw/vl are present. That is the
+run-time dispatch: it happens once per process, and :func:`tongues.kernels.describe` shows the
+result. The numba environment variables ``NUMBA_CPU_NAME`` / ``NUMBA_CPU_FEATURES`` override it
+(the tests force the AVX2 path that way: ``NUMBA_CPU_NAME=haswell NUMBA_CPU_FEATURES=+avx2,+fma,+f16c``).
+
+Compiled code is cached on disk (``cache=True``): next to this file in ``__pycache__`` when that
+folder is writable, otherwise in the user's cache folder (``~/.cache/numba``; numba's own fallback
+for read-only site-packages), or in ``NUMBA_CACHE_DIR`` when set. The cache is keyed by the CPU
+name and features, so AVX2 and AVX-512 builds live side by side.
+
+numba has no CPU float16 or bfloat16 type, so 16-bit weights reach the kernels as integers:
+bfloat16 as ``uint16`` and float16 as ``int16`` (same bits, see :func:`widen`).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import types as types_module
+
+try:
+    import numba
+    from llvmlite import ir
+    from numba import types
+    from numba.core.extending import intrinsic, overload
+
+    UNAVAILABLE = None
+    if "NUMBA_THREADING_LAYER" not in os.environ:
+        # numba's OpenMP pool and torch's (another libgomp) both spin after each parallel region, and on a
+        # 2-core machine the spinning pool steals the cores the other needs: measured 3.3 GB/s per CPU-second
+        # for the fp32 kernel with "omp" against 27 with "workqueue" (a pool that sleeps between calls).
+        # workqueue forbids two Python threads launching kernels at once; set NUMBA_THREADING_LAYER=tbb for that.
+        numba.config.THREADING_LAYER = "workqueue"
+except Exception as error:  # ImportError, or a numba/numpy version mismatch raising at import
+    numba = None
+    UNAVAILABLE = f"numba is not importable ({type(error).__name__}: {error})"
+
+
+# Below this many weight elements a product runs on the calling thread: waking the pool costs more
+# (measured 50-100 us of CPU per launch on the loaded 2-core machine, 0.4 us for a plain call).
+PARALLEL_MIN_ELEMENTS = 1 << 19
+
+
+class Kernel:
+    """A kernel compiled twice: over the thread pool (``prange`` splits the output rows) and on the
+    calling thread; :meth:`__call__` picks one by the weight's size and the thread count."""
+
+    def __init__(self, function):
+        options = dict(fastmath=True, cache=True, nogil=True)
+        self.parallel = numba.njit(parallel=True, **options)(function)
+        # A second function object with its own name, so the two builds get their own cache files.
+        serial = types_module.FunctionType(function.__code__, function.__globals__, function.__name__ + "_serial")
+        serial.__qualname__ = function.__qualname__ + "_serial"
+        serial.__doc__ = function.__doc__
+        self.serial = numba.njit(parallel=False, **options)(serial)
+        self.__doc__ = function.__doc__
+
+    def __call__(self, elements: int, *args) -> None:
+        threads = match_torch_threads()
+        kernel = self.parallel if threads > 1 and elements >= PARALLEL_MIN_ELEMENTS else self.serial
+        kernel(*args)
+
+
+def jit(function) -> Kernel:
+    """Compile ``function`` with the kernels' options: fastmath (vectorised) sums, disk cache, no GIL."""
+    return Kernel(function)
+
+
+@functools.cache
+def target() -> dict:
+    """What the JIT compiles for: LLVM's CPU name and the vector extensions among its features."""
+    if numba is None:
+        return {"backend": "torch", "reason": UNAVAILABLE}
+    from numba.core.registry import cpu_target
+
+    _, cpu_name, features = cpu_target.target_context.codegen().magic_tuple()
+    enabled = {f[1:] for f in features.split(",") if f.startswith("+")}
+    wanted = ("avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512vnni", "avx512bf16")
+    return {
+        "backend": "numba",
+        "numba": numba.__version__,
+        "cpu": cpu_name,
+        "isa": "avx512" if {"avx512f", "avx512bw", "avx512vl"} <= enabled else ("avx2" if "avx2" in enabled else "baseline"),
+        "features": [name for name in wanted if name in enabled],
+    }
+
+
+def widen(value):
+    """A weight element as float32: float32 as is, int8 its value, uint16 = bfloat16 bits, int16 = float16 bits."""
+    raise NotImplementedError("widen is only callable inside a jitted kernel")
+
+
+if numba is not None:
+
+    @intrinsic
+    def bf16_bits_to_f32(typingctx, bits):
+        # bfloat16 is the top half of a float32: widen by a 16-bit shift (vpmovzxwd + vpslld)
+        def codegen(context, builder, signature, args):
+            wide = builder.zext(args[0], ir.IntType(32))
+            return builder.bitcast(builder.shl(wide, ir.Constant(ir.IntType(32), 16)), ir.FloatType())
+        return types.float32(types.uint16), codegen
+
+    @intrinsic
+    def f16_bits_to_f32(typingctx, bits):
+        # an IEEE half: LLVM's fpext becomes vcvtph2ps (F16C on AVX2, zmm on AVX-512)
+        def codegen(context, builder, signature, args):
+            return builder.fpext(builder.bitcast(args[0], ir.HalfType()), ir.FloatType())
+        return types.float32(types.int16), codegen
+
+    @overload(widen, inline="always")
+    def _widen(value):
+        if value == types.float32:
+            return lambda value: value
+        if value == types.int8:
+            return lambda value: numba.float32(value)
+        if value == types.uint16:
+            return lambda value: bf16_bits_to_f32(value)
+        if value == types.int16:
+            return lambda value: f16_bits_to_f32(value)
+        return None
+
+
+_threads = [0]
+
+
+def match_torch_threads() -> int:
+    """Run the kernels on as many threads as torch uses (``torch.set_num_threads`` governs both); returns it."""
+    import torch
+
+    wanted = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+    if wanted != _threads[0]:
+        numba.set_num_threads(wanted)
+        _threads[0] = wanted
+    return wanted
