@@ -20,10 +20,6 @@ class FastLinear(nn.Linear):
         new.weight = linear.weight
         new.bias = linear.bias
         new.train(linear.training)
-        # Hooks travel with the layer (tensor parallelism sums row-split outputs in a forward hook).
-        new._forward_pre_hooks.update(linear._forward_pre_hooks)
-        new._forward_hooks.update(linear._forward_hooks)
-        new.__dict__.update({k: v for k, v in linear.__dict__.items() if k.startswith("tp_")})
         return new
 
     def as_linear(self) -> nn.Linear:

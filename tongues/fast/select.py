@@ -37,8 +37,20 @@ FLOAT_FORMATS = {torch.float32: "float32", torch.bfloat16: "bfloat16", torch.flo
 Selector = Callable[[nn.Linear, str], nn.Module]
 
 
+# Weight formats run by the compiled kernels of tongues.kernels (numba), as measured in
+# docs/performance.md: bf16/fp16 at 1-16 rows 3-17x the widened-slice path, on the model's own
+# weights (no copy); more than 16 rows go to BLAS. fp32 stays on oneDNN (faster at 8 rows and on the
+# LM head). int8/int4 stay on QuantLinear for now: it quantises in row blocks while loading (the
+# peak-memory bound of docs/performance.md), which tongues.kernels' packers do not do yet.
+_COMPILED = {"bfloat16": "bf16", "float16": "fp16"}
+
+
 def select_linear(linear: nn.Linear, weight_format: str) -> nn.Module:
     """``kernels="auto"``: the module that runs ``linear`` with its weights in ``weight_format``."""
+    if weight_format in _COMPILED and linear.weight.device.type == "cpu":
+        from ..kernels import KernelLinear
+
+        return KernelLinear.from_linear(linear, weight_format=_COMPILED[weight_format])
     if weight_format in QUANTIZED_FORMATS:
         return QuantLinear.from_linear(linear, weight_format)
     return FastLinear.from_linear(linear)
@@ -65,6 +77,8 @@ def _float_linear(module: nn.Module) -> nn.Linear | None:
         if as_linear is None:
             return None  # not a linear layer, or one whose weights were converted (quantised) at load
         module = as_linear()
+        if module is None:
+            return None
     if module.weight.dtype not in FLOAT_FORMATS or module.weight.device.type != "cpu":
         return None
     return module
@@ -85,9 +99,19 @@ def prepare_for_decode(model: nn.Module, kernels: str = "auto") -> nn.Module:
                 linear = _float_linear(child) if child is not None else None
                 if linear is None:
                     continue
-                chosen[id(child)] = select(linear, FLOAT_FORMATS[linear.weight.dtype])
+                chosen[id(child)] = _carry_hooks(child, select(linear, FLOAT_FORMATS[linear.weight.dtype]))
             setattr(parent, name, chosen[id(child)])
     return model
+
+
+def _carry_hooks(old: nn.Module, new: nn.Module) -> nn.Module:
+    """Hooks and ``tp_*`` settings travel to the layer's new module (tensor parallelism sums
+    row-split outputs in a forward hook)."""
+    if new is not old:
+        new._forward_pre_hooks.update(old._forward_pre_hooks)
+        new._forward_hooks.update(old._forward_hooks)
+        new.__dict__.update({k: v for k, v in old.__dict__.items() if k.startswith("tp_")})
+    return new
 
 
 def linear_kernels(model: nn.Module) -> dict[str, str]:

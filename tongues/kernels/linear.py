@@ -75,6 +75,9 @@ class KernelLinear(nn.Module):
             dtype = dense.DTYPES[weight_format]
             if weight.dtype == dtype and weight.is_contiguous():
                 new.weight = weight  # the same parameter: tying and state_dict keys unchanged
+                if linear.bias is not None:  # registered again after the weight: the linear's key order
+                    del new.bias
+                    new.bias = linear.bias
             else:
                 new.register_buffer("weight", weight.detach().to(dtype).contiguous())
         elif weight_format == "int8":
@@ -124,6 +127,26 @@ class KernelLinear(nn.Module):
         if self.weight_format == "int4":
             return int4.int4_reference(x, self.qweight, self.params, self.bias)
         return dense.dense_reference(x, self.weight, self.bias)
+
+    @property
+    def kernel(self) -> str:
+        """Which kernel runs this layer (``model.decode_kernels`` lists it)."""
+        if self.backend != "numba":
+            return f"{self.weight_format}: widened fp32 slices + BLAS (tongues.kernels, torch backend)"
+        return (f"{self.weight_format}: tongues.kernels compiled kernel up to {MAX_KERNEL_ROWS} rows, "
+                f"widened fp32 slices + BLAS above")
+
+    def as_linear(self) -> nn.Linear | None:
+        """The plain ``nn.Linear`` over the same parameters, for dense formats that share the
+        linear's own weight (``prepare_for_decode(kernels="none")``); ``None`` for packed formats."""
+        if self.weight_format not in dense.DTYPES or not isinstance(getattr(self, "weight", None), nn.Parameter):
+            return None
+        plain = nn.Linear.__new__(nn.Linear)
+        nn.Module.__init__(plain)
+        plain.in_features, plain.out_features = self.in_features, self.out_features
+        plain.weight, plain.bias = self.weight, self.bias
+        plain.train(self.training)
+        return plain
 
     def extra_repr(self) -> str:
         group = f", group_size={self.group_size}" if self.group_size else ""
