@@ -18,8 +18,8 @@ import time
 import pytest
 import requests
 import torch
-from eval_helpers import shipped_task_configs
-from test_lm_eval_parity import load_ours, run_lm_eval
+from eval_helpers import local_task_yaml, shipped_task_configs, write_jsonl
+from test_lm_eval_parity import _data_dir_docs, load_ours, run_lm_eval
 
 from tongues.eval import Scorer, evaluate
 
@@ -88,10 +88,10 @@ def local_completions(server: ServeProcess, name: str, **kwargs):
                                timeout=60, **kwargs)
 
 
-def ours(path: str, num_fewshot: int) -> tuple[dict, list[dict]]:
+def ours(path: str, num_fewshot: int, tasks: list[str] = TASKS, **kwargs) -> tuple[dict, list[dict]]:
     model, tokenizer = load_ours(path)
-    return evaluate(Scorer(model, tokenizer, batch_size=3), TASKS, num_fewshot=num_fewshot, limit=LIMIT,
-                    progress=False)
+    return evaluate(Scorer(model, tokenizer, batch_size=3), tasks, num_fewshot=num_fewshot, limit=LIMIT,
+                    progress=False, **kwargs)
 
 
 def assert_same_as_tongues_eval(theirs: dict[str, dict], results: dict, samples: list[dict]) -> None:
@@ -115,6 +115,24 @@ def test_local_completions_with_the_remote_tokenizer_equals_tongues_eval_on_bloo
     theirs = run_lm_eval(local_completions(server, "tiny-bloom", tokenizer_backend="remote"),
                          shipped_task_configs(tmp_path, TASKS), tmp_path, LIMIT, num_fewshot)
     assert_same_as_tongues_eval(theirs, *ours(path, num_fewshot))
+    # lm-eval's default tokenizer_backend="auto" finds the server's tokenizer endpoints and picks "remote".
+    from lm_eval.utils import check_remote_tokenizer_support
+
+    assert check_remote_tokenizer_support(server.url + "/v1/completions")
+
+
+def test_an_empty_context_is_the_prefix_token_through_the_remote_tokenizer(checkpoint, serve, tmp_path):
+    """XNLI at 0 shots has an empty context: lm-eval sends BOS, which it finds by /tokenize of /tokenizer_info's
+    bos_token; tongues eval uses the tokenizer's BOS id."""
+    path = checkpoint("bloom")
+    server = serve(path, "tiny-bloom")
+    _, nli, _ = _data_dir_docs()
+    data = tmp_path / "data"
+    files = {split: write_jsonl(data / "xnli" / "fr" / f"{split}.jsonl", nli) for split in ("train", "validation")}
+    names = [local_task_yaml(tmp_path, "xnli_fr", "xnli/xnli_fr.yaml", files)]
+    theirs = run_lm_eval(local_completions(server, "tiny-bloom", tokenizer_backend="remote"), names, tmp_path,
+                         LIMIT, 0)
+    assert_same_as_tongues_eval(theirs, *ours(path, 0, ["xnli_fr"], data_dir=data))
 
 
 def test_local_completions_with_the_checkpoints_tokenizer_equals_tongues_eval_on_glm(checkpoint, serve, tmp_path):
