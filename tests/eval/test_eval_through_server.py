@@ -135,12 +135,15 @@ def test_an_empty_context_is_the_prefix_token_through_the_remote_tokenizer(check
     assert_same_as_tongues_eval(theirs, *ours(path, 0, ["xnli_fr"], data_dir=data))
 
 
-def test_local_completions_with_the_checkpoints_tokenizer_equals_tongues_eval_on_glm(checkpoint, serve, tmp_path):
-    """GLM-4's tokenizer starts every text with [gMASK]<sop>, which lm-eval's `hf` model (and tongues eval) keep:
-    local-completions adds them with ``add_bos_token=True`` and the Hugging Face tokenizer of the checkpoint."""
-    path = checkpoint("glm")
-    server = serve(path, "tiny-glm")
-    theirs = run_lm_eval(local_completions(server, "tiny-glm", tokenizer_backend="huggingface", tokenizer=path,
+@pytest.mark.parametrize("family", ["glm", "xglm"])
+def test_local_completions_with_the_checkpoints_tokenizer_and_add_bos_token_equals_tongues_eval(family, checkpoint,
+                                                                                               serve, tmp_path):
+    """GLM-4's tokenizer starts every text with [gMASK]<sop> and XGLM's with </s>, which lm-eval's `hf` model (and
+    tongues eval) keep. local-completions encodes without special tokens (its remote tokenizer always does), so
+    these need the Hugging Face tokenizer of the checkpoint with ``add_bos_token=True``."""
+    path = checkpoint(family)
+    server = serve(path, f"tiny-{family}")
+    theirs = run_lm_eval(local_completions(server, f"tiny-{family}", tokenizer_backend="huggingface", tokenizer=path,
                                            add_bos_token=True),
                          shipped_task_configs(tmp_path, TASKS), tmp_path, LIMIT, 0)
     assert_same_as_tongues_eval(theirs, *ours(path, 0))
