@@ -123,15 +123,15 @@ def test_local_completions_with_the_remote_tokenizer_equals_tongues_eval_on_bloo
 
 def test_an_empty_context_is_the_prefix_token_through_the_remote_tokenizer(checkpoint, serve, tmp_path):
     """XNLI at 0 shots has an empty context: lm-eval sends BOS, which it finds by /tokenize of /tokenizer_info's
-    bos_token; tongues eval uses the tokenizer's BOS id."""
+    bos_token; tongues eval uses the tokenizer's BOS id. Here lm-eval sends 3 prompts per request (batch_size)."""
     path = checkpoint("bloom")
     server = serve(path, "tiny-bloom")
     _, nli, _ = _data_dir_docs()
     data = tmp_path / "data"
     files = {split: write_jsonl(data / "xnli" / "fr" / f"{split}.jsonl", nli) for split in ("train", "validation")}
     names = [local_task_yaml(tmp_path, "xnli_fr", "xnli/xnli_fr.yaml", files)]
-    theirs = run_lm_eval(local_completions(server, "tiny-bloom", tokenizer_backend="remote"), names, tmp_path,
-                         LIMIT, 0)
+    theirs = run_lm_eval(local_completions(server, "tiny-bloom", tokenizer_backend="remote", batch_size=3), names,
+                         tmp_path, LIMIT, 0)
     assert_same_as_tongues_eval(theirs, *ours(path, 0, ["xnli_fr"], data_dir=data))
 
 
