@@ -27,7 +27,7 @@ from __future__ import annotations
 from torch import nn
 
 from .fast.quantized import INT4_GROUP_SIZE, METHODS, QuantLinear, quantize_int4, quantize_int8
-from .fast.select import Selector, select_linear
+from .fast.select import Selector, _carry_hooks, select_linear
 
 __all__ = ["INT4_GROUP_SIZE", "METHODS", "MIN_OUT_FEATURES", "QuantLinear", "QuantizeWhileLoading",
            "check_method", "quantize_int4", "quantize_int8", "quantize_model", "quantizes"]
@@ -72,7 +72,7 @@ def quantize_model(model: nn.Module, method: str, select: Selector | None = None
     for places in _holders(model).values():
         child = getattr(*places[0])
         if quantizes(child):
-            new = select(child, method)  # a module reused in two places is quantised once
+            new = _carry_hooks(child, select(child, method))  # a module reused in two places: quantised once
             for parent, name in places:
                 setattr(parent, name, new)
     model.quantization = method
@@ -110,7 +110,7 @@ class QuantizeWhileLoading:
         layer = self.pending.get(path)
         if layer is None or any(p.is_meta for p in layer.parameters()):
             return False
-        quantized = self.select(layer, self.method)
+        quantized = _carry_hooks(layer, self.select(layer, self.method))
         for parent, name in self.holders[id(layer)]:
             setattr(parent, name, quantized)
         for other in [p for p, m in self.pending.items() if m is layer]:

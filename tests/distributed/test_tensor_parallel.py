@@ -36,6 +36,8 @@ CASES = {
     "BloomForSequenceClassification": dict(vocab_size=128, hidden_size=32, n_layer=2, n_head=4, num_labels=3,
                                            pad_token_id=0),
 }
+# Quantised: each rank's slice of a row-split layer (256 / 2, 1024 / 2 inputs) holds whole int4 groups of 128.
+QUANTIZED_CASE = dict(vocab_size=256, hidden_size=256, n_layer=2, n_head=4)
 # Big enough that half the weights is far from all of them: 6 blocks of 512 wide, a 4096-token vocabulary.
 MEMORY_CASE = ("BloomForCausalLM", dict(vocab_size=4096, hidden_size=512, n_layer=6, n_head=8))
 
@@ -71,6 +73,17 @@ def results(tmp_path_factory):
         expected[name] = (logits, tokens)
         cases.append({"class": name, "checkpoint": str(path), "ids": ids.tolist(),
                       "max_new_tokens": 5 if tokens is not None else 0})
+    quantized = tiny("BloomForCausalLM", **QUANTIZED_CASE)
+    quantized.save_pretrained(tmp / "quantized")
+    for method in ("int8", "int4"):
+        one = tongues.BloomForCausalLM.from_pretrained(tmp / "quantized", quantization=method)
+        with torch.no_grad():
+            expected[method] = (one(ids).logits, one.generate(ids, max_new_tokens=5, do_sample=False))
+        if method == "int8":
+            layer = one.transformer.h[0].mlp.dense_4h_to_h
+            expected["int8-rowwise"] = (layer.qweight, layer.scale)
+        cases.append({"class": "BloomForCausalLM", "checkpoint": str(tmp / "quantized"), "ids": ids.tolist(),
+                      "max_new_tokens": 5, "quantization": method})
     name, config = MEMORY_CASE
     big = tiny(name, **config)
     big.save_pretrained(tmp / "memory")
@@ -78,8 +91,10 @@ def results(tmp_path_factory):
     largest = max(p.numel() * p.element_size() for p in big.parameters())
     cases.append({"class": name, "checkpoint": str(tmp / "memory"), "ids": [[5, 6, 7]], "max_new_tokens": 0})
     run_tp(cases, tmp)
-    got = {c["class"] if c["checkpoint"] != str(tmp / "memory") else "memory":
-           [torch.load(f"{c['checkpoint']}/tp_result.{r}.pt") for r in range(2)] for c in cases}
+    got = {}
+    for c in cases:
+        key = c.get("quantization") or (c["class"] if c["checkpoint"] != str(tmp / "memory") else "memory")
+        got[key] = [torch.load(f"{c['checkpoint']}/tp_result{c.get('quantization') or ''}.{r}.pt") for r in range(2)]
     return expected, got, (weights, largest)
 
 
@@ -110,6 +125,23 @@ def test_bytes_communicated_equal_the_plan(results, name):
         assert traffic["all_gather_calls"] == 1
         assert traffic["all_gather_bytes"] == rows * vocab // 2 * 4
         assert expected.allgather_sent_bytes_per_token == traffic["all_gather_bytes"]  # (N-1)/N of all = 1/2
+
+
+@pytest.mark.parametrize("method", ["int8", "int4"])
+def test_quantised_sharded_model_matches_the_one_process_quantised_model(results, method):
+    expected, got, _ = results
+    logits, tokens = expected[method]
+    for rank in got[method]:
+        # The same integers and scales (int8 row scales are the whole row's maximum over the ranks); the
+        # packed kernels round each rank's partial sums to bf16 before the all-reduce adds them.
+        torch.testing.assert_close(rank["logits"].float(), logits.float(), rtol=2e-2, atol=2e-2)
+        assert rank["tokens"].tolist() == tokens.tolist()
+    if method == "int8":
+        qweight, scale = expected["int8-rowwise"]
+        half = qweight.shape[1] // 2
+        for r, rank in enumerate(got[method]):
+            assert torch.equal(rank["rowwise"]["scale"], scale)
+            assert torch.equal(rank["rowwise"]["qweight"], qweight[:, r * half:(r + 1) * half])
 
 
 def test_each_rank_holds_about_half_the_weights(results):

@@ -25,7 +25,8 @@ def main(cases_path: str) -> None:
     for case in json.load(open(cases_path)):
         cls = getattr(tongues, case["class"])
         _, before = peak_and_current_rss()
-        model = cls.from_pretrained(case["checkpoint"], tp_plan="auto", dtype=case.get("dtype", "float32"))
+        model = cls.from_pretrained(case["checkpoint"], tp_plan="auto", dtype=case.get("dtype", "float32"),
+                                    quantization=case.get("quantization"))
         peak, _ = peak_and_current_rss()
         ids = torch.tensor(case["ids"])
         model.tp_traffic.reset()
@@ -33,9 +34,12 @@ def main(cases_path: str) -> None:
             out = model(ids)
         traffic = vars(model.tp_traffic).copy()
         result = {"logits": out.logits, "rss_before": before, "peak": peak, "traffic": traffic}
+        if case.get("quantization") == "int8":  # a row-split layer's integers and scales, compared exactly
+            layer = model.transformer.h[0].mlp.dense_4h_to_h
+            result["rowwise"] = {"qweight": layer.qweight.clone(), "scale": layer.scale.clone()}
         if case.get("max_new_tokens"):
             result["tokens"] = model.generate(ids, max_new_tokens=case["max_new_tokens"], do_sample=False)
-        torch.save(result, f"{case['checkpoint']}/tp_result.{rank}.pt")
+        torch.save(result, f"{case['checkpoint']}/tp_result{case.get('quantization') or ''}.{rank}.pt")
         del model
     torch.distributed.destroy_process_group()
 

@@ -13,13 +13,10 @@ import torch.distributed as dist
 from .tensor_parallel import init_from_env, shard_meta_model
 
 
-def shard_for_loading(model, tp_plan, device_mesh, quantization) -> None:
+def shard_for_loading(model, tp_plan, device_mesh, quantization=None) -> None:
     """Check the arguments, join the process group and shard ``model`` (on the meta device) in place."""
     if tp_plan is not None and tp_plan != "auto":
         raise ValueError(f"tp_plan={tp_plan!r} is not supported: use tp_plan='auto' (the family's own plan)")
-    if quantization is not None:
-        raise ValueError("quantization with tensor parallelism is not supported yet: load with tp_plan or with "
-                         "quantization, not both")
     if device_mesh is not None:
         if device_mesh.ndim != 1:
             raise ValueError(f"device_mesh must be 1-D (one tensor-parallel dimension); got {device_mesh.ndim}-D")

@@ -215,6 +215,7 @@ def shard_tensor(shards: dict[str, Shard], key: str, tensor: torch.Tensor) -> to
 
 def _wire(module: nn.Module, style: str, shard: Shard, group, traffic: Traffic) -> None:
     if style == "rowwise":
+        module.tp_reduce_group = group  # quantisers take a row's scale over every rank's slice of it
         module.register_forward_pre_hook(_HideBias())
         module.register_forward_hook(_RowwiseSum(group, traffic))
     elif style == "vocab_embedding":

@@ -56,14 +56,23 @@ def _row_blocks(weight: torch.Tensor, spare: bool = False):
             yield lo, copy
 
 
-def quantize_int8(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-output-channel symmetric int8: (N, K) float -> ``(q (N, K) int8, scale (N,) fp32)``."""
+def quantize_int8(weight: torch.Tensor, reduce_group=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-output-channel symmetric int8: (N, K) float -> ``(q (N, K) int8, scale (N,) fp32)``.
+
+    ``reduce_group``: a tensor-parallel group whose ranks each hold a slice of every row (a row-split
+    layer); the scale is then the whole row's (the maximum over the ranks), as one process computes it.
+    """
     q = torch.empty(weight.shape, dtype=torch.int8)
     scale = torch.empty(weight.shape[0], dtype=torch.float32)
     for lo, w in _row_blocks(weight):
-        s = torch.linalg.vector_norm(w, float("inf"), dim=1).clamp_(min=1e-12) / 127.0  # max |w| per row
-        scale[lo:lo + len(w)] = s
-        q[lo:lo + len(w)] = w.div_(s[:, None]).round_().clamp_(-127, 127)
+        scale[lo:lo + len(w)] = torch.linalg.vector_norm(w, float("inf"), dim=1)  # max |w| per row
+    if reduce_group is not None:
+        import torch.distributed as dist
+
+        dist.all_reduce(scale, op=dist.ReduceOp.MAX, group=reduce_group)
+    scale.clamp_(min=1e-12).div_(127.0)
+    for lo, w in _row_blocks(weight):
+        q[lo:lo + len(w)] = w.div_(scale[lo:lo + len(w), None]).round_().clamp_(-127, 127)
     return q, scale
 
 
@@ -117,7 +126,7 @@ class QuantLinear(nn.Module):
             self.register_buffer("qweight", qweight)
             self.register_buffer("scales_and_zeros", scales)
         else:
-            qweight, scale = quantize_int8(linear.weight)
+            qweight, scale = quantize_int8(linear.weight, getattr(linear, "tp_reduce_group", None))
             self.register_buffer("qweight", qweight)
             self.register_buffer("scale", scale)
         self.scale_bf16: torch.Tensor | None = None
@@ -127,6 +136,10 @@ class QuantLinear(nn.Module):
     def from_linear(cls, linear: nn.Linear, weight_format: str, group_size: int = INT4_GROUP_SIZE) -> "QuantLinear":
         """Quantise ``linear`` to ``weight_format``; int4 layers the packed layout cannot hold become int8."""
         if weight_format == "int4" and not int4_packable(linear, group_size):
+            if getattr(linear, "tp_reduce_group", None) is not None:
+                raise ValueError(f"int4 with tensor parallelism needs each rank's slice of a row-split layer "
+                                 f"({linear.in_features} inputs) to be a multiple of the group size "
+                                 f"({group_size}); use int8 or fewer ranks")
             weight_format = "int8"
         return cls(linear, weight_format, group_size)
 
