@@ -1,0 +1,149 @@
+"""``torchrun --nproc-per-node 2 -m tongues serve``: rank 0 serves, rank 1 replays its steps; texts equal one process.
+
+The embedded model (BLOOM, 8 heads, a vocabulary of 8192) is sharded over 2 gloo ranks on the CPU.
+The same greedy requests go to the sharded server and to an in-process engine over the whole model:
+one at a time, two at once of different lengths (prefill chunks and a batched decode of 2 rows),
+``n=2`` (a cache row copied) and ``echo`` with prompt log-probabilities (a prefill keeping every
+position's logits). Stopping rank 0 sends the followers STOP: both ranks exit and torchrun exits 0.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import requests
+
+from test_tensor_parallel import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+REQUESTS = [
+    {"prompt": "Tous les êtres humains naissent libres", "max_tokens": 12},
+    {"prompt": "Article 1", "max_tokens": 7, "n": 2},
+    {"prompt": "Everyone has the right to life, liberty and security of person.", "max_tokens": 9, "echo": True,
+     "logprobs": 1},
+]
+# Sent together: different prompt lengths (one prefilled in 3 chunks of 4) and different output lengths.
+TOGETHER = [
+    {"prompt": "Nul ne sera tenu en esclavage ni en servitude", "max_tokens": 10},
+    {"prompt": "Toute personne a droit", "max_tokens": 4},
+]
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def rank_of(pid: int) -> int | None:
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    for item in environ:
+        if item.startswith(b"RANK="):
+            return int(item[5:])
+    return None
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def one_process_texts() -> list[list[str]]:
+    from tongues import AutoModelForCausalLM
+    from tongues.assets import default_model_path
+    from tongues.serving import Engine, SamplingParams
+    from tongues.tokenization import AutoTokenizer
+
+    path = default_model_path()
+    engine = Engine(AutoModelForCausalLM.from_pretrained(path), AutoTokenizer.from_pretrained(path), max_running=4,
+                    chunk_size=4).start()
+    try:
+        texts = []
+        for request in REQUESTS + TOGETHER:
+            params = SamplingParams(max_tokens=request["max_tokens"], temperature=0, repetition_penalty=1.3,
+                                    n=request.get("n", 1),
+                                    prompt_logprobs=1 if request.get("echo") else None)
+            prefix = request["prompt"] if request.get("echo") else ""
+            texts.append([prefix + out.text for out in engine.generate(request["prompt"], params, timeout=120)])
+        return texts
+    finally:
+        engine.shutdown()
+
+
+def complete(url: str, request: dict) -> list[str]:
+    # The penalty is the checkpoint's default too; it is given so that both sides plainly use it.
+    body = {"model": "tongues-default", "temperature": 0, "repetition_penalty": 1.3, **request}
+    reply = requests.post(url + "/v1/completions", json=body, timeout=120)
+    assert reply.status_code == 200, reply.text
+    return [choice["text"] for choice in sorted(reply.json()["choices"], key=lambda c: c["index"])]
+
+
+def test_torchrun_serve_answers_like_one_process_and_stops_every_rank(tmp_path):
+    port = free_port()
+    env = dict(os.environ, OMP_NUM_THREADS="1",
+               PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    log = open(tmp_path / "stderr.txt", "w+")
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
+         "--master-port", str(free_port()), "-m", "tongues", "serve", "--port", str(port), "--max-running", "4",
+         "--chunk-size", "4"], stdout=subprocess.DEVNULL, stderr=log, env=env, cwd=tmp_path)
+    ranks = {}
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 180
+        status = None
+        while time.monotonic() < deadline and launcher.poll() is None:
+            try:
+                status = requests.get(url + "/health", timeout=5).status_code
+            except requests.ConnectionError:
+                status = None
+            if status == 200:
+                break
+            time.sleep(0.2)
+        assert status == 200, (tmp_path / "stderr.txt").read_text()[-3000:]
+        ranks = {rank_of(pid): pid for pid in children(launcher.pid)}
+        assert set(ranks) == {0, 1}, ranks
+
+        sharded = [complete(url, request) for request in REQUESTS]
+        together: list = [None] * len(TOGETHER)
+
+        def send(i: int) -> None:
+            together[i] = complete(url, TOGETHER[i])
+
+        threads = [threading.Thread(target=send, args=(i,)) for i in range(len(TOGETHER))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(150)
+        assert sharded + together == one_process_texts()
+        assert sharded[1][0] == sharded[1][1]  # greedy: both continuations of n=2 agree
+
+        os.kill(ranks[0], signal.SIGTERM)  # the server stops; rank 0 broadcasts STOP to rank 1
+        assert launcher.wait(120) == 0, (tmp_path / "stderr.txt").read_text()[-3000:]
+    finally:
+        if launcher.poll() is None:
+            launcher.terminate()
+            launcher.wait(60)
+        log.close()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(alive(pid) for pid in ranks.values()):
+        time.sleep(0.2)
+    assert not any(alive(pid) for pid in ranks.values())
