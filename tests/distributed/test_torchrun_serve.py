@@ -4,7 +4,8 @@ The embedded model (BLOOM, 8 heads, a vocabulary of 8192) is sharded over 2 gloo
 The same greedy requests go to the sharded server and to an in-process engine over the whole model:
 one at a time, two at once of different lengths (prefill chunks and a batched decode of 2 rows),
 ``n=2`` (a cache row copied) and ``echo`` with prompt log-probabilities (a prefill keeping every
-position's logits). Stopping rank 0 sends the followers STOP: both ranks exit and torchrun exits 0.
+position's logits). Stopping rank 0 sends the followers STOP: both ranks exit and torchrun exits 0; terminating
+torchrun itself ends both ranks too.
 """
 
 import os
@@ -96,32 +97,51 @@ def complete(url: str, request: dict) -> list[str]:
     return [choice["text"] for choice in sorted(reply.json()["choices"], key=lambda c: c["index"])]
 
 
-def test_torchrun_serve_answers_like_one_process_and_stops_every_rank(tmp_path):
-    port = free_port()
+def start_server(tmp_path, port: int) -> tuple[subprocess.Popen, dict[int, int]]:
+    """torchrun with 2 ranks serving the embedded model on ``port``, once /health is 200: (launcher, {rank: pid})."""
     env = dict(os.environ, OMP_NUM_THREADS="1",
                PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    log = open(tmp_path / "stderr.txt", "w+")
     launcher = subprocess.Popen(
         [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
          "--master-port", str(free_port()), "-m", "tongues", "serve", "--port", str(port), "--max-running", "4",
-         "--chunk-size", "4"], stdout=subprocess.DEVNULL, stderr=log, env=env, cwd=tmp_path)
-    ranks = {}
+         "--chunk-size", "4"], stdout=subprocess.DEVNULL, stderr=open(tmp_path / "stderr.txt", "w"), env=env,
+        cwd=tmp_path)
+    deadline = time.monotonic() + 180
+    status = None
+    while time.monotonic() < deadline and launcher.poll() is None:
+        try:
+            status = requests.get(f"http://127.0.0.1:{port}/health", timeout=5).status_code
+        except requests.ConnectionError:
+            status = None
+        if status == 200:
+            break
+        time.sleep(0.2)
+    if status != 200:
+        stop(launcher)
+    assert status == 200, (tmp_path / "stderr.txt").read_text()[-3000:]
+    ranks = {rank_of(pid): pid for pid in children(launcher.pid)}
+    assert set(ranks) == {0, 1}, ranks
+    return launcher, ranks
+
+
+def stop(launcher: subprocess.Popen) -> None:
+    if launcher.poll() is None:
+        launcher.terminate()
+        launcher.wait(60)
+
+
+def assert_exited(ranks: dict[int, int]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(alive(pid) for pid in ranks.values()):
+        time.sleep(0.2)
+    assert not any(alive(pid) for pid in ranks.values())
+
+
+def test_torchrun_serve_answers_like_one_process_and_stops_every_rank(tmp_path):
+    port = free_port()
+    launcher, ranks = start_server(tmp_path, port)
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 180
-        status = None
-        while time.monotonic() < deadline and launcher.poll() is None:
-            try:
-                status = requests.get(url + "/health", timeout=5).status_code
-            except requests.ConnectionError:
-                status = None
-            if status == 200:
-                break
-            time.sleep(0.2)
-        assert status == 200, (tmp_path / "stderr.txt").read_text()[-3000:]
-        ranks = {rank_of(pid): pid for pid in children(launcher.pid)}
-        assert set(ranks) == {0, 1}, ranks
-
         sharded = [complete(url, request) for request in REQUESTS]
         together: list = [None] * len(TOGETHER)
 
@@ -136,14 +156,75 @@ def test_torchrun_serve_answers_like_one_process_and_stops_every_rank(tmp_path):
         assert sharded + together == one_process_texts()
         assert sharded[1][0] == sharded[1][1]  # greedy: both continuations of n=2 agree
 
-        os.kill(ranks[0], signal.SIGTERM)  # the server stops; rank 0 broadcasts STOP to rank 1
+        os.kill(ranks[0], signal.SIGTERM)  # the server stops; rank 0 broadcasts STOP and rank 1 returns
         assert launcher.wait(120) == 0, (tmp_path / "stderr.txt").read_text()[-3000:]
     finally:
-        if launcher.poll() is None:
-            launcher.terminate()
-            launcher.wait(60)
-        log.close()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and any(alive(pid) for pid in ranks.values()):
-        time.sleep(0.2)
-    assert not any(alive(pid) for pid in ranks.values())
+        stop(launcher)
+    assert_exited(ranks)
+
+
+def test_terminating_torchrun_ends_both_ranks(tmp_path):
+    port = free_port()
+    launcher, ranks = start_server(tmp_path, port)
+    try:
+        assert len(complete(f"http://127.0.0.1:{port}", TOGETHER[1])) == 1
+    finally:
+        launcher.terminate()  # torchrun passes SIGTERM to every rank
+        launcher.wait(90)
+    assert_exited(ranks)
+
+
+class RecordingChannel:
+    """Stands in for rank 0's CommandChannel in one process: keeps what would be broadcast."""
+
+    rank = 0
+
+    def __init__(self) -> None:
+        self.sent = []
+
+    def send(self, command) -> None:
+        self.sent.append(command)
+
+
+def test_replaying_rank_0s_commands_rebuilds_its_cache_and_logits():
+    # What a follower does, without torchrun: the recorded commands, run on a second runner over the
+    # same weights, leave exactly rank 0's cache (n=2 copies a row; echo keeps every position's logits).
+    import torch
+
+    from tongues.assets import default_model_path
+    from tongues.serving import Engine, SamplingParams
+    from tongues.serving.distributed import IDLE, STOP, follow
+    from tongues.serving.model_runner import make_runner
+    from tongues.tokenization import AutoTokenizer
+
+    sys.path.insert(0, str(ROOT / "tests" / "serving"))
+    from helpers import tiny
+
+    model = tiny("bloom")
+    channel = RecordingChannel()
+    engine = Engine(model, AutoTokenizer.from_pretrained(default_model_path()), max_running=3, chunk_size=3,
+                    channel=channel)
+    engine.runner.idle_seconds = 0.01  # heartbeats while idle, quickly
+    engine.start()
+    try:
+        engine.generate([5, 6, 7, 8, 9, 10, 11], SamplingParams(max_tokens=4, temperature=0, n=2), timeout=60)
+        engine.generate([12, 13], SamplingParams(max_tokens=3, temperature=0, prompt_logprobs=1), timeout=60)
+        time.sleep(0.1)
+    finally:
+        engine.shutdown()
+    ops = [command.op for command in channel.sent]
+    assert ops[-1] == STOP and IDLE in ops and engine.runner.channel is None
+
+    class Replay:
+        def __init__(self, commands) -> None:
+            self.commands = iter(commands)
+
+        def receive(self):
+            return next(self.commands)
+
+    follower = make_runner(tiny("bloom"), 3, engine.max_model_len)
+    assert follow(follower, Replay(channel.sent)) == len(channel.sent) - 1
+    for ours, theirs in zip(engine.runner.cache.keys + engine.runner.cache.values,
+                            follower.cache.keys + follower.cache.values):
+        torch.testing.assert_close(ours, theirs, rtol=0, atol=0)
+    assert engine.runner.cache.row_lengths == follower.cache.row_lengths
