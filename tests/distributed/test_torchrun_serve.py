@@ -16,6 +16,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 import requests
 
 from test_tensor_parallel import free_port
@@ -186,34 +187,50 @@ class RecordingChannel:
         self.sent.append(command)
 
 
-def test_replaying_rank_0s_commands_rebuilds_its_cache_and_logits():
+def recording(runner) -> list:
+    """Keep every output of ``runner.execute`` (logits, or None for cache moves) in the returned list."""
+    outputs, execute = [], runner.execute
+
+    def record(command):
+        outputs.append(execute(command))
+        return outputs[-1]
+
+    runner.execute = record
+    return outputs
+
+
+@pytest.mark.parametrize("family", ["bloom", "xlm"])
+def test_replaying_rank_0s_commands_gives_its_logits_and_cache(family):
     # What a follower does, without torchrun: the recorded commands, run on a second runner over the
-    # same weights, leave exactly rank 0's cache (n=2 copies a row; echo keeps every position's logits).
+    # same weights, give rank 0's logits and leave exactly its cache (n=2 copies a row; echo keeps every
+    # position's logits). XLM reruns whole sequences: one command per forward, no cache.
     import torch
 
     from tongues.assets import default_model_path
     from tongues.serving import Engine, SamplingParams
-    from tongues.serving.distributed import IDLE, STOP, follow
+    from tongues.serving.distributed import DECODE, IDLE, MOVE, PREFILL_ALL, RECOMPUTE, STOP, follow
     from tongues.serving.model_runner import make_runner
     from tongues.tokenization import AutoTokenizer
 
     sys.path.insert(0, str(ROOT / "tests" / "serving"))
     from helpers import tiny
 
-    model = tiny("bloom")
     channel = RecordingChannel()
-    engine = Engine(model, AutoTokenizer.from_pretrained(default_model_path()), max_running=3, chunk_size=3,
+    engine = Engine(tiny(family), AutoTokenizer.from_pretrained(default_model_path()), max_running=3, chunk_size=3,
                     channel=channel)
     engine.runner.idle_seconds = 0.01  # heartbeats while idle, quickly
+    ours = recording(engine.runner)
     engine.start()
     try:
         engine.generate([5, 6, 7, 8, 9, 10, 11], SamplingParams(max_tokens=4, temperature=0, n=2), timeout=60)
-        engine.generate([12, 13], SamplingParams(max_tokens=3, temperature=0, prompt_logprobs=1), timeout=60)
+        if family == "bloom":
+            engine.generate([12, 13], SamplingParams(max_tokens=3, temperature=0, prompt_logprobs=1), timeout=60)
         time.sleep(0.1)
     finally:
         engine.shutdown()
     ops = [command.op for command in channel.sent]
     assert ops[-1] == STOP and IDLE in ops and engine.runner.channel is None
+    assert {MOVE, PREFILL_ALL, DECODE} <= set(ops) if family == "bloom" else RECOMPUTE in ops
 
     class Replay:
         def __init__(self, commands) -> None:
@@ -222,9 +239,17 @@ def test_replaying_rank_0s_commands_rebuilds_its_cache_and_logits():
         def receive(self):
             return next(self.commands)
 
-    follower = make_runner(tiny("bloom"), 3, engine.max_model_len)
-    assert follow(follower, Replay(channel.sent)) == len(channel.sent) - 1
-    for ours, theirs in zip(engine.runner.cache.keys + engine.runner.cache.values,
-                            follower.cache.keys + follower.cache.values):
-        torch.testing.assert_close(ours, theirs, rtol=0, atol=0)
-    assert engine.runner.cache.row_lengths == follower.cache.row_lengths
+    follower = make_runner(tiny(family), 3, engine.max_model_len)
+    theirs = recording(follower)
+    assert follow(follower, Replay(channel.sent)) == len(channel.sent) - 1 == len(theirs)
+    theirs = [out for out, op in zip(theirs, ops) if op != IDLE]  # heartbeats: sent by rank 0, not run there
+    assert len(ours) == len(theirs)
+    for mine, replayed in zip(ours, theirs):
+        assert (mine is None) == (replayed is None)
+        if mine is not None:
+            torch.testing.assert_close(mine, replayed, rtol=0, atol=0)
+    if family == "bloom":
+        for mine, replayed in zip(engine.runner.cache.keys + engine.runner.cache.values,
+                                  follower.cache.keys + follower.cache.values):
+            torch.testing.assert_close(mine, replayed, rtol=0, atol=0)
+        assert engine.runner.cache.row_lengths == follower.cache.row_lengths
