@@ -10,6 +10,7 @@ torchrun itself ends both ranks too.
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -19,7 +20,6 @@ from pathlib import Path
 import pytest
 import requests
 
-from test_tensor_parallel import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,6 +34,18 @@ TOGETHER = [
     {"prompt": "Nul ne sera tenu en esclavage ni en servitude", "max_tokens": 10},
     {"prompt": "Toute personne a droit", "max_tokens": 4},
 ]
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free loopback ports (held open together, so the kernel cannot hand one out twice)."""
+    probes = [socket.socket() for _ in range(count)]
+    try:
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [probe.getsockname()[1] for probe in probes]
+    finally:
+        for probe in probes:
+            probe.close()
 
 
 def children(pid: int) -> list[int]:
@@ -98,15 +110,16 @@ def complete(url: str, request: dict) -> list[str]:
     return [choice["text"] for choice in sorted(reply.json()["choices"], key=lambda c: c["index"])]
 
 
-def start_server(tmp_path, port: int) -> tuple[subprocess.Popen, dict[int, int]]:
-    """torchrun with 2 ranks serving the embedded model on ``port``, once /health is 200: (launcher, {rank: pid})."""
+def start_server(tmp_path) -> tuple[subprocess.Popen, int, dict[int, int]]:
+    """torchrun with 2 ranks serving the embedded model, once /health is 200: (launcher, port, {rank: pid})."""
+    port, master_port = free_ports(2)
     env = dict(os.environ, OMP_NUM_THREADS="1",
                PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    launcher = subprocess.Popen(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
-         "--master-port", str(free_port()), "-m", "tongues", "serve", "--port", str(port), "--max-running", "4",
-         "--chunk-size", "4"], stdout=subprocess.DEVNULL, stderr=open(tmp_path / "stderr.txt", "w"), env=env,
-        cwd=tmp_path)
+    with open(tmp_path / "stderr.txt", "w") as log:
+        launcher = subprocess.Popen(
+            [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
+             "--master-port", str(master_port), "-m", "tongues", "serve", "--port", str(port), "--max-running", "4",
+             "--chunk-size", "4"], stdout=subprocess.DEVNULL, stderr=log, env=env, cwd=tmp_path)
     deadline = time.monotonic() + 180
     status = None
     while time.monotonic() < deadline and launcher.poll() is None:
@@ -122,7 +135,7 @@ def start_server(tmp_path, port: int) -> tuple[subprocess.Popen, dict[int, int]]
     assert status == 200, (tmp_path / "stderr.txt").read_text()[-3000:]
     ranks = {rank_of(pid): pid for pid in children(launcher.pid)}
     assert set(ranks) == {0, 1}, ranks
-    return launcher, ranks
+    return launcher, port, ranks
 
 
 def stop(launcher: subprocess.Popen) -> None:
@@ -139,8 +152,7 @@ def assert_exited(ranks: dict[int, int]) -> None:
 
 
 def test_torchrun_serve_answers_like_one_process_and_stops_every_rank(tmp_path):
-    port = free_port()
-    launcher, ranks = start_server(tmp_path, port)
+    launcher, port, ranks = start_server(tmp_path)
     try:
         url = f"http://127.0.0.1:{port}"
         sharded = [complete(url, request) for request in REQUESTS]
@@ -165,8 +177,7 @@ def test_torchrun_serve_answers_like_one_process_and_stops_every_rank(tmp_path):
 
 
 def test_terminating_torchrun_ends_both_ranks(tmp_path):
-    port = free_port()
-    launcher, ranks = start_server(tmp_path, port)
+    launcher, port, ranks = start_server(tmp_path)
     try:
         assert len(complete(f"http://127.0.0.1:{port}", TOGETHER[1])) == 1
     finally:
