@@ -106,23 +106,27 @@ def load_engine(args, model_dir: str):
     from ..serving import Engine
     from ..tokenization import AutoTokenizer
 
-    channel = None
-    if world_size() > 1:
-        from ..serving.distributed import CommandChannel
+    def start(model, tokenizer, channel=None):
+        return Engine(model, tokenizer, max_running=args.max_running, max_queue=args.max_queue,
+                      chunk_size=args.chunk_size, max_model_len=args.max_model_len, channel=channel).start()
 
-        try:
-            model = load_model(args, model_dir)
-        except Exception:
-            all_ranks_loaded(False)
-            raise
-        if not all_ranks_loaded(True):
-            raise RuntimeError("another rank could not load its shard of the model")
-        channel = CommandChannel()
-    else:
-        model = load_model(args, model_dir)
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    return Engine(model, tokenizer, max_running=args.max_running, max_queue=args.max_queue,
-                  chunk_size=args.chunk_size, max_model_len=args.max_model_len, channel=channel).start()
+    if world_size() == 1:
+        return start(load_model(args, model_dir), AutoTokenizer.from_pretrained(model_dir))
+    from ..serving.distributed import STOP, Command, CommandChannel
+
+    try:
+        model, tokenizer = load_model(args, model_dir), AutoTokenizer.from_pretrained(model_dir)
+    except Exception:
+        all_ranks_loaded(False)
+        raise
+    if not all_ranks_loaded(True):
+        raise RuntimeError("another rank could not load its shard of the model")
+    channel = CommandChannel()
+    try:
+        return start(model, tokenizer, channel)
+    except Exception:
+        channel.send(Command(STOP))  # the other ranks are following already: release them
+        raise
 
 
 def follow_rank0(args, model_dir: str) -> int:
@@ -145,14 +149,24 @@ def follow_rank0(args, model_dir: str) -> int:
 
 def run(args) -> int:
     """Start the server (the model loads in the background) and serve until interrupted."""
-    if world_size() > 1:
-        from ..distributed.tensor_parallel import init_from_env
+    if world_size() == 1:
+        return serve(args)
+    import torch.distributed as dist
 
-        init_from_env()
-        import torch.distributed as dist
+    from ..distributed.tensor_parallel import init_from_env
 
+    init_from_env()
+    try:
         if dist.get_rank() != 0:  # rank 0 alone binds the port; the others follow its engine
             return follow_rank0(args, resolve_model_dir(args.model, "serve"))
+        return serve(args)
+    finally:
+        # Left to the interpreter's exit, gloo's threads can abort the process ("terminate called ...").
+        dist.destroy_process_group()
+
+
+def serve(args) -> int:
+    """The HTTP server and the engine (rank 0 under torchrun)."""
     check_serve_extra()
     import uvicorn
 
