@@ -4,9 +4,14 @@ Without ``--model`` it serves the embedded demonstration model. The server answe
 (``GET /health`` is 503 until the model has loaded, then 200). Needs the ``serve`` extra:
 ``pip install 'tongues[serve]'``.
 
+Under ``torchrun`` (``WORLD_SIZE`` > 1) the model is sharded over the ranks (``tp_plan="auto"``):
+rank 0 runs the server and the engine, and broadcasts each model step, which the other ranks replay
+on their shards (:mod:`tongues.serving.distributed`) until rank 0 stops.
+
 Example::
 
     $ tongues serve --model path/to/checkpoint --port 8000
+    $ torchrun --nproc-per-node 2 -m tongues serve --model path/to/checkpoint --port 8000
     $ curl -s localhost:8000/v1/completions -H 'content-type: application/json' \\
         -d '{"prompt": "Tous les êtres humains", "max_tokens": 20, "temperature": 0}'
 """
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import threading
 from pathlib import Path
@@ -70,28 +76,97 @@ def check_serve_extra() -> None:
         raise CommandError(f"needs {', '.join(missing)}, which the serve extra installs: {SERVE_EXTRA_HINT}")
 
 
-def load_engine(args, model_dir: str):
-    """Load the model and tokenizer of ``model_dir`` and start an engine over them."""
+def load_model(args, model_dir: str):
+    """The model of ``model_dir``; under torchrun, this rank's shard of it."""
     import torch
 
     from ..auto import AutoModelForCausalLM
-    from ..serving import Engine
-    from ..tokenization import AutoTokenizer
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=args.dtype, device=args.device,
-                                                 quantization=args.quantization)
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    return Engine(model, tokenizer, max_running=args.max_running, max_queue=args.max_queue,
-                  chunk_size=args.chunk_size, max_model_len=args.max_model_len).start()
+    return AutoModelForCausalLM.from_pretrained(model_dir, dtype=args.dtype, device=args.device,
+                                                quantization=args.quantization,
+                                                tp_plan="auto" if world_size() > 1 else None)
+
+
+def all_ranks_loaded(loaded: bool) -> bool:
+    """Under torchrun: True when every rank loaded its shard (each rank tells the others)."""
+    import torch
+    import torch.distributed as dist
+
+    from ..serving.distributed import CommandChannel
+
+    flag = torch.tensor([1 if loaded else 0], device=CommandChannel().device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+    return bool(flag.item())
+
+
+def load_engine(args, model_dir: str):
+    """Load the model and tokenizer of ``model_dir`` and start an engine over them (on rank 0 under torchrun)."""
+    from ..serving import Engine
+    from ..tokenization import AutoTokenizer
+
+    def start(model, tokenizer, channel=None):
+        return Engine(model, tokenizer, max_running=args.max_running, max_queue=args.max_queue,
+                      chunk_size=args.chunk_size, max_model_len=args.max_model_len, channel=channel).start()
+
+    if world_size() == 1:
+        return start(load_model(args, model_dir), AutoTokenizer.from_pretrained(model_dir))
+    from ..serving.distributed import STOP, Command, CommandChannel
+
+    try:
+        model, tokenizer = load_model(args, model_dir), AutoTokenizer.from_pretrained(model_dir)
+    except Exception:
+        all_ranks_loaded(False)
+        raise
+    if not all_ranks_loaded(True):
+        raise RuntimeError("another rank could not load its shard of the model")
+    channel = CommandChannel()
+    try:
+        return start(model, tokenizer, channel)
+    except Exception:
+        channel.send(Command(STOP))  # the other ranks are following already: release them
+        raise
+
+
+def follow_rank0(args, model_dir: str) -> int:
+    """Ranks 1..N-1 under torchrun: load this rank's shard, then replay rank 0's model steps until it stops."""
+    from ..serving.distributed import CommandChannel, follow
+    from ..serving.engine import context_length
+    from ..serving.model_runner import make_runner
+
+    try:
+        model = load_model(args, model_dir).eval()
+    except Exception as err:
+        all_ranks_loaded(False)
+        raise CommandError(f"--model {model_dir}: {_one_line(err)}") from None
+    if not all_ranks_loaded(True):
+        raise CommandError("rank 0 or another rank could not load its shard of the model")
+    runner = make_runner(model, args.max_running, args.max_model_len or context_length(model.config))
+    follow(runner, CommandChannel())
+    return 0
 
 
 def run(args) -> int:
     """Start the server (the model loads in the background) and serve until interrupted."""
-    if world_size() > 1:
-        raise CommandError("serve does not run under torchrun yet (every rank would bind the port); start it "
-                           "as one process: tongues serve ...")
+    if world_size() == 1:
+        return serve(args)
+    import torch.distributed as dist
+
+    from ..distributed.tensor_parallel import init_from_env
+
+    init_from_env()
+    try:
+        if dist.get_rank() != 0:  # rank 0 alone binds the port; the others follow its engine
+            return follow_rank0(args, resolve_model_dir(args.model, "serve"))
+        return serve(args)
+    finally:
+        # Left to the interpreter's exit, gloo's threads can abort the process ("terminate called ...").
+        dist.destroy_process_group()
+
+
+def serve(args) -> int:
+    """The HTTP server and the engine (rank 0 under torchrun)."""
     check_serve_extra()
     import uvicorn
 
@@ -115,11 +190,26 @@ def run(args) -> int:
     threading.Thread(target=load, name="tongues-load", daemon=True).start()
     print(f"tongues serve: http://{args.host}:{args.port}/ (playground), OpenAI API at /v1", file=sys.stderr,
           flush=True)
+    if world_size() > 1:
+        # uvicorn stops gracefully on SIGTERM, then raises it again; caught here instead of killing rank 0,
+        # so that the engine's shutdown below releases the other ranks (STOP) and torchrun sees exit 0.
+        signal.signal(signal.SIGTERM, _terminated)
     try:
         uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     except OSError as err:
         raise CommandError(f"cannot listen on {args.host}:{args.port}: {_one_line(err)}") from None
-    engine = app.state.server.engine
-    if engine is not None:
-        engine.shutdown()
+    except _Terminated:
+        pass
+    finally:
+        engine = getattr(app.state.server, "engine", None)
+        if engine is not None:
+            engine.shutdown()
     return 0
+
+
+class _Terminated(BaseException):
+    """SIGTERM under torchrun: the server has stopped; the engine is shut down next."""
+
+
+def _terminated(signum, frame) -> None:
+    raise _Terminated

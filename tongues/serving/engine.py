@@ -19,7 +19,7 @@ from typing import Callable
 
 import torch
 
-from .model_runner import RecomputeRunner, SlotRunner, uses_causal_cache
+from .model_runner import make_runner
 from .sampling import ParameterError, SamplingParams, adjust_logits, sample_token, top_logprobs
 from .scheduler import QueueFull, Scheduler
 from .sequence import Sequence, Status, TokenLogprob
@@ -110,10 +110,12 @@ class Engine:
         max_model_len: prompt + output limit (default: the model's context length).
         stats: optional observer with ``request(prompt_tokens)``, ``first_token(seconds)``,
             ``inter_token(seconds)`` and ``finished(generated_tokens)`` (the server's Prometheus metrics).
+        channel: under ``torchrun``, rank 0's :class:`~tongues.serving.distributed.CommandChannel`: every
+            model step is broadcast to the other ranks, which replay it (``serving.distributed.follow``).
     """
 
     def __init__(self, model, tokenizer, max_running: int = 16, max_queue: int = 64, chunk_size: int = 256,
-                 max_model_len: int | None = None, stats=None) -> None:
+                 max_model_len: int | None = None, stats=None, channel=None) -> None:
         for name, value in (("max_running", max_running), ("max_queue", max_queue), ("chunk_size", chunk_size)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"Engine needs a positive integer {name}; got {value!r}")
@@ -127,10 +129,7 @@ class Engine:
             self.vocab_size = min(self.vocab_size, len(tokenizer))
         self.end_ids = end_token_ids(model)
         self.device = next(model.parameters()).device
-        if uses_causal_cache(model):
-            self.runner = SlotRunner(model, slots=max_running, capacity=min(self.max_model_len, 256))
-        else:
-            self.runner = RecomputeRunner(model)
+        self.runner = make_runner(model, max_running, self.max_model_len, channel)
         self.scheduler = Scheduler(max_running, max_queue, chunk_size, self.runner)
         self.stats = stats
         self._requests: dict[str, _Request] = {}
@@ -251,7 +250,8 @@ class Engine:
                 while True:
                     with self._lock:
                         while not self._inbox and not len(self.scheduler) and not self._stopping:
-                            self._lock.wait()
+                            if not self._lock.wait(self.runner.idle_seconds):
+                                self.runner.idle()  # under torchrun: a heartbeat to the other ranks
                         if self._stopping:
                             break
                         inbox, self._inbox = self._inbox, []
@@ -262,7 +262,10 @@ class Engine:
             self.error = f"the engine stopped: {type(err).__name__}: {err}"
             raise
         finally:
-            self._end_all("abort" if self.error is None else "error")
+            try:
+                self.runner.close()  # under torchrun: the other ranks leave their follower loop
+            finally:
+                self._end_all("abort" if self.error is None else "error")
 
     def _drain(self, inbox) -> None:
         for kind, item in inbox:
