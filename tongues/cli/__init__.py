@@ -273,6 +273,8 @@ def load_causal_lm(model: str | None, command: str, dtype: str = "auto", device:
     from ..auto import AutoConfig, AutoModelForCausalLM
 
     check_device(device)
+    if world_size() > 1 and device == "cuda":  # torchrun: one GPU a rank on a multi-GPU node
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
     if quantization is not None and torch.device(device).type != "cpu":
         raise CommandError(f"--quantization {quantization} runs on the CPU only; drop it or use --device cpu")
     if threads is not None:

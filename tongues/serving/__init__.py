@@ -8,6 +8,7 @@ The engine is usable from Python without HTTP; the files divide the work as nano
 - ``scheduler.py``: which sequences prefill (in chunks) and decode each step, and in which cache rows;
 - ``model_runner.py``: runs a prefill chunk or a batched decode on the model and its cache;
 - ``engine.py``: :class:`Engine`, the thread that owns the model and loops scheduler -> runner -> sampler;
+- ``distributed.py``: under torchrun, rank 0 broadcasts each runner step and the other ranks replay it;
 - ``api_server.py``, ``protocol.py``, ``metrics.py``: the OpenAI-compatible HTTP layer (extra ``serve``).
 
 Example::
