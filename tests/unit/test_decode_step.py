@@ -136,3 +136,45 @@ def test_apply_rotary_keys_of_another_length():
     cos, sin = rotary_cos_sin(torch.tensor([[3]]), 6, 10000.0)
     got_q, got_k = apply_rotary(q, k, cos, sin, interleaved=True)
     assert torch.equal(got_q, rotate_plain(q, cos, sin, True)) and torch.equal(got_k, rotate_plain(k, cos, sin, True))
+
+
+# -- the widened cache ----------------------------------------------------------------------------
+
+def tiny_models():
+    from tongues import BloomConfig, BloomForCausalLM, GlmConfig, GlmForCausalLM, XGLMConfig, XGLMForCausalLM
+
+    return {
+        "bloom": BloomForCausalLM(BloomConfig(vocab_size=100, hidden_size=32, n_layer=2, n_head=4)),
+        "xglm": XGLMForCausalLM(XGLMConfig(vocab_size=100, d_model=32, num_layers=2, attention_heads=4, ffn_dim=64)),
+        "glm": GlmForCausalLM(GlmConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                        num_key_value_heads=2, intermediate_size=64, head_dim=8, pad_token_id=0,
+                                        eos_token_id=1)),
+    }
+
+
+@pytest.mark.parametrize("family", ["bloom", "xglm", "glm"])
+def test_bf16_slot_cache_widened_or_not_gives_the_same_logits(family):
+    """Keys stored widened to fp32 are the same numbers: prefill and mixed-length decode steps are bit-identical."""
+    from tongues.slot_cache import SlotCache, forward_step
+
+    torch.manual_seed(6)
+    model = tiny_models()[family].to(torch.bfloat16).eval()
+    prompts = [torch.randint(3, 100, (1, n)) for n in (5, 2, 7)]
+    logits = {}
+    for widen in (True, False):
+        cache = SlotCache(slots=3, capacity=16, widen=widen)
+        steps = []
+        with torch.no_grad():
+            for row, prompt in enumerate(prompts):
+                steps.append(forward_step(model, prompt, cache.view(row, row + 1)))
+            ids = torch.tensor([[int(s[0].argmax())] for s in steps])
+            for _ in range(3):
+                out = forward_step(model, ids, cache.view(0, 3))
+                steps.append(out)
+                ids = out.argmax(-1, keepdim=True)
+        assert cache.keys[0].dtype == (torch.float32 if widen else torch.bfloat16)
+        legacy = cache.view(0, 3).to_legacy_cache()
+        assert legacy[0][0].dtype == torch.bfloat16  # the legacy form comes back in the model's dtype
+        logits[widen] = steps
+    for a, b in zip(logits[True], logits[False]):
+        assert torch.equal(a, b)

@@ -57,6 +57,8 @@ def attend(
     p = dropout_p if training else 0.0
     if q.shape[2] == 1 and not output_attentions and head_mask is None and not p:
         return decode_attend(q, k, v, bias, scale), None
+    if k.dtype != q.dtype:  # a cache that stores low-precision keys widened (SlotCache on CPU)
+        k, v = k.to(q.dtype), v.to(q.dtype)
     k, v = repeat_kv(k, H // H_kv), repeat_kv(v, H // H_kv)
     if bias is not None and bias.dtype != q.dtype:
         bias = bias.to(q.dtype)
@@ -86,14 +88,15 @@ def decode_attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch
     queries (q viewed as (B, H_kv, groups, D)), so grouped-query attention reads the cache as it is
     instead of copying it per group. bf16/fp16 on CPU are widened to fp32 first: torch's
     low-precision attention on CPUs without bf16 instructions is several times slower than the
-    widening plus the fp32 one, and fp32 accumulation is what the low-precision kernel does anyway.
+    widening plus the fp32 one, and fp32 accumulation is what the low-precision kernel does anyway
+    (a :class:`~tongues.slot_cache.SlotCache` hands in keys/values already widened, stored so).
     Returns (B, H, 1, Dv) in q's dtype.
     """
     B, H, _, D = q.shape
     H_kv = k.shape[1]
     groups = H // H_kv
     dtype = q.dtype
-    if dtype != torch.float32 and q.device.type == "cpu":
+    if (dtype != torch.float32 and q.device.type == "cpu") or k.dtype != dtype:
         q, k, v = q.float(), k.float(), v.float()
     if bias is not None:
         if bias.dtype != q.dtype:
