@@ -6,15 +6,16 @@
 For each model shape (random weights, no checkpoint): build ``<Family>ForCausalLM(config)`` in the
 dtype, ``model.prepare_for_decode()``, prefill ``--prompt`` tokens into a one-row ``SlotCache``,
 then time decode steps: ``forward_step`` (the step ``generate`` and the serving engine share)
-followed by the greedy choice (``argmax`` of the logits), ``--repeats`` runs of ``--steps`` steps
+followed by the greedy choice (the logits widened to fp32 and their ``argmax``, as ``generate`` does), ``--repeats`` runs of ``--steps`` steps
 from the same position; the time given is the fastest single step of all (the VM is shared and
 noisy; the fastest step is the least disturbed one). The split is measured two ways:
 
 - **products**: every linear layer the step runs (recorded in order by forward hooks during one
   step, LM head included), called alone in that order on a one-row input of its width, nothing
   between them; the fastest of ``--repeats`` x ``--steps`` such sequences.
-- **rest, stubbed**: the same step with every linear layer replaced by a stub returning a new,
-  uninitialised output of the right shape (no arithmetic), i.e. the time outside the weight
+- **rest, stubbed**: the same step with every linear layer replaced by a stub returning a copy
+  of the output that layer gave in a real step (no arithmetic; the copies, ~0.1 ms a step, count
+  as rest), i.e. the time outside the weight
   products measured directly (attention over the cache, norms, activations, masks, positions,
   the cache writes, the argmax and the Python dispatch of every op).
 
@@ -61,16 +62,17 @@ def linear_layers(model: nn.Module) -> list[nn.Module]:
 
 
 class Stub(nn.Module):
-    """Stands in for a linear layer: returns a new, uninitialised output of the layer's shape, computes nothing.
+    """Stands in for a linear layer: returns a copy of the output it gave in a real step, computes nothing.
 
-    (A new tensor, as the layer's own output is: blocks may add into it in place.)"""
+    A copy, because blocks may add into a layer's output in place; real values, because garbage
+    (an uninitialised tensor) can hold denormals and NaNs that slow the ops after it down."""
 
     def __init__(self, out: torch.Tensor) -> None:
         super().__init__()
         self.out = out
 
     def forward(self, x):
-        return torch.empty_like(self.out)
+        return self.out.clone()
 
 
 def time_steps(model, view, prompt_length: int, steps: int, token: torch.Tensor) -> float:
@@ -82,7 +84,7 @@ def time_steps(model, view, prompt_length: int, steps: int, token: torch.Tensor)
     for _ in range(steps):
         start = time.perf_counter()
         logits = forward_step(model, token, view)
-        token = logits.argmax(-1, keepdim=True)
+        token = logits.float().argmax(-1, keepdim=True)  # as generate: fp32 logits, then the greedy choice
         best = min(best, time.perf_counter() - start)
     return best
 
