@@ -20,6 +20,14 @@ keys/values at that row's own length and returns the keys/values up to the longe
 Positions that depend on the row (rotary, sinusoidal, learned) come from
 :meth:`SlotView.position_ids`; ALiBi reads them from the attention mask.
 
+On CPU, keys and values that arrive in bf16 or fp16 are stored widened to fp32 (exactly: every
+low-precision value is an fp32 value). The decode step's attention computes in fp32 there
+(:func:`~tongues.layers.attention.decode_attend`), and widening each token once when it is written
+costs far less than widening the whole cache in every layer of every step; the price is twice the
+cache memory. ``update`` returns the stored (fp32) keys/values, and :meth:`SlotView.layers` (the
+legacy format) gives them back in the dtype they came in. ``SlotCache(..., widen=False)`` stores
+them as they come.
+
 Each layer keeps its own row lengths and advances them as it writes, so every layer of one forward
 sees the same past without the cache knowing the number of layers; between forwards all layers
 agree, and :attr:`SlotCache.lengths` reads them.
@@ -48,15 +56,18 @@ class SlotCache:
         slots: number of rows (sequences) the cache holds.
         capacity: positions reserved per row before the first growth.
         growable: when ``False``, writing past ``capacity`` raises instead of growing.
+        widen: store bf16/fp16 keys and values of CPU layers as fp32 (see the module's docstring).
     """
 
-    def __init__(self, slots: int, capacity: int, growable: bool = True) -> None:
+    def __init__(self, slots: int, capacity: int, growable: bool = True, widen: bool = True) -> None:
         for name, value in (("slots", slots), ("capacity", capacity)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"SlotCache needs a positive integer {name}; got {value!r}")
         self.slots = slots
         self.capacity = capacity
         self.growable = growable
+        self.widen = widen
+        self.dtypes: list[torch.dtype] = []  # per layer, the dtype keys/values arrive in
         self.keys: list[torch.Tensor] = []
         self.values: list[torch.Tensor] = []
         # Per layer, the filled positions of each row, as Python ints: a decode step reads and advances
@@ -74,14 +85,20 @@ class SlotCache:
         return [torch.tensor(lengths, dtype=torch.long) for lengths in self.row_lengths]
 
     # -- storage ------------------------------------------------------------------------------
+    def storage_dtype(self, dtype: torch.dtype, device: torch.device) -> torch.dtype:
+        """The dtype keys/values of ``dtype`` on ``device`` are stored in."""
+        if self.widen and device.type == "cpu" and dtype in (torch.bfloat16, torch.float16):
+            return torch.float32
+        return dtype
+
     def _allocate(self, key: torch.Tensor, value: torch.Tensor, capacity: int) -> tuple[torch.Tensor, torch.Tensor]:
         _, H, _, D = key.shape
-        element = key.element_size()
+        dtype = self.storage_dtype(key.dtype, key.device)
+        element = torch.empty((), dtype=dtype).element_size()
         check_memory(element * self.slots * capacity * (H * D + value.shape[1] * value.shape[-1]),
                      f"a KV cache layer of {self.slots} rows x {capacity} positions", key.device)
-        keys = torch.zeros(self.slots, H, capacity, D, dtype=key.dtype, device=key.device)
-        values = torch.zeros(self.slots, value.shape[1], capacity, value.shape[-1], dtype=value.dtype,
-                             device=value.device)
+        keys = torch.zeros(self.slots, H, capacity, D, dtype=dtype, device=key.device)
+        values = torch.zeros(self.slots, value.shape[1], capacity, value.shape[-1], dtype=dtype, device=value.device)
         return keys, values
 
     def _ensure(self, layer_idx: int, key: torch.Tensor, value: torch.Tensor, needed: int) -> None:
@@ -93,6 +110,7 @@ class SlotCache:
             keys, values = self._allocate(key, value, max(self.capacity, needed))
             self.keys.append(keys)
             self.values.append(values)
+            self.dtypes.append(key.dtype)
             # A layer first written now starts where layer 0 started this forward (all rows empty).
             self.row_lengths.append([0] * self.slots)
             return
@@ -127,8 +145,8 @@ class SlotCache:
         else:  # one token per row, each at its own column
             index = torch.arange(start, stop, device=keys.device)
             columns = torch.tensor(lengths, device=keys.device)
-            keys[index, :, columns] = key[:, :, 0]
-            values[index, :, columns] = value[:, :, 0]
+            keys[index, :, columns] = key[:, :, 0].to(keys.dtype)
+            values[index, :, columns] = value[:, :, 0].to(values.dtype)
         self.row_lengths[layer_idx][start:stop] = [n + T for n in lengths]
         return keys[start:stop, :, : high + T], values[start:stop, :, : high + T]
 
@@ -217,9 +235,9 @@ class SlotView(Cache):
         return len(self.cache.keys)
 
     def layers(self):
-        for keys, values in zip(self.cache.keys, self.cache.values):
+        for keys, values, dtype in zip(self.cache.keys, self.cache.values, self.cache.dtypes):
             n = self.get_seq_length()
-            yield keys[self.start : self.stop, :, :n], values[self.start : self.stop, :, :n]
+            yield keys[self.start : self.stop, :, :n].to(dtype), values[self.start : self.stop, :, :n].to(dtype)
 
 
 def forward_step(model, input_ids: torch.Tensor, view: SlotView) -> torch.Tensor:

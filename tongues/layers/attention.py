@@ -4,7 +4,8 @@
 softmax in fp32 (so bf16/fp16 never overflow and a fully masked row gives no NaN), grouped-query
 attention by repeating key/value heads, an optional per-head multiplier (``head_mask``) and
 dropout. It uses ``scaled_dot_product_attention`` when no probabilities are asked for and falls
-back to the explicit (eager) path when they are.
+back to the explicit (eager) path when they are. A single query per row (a decode step, where each
+row's cache length differs only through the mask) takes :func:`decode_attend`.
 """
 
 from __future__ import annotations
@@ -52,9 +53,13 @@ def attend(
     H, H_kv = q.shape[1], k.shape[1]
     if H % H_kv:
         raise ValueError(f"query heads ({H}) must be a multiple of key/value heads ({H_kv})")
-    k, v = repeat_kv(k, H // H_kv), repeat_kv(v, H // H_kv)
     scale = q.shape[-1] ** -0.5 if scale is None else scale
     p = dropout_p if training else 0.0
+    if q.shape[2] == 1 and not output_attentions and head_mask is None and not p:
+        return decode_attend(q, k, v, bias, scale), None
+    if k.dtype != q.dtype:  # a cache that stores low-precision keys widened (SlotCache on CPU)
+        k, v = k.to(q.dtype), v.to(q.dtype)
+    k, v = repeat_kv(k, H // H_kv), repeat_kv(v, H // H_kv)
     if bias is not None and bias.dtype != q.dtype:
         bias = bias.to(q.dtype)
 
@@ -71,6 +76,36 @@ def attend(
     if head_mask is not None:
         probs = probs * expand_head_mask(head_mask, probs.dim())
     return torch.matmul(probs, v), probs
+
+
+def decode_attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor | None,
+                  scale: float) -> torch.Tensor:
+    """Attention of one query per row over the whole cache: ``attend``'s result without repeating keys.
+
+    q (B, H, 1, D); k, v (B, H_kv, Tk, D), e.g. the filled part of a preallocated cache whose rows
+    have their own lengths (``bias`` hides each row's unused columns); bias broadcastable to
+    (B, H, 1, Tk). The ``H / H_kv`` query heads that share a key/value head become that head's
+    queries (q viewed as (B, H_kv, groups, D)), so grouped-query attention reads the cache as it is
+    instead of copying it per group. bf16/fp16 on CPU are widened to fp32 first: torch's
+    low-precision attention on CPUs without bf16 instructions is several times slower than the
+    widening plus the fp32 one, and fp32 accumulation is what the low-precision kernel does anyway
+    (a :class:`~tongues.slot_cache.SlotCache` hands in keys/values already widened, stored so).
+    Returns (B, H, 1, Dv) in q's dtype.
+    """
+    B, H, _, D = q.shape
+    H_kv = k.shape[1]
+    groups = H // H_kv
+    dtype = q.dtype
+    if (dtype != torch.float32 and q.device.type == "cpu") or k.dtype != dtype:
+        q, k, v = q.float(), k.float(), v.float()
+    if bias is not None:
+        if bias.dtype != q.dtype:
+            bias = bias.to(q.dtype)
+        if groups > 1 and bias.dim() == 4 and bias.shape[1] == H:  # per-head (ALiBi): heads grouped as q
+            bias = bias.reshape(bias.shape[0], H_kv, groups, bias.shape[-1])  # (B, H_kv, groups, Tk)
+    q = q.reshape(B, H_kv, groups, D)  # query heads h = kv_head * groups + j, as repeat_kv pairs them
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=scale)  # (B, H_kv, groups, Dv)
+    return out.reshape(B, H, 1, v.shape[-1]).to(dtype)
 
 
 def expand_head_mask(head_mask: torch.Tensor, ndim: int = 4) -> torch.Tensor:

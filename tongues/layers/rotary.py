@@ -59,15 +59,19 @@ def rotary_cos_sin(
     return angles.cos().to(dtype), angles.sin().to(dtype)
 
 
-def _rotate_interleaved(x: torch.Tensor) -> torch.Tensor:
-    # (x0, x1, x2, x3, ...) -> (-x1, x0, -x3, x2, ...)
-    return torch.stack((-x[..., 1::2], x[..., 0::2]), dim=-1).flatten(-2)
+def _rotate_pairs(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, interleaved: bool) -> torch.Tensor:
+    """Rotate (..., rotary_dim) by angles (..., rotary_dim / 2): each pair (a, b) -> (a cos - b sin, b cos + a sin).
 
-
-def _rotate_half(x: torch.Tensor) -> torch.Tensor:
-    # (a, b) halves -> (-b, a)
-    a, b = x.chunk(2, dim=-1)
-    return torch.cat((-b, a), dim=-1)
+    The same roundings as ``x * cat(cos, cos) + rotate(x) * cat(sin, sin)`` (``a + (-b) s`` is
+    ``a - b s`` exactly), without building the doubled cos/sin or the rotated copy.
+    """
+    half = cos.shape[-1]
+    if interleaved:  # pairs (2i, 2i + 1)
+        pairs = x.unflatten(-1, (half, 2))  # (..., rotary_dim / 2, 2)
+        a, b = pairs[..., 0], pairs[..., 1]
+        return torch.stack((a * cos - b * sin, b * cos + a * sin), dim=-1).flatten(-2)
+    a, b = x[..., :half], x[..., half:]  # pairs (i, i + rotary_dim / 2)
+    return torch.cat((a * cos - b * sin, b * cos + a * sin), dim=-1)
 
 
 def apply_rotary(
@@ -93,18 +97,17 @@ def apply_rotary(
     if rotary_dim > q.shape[-1] or rotary_dim > k.shape[-1]:
         raise ValueError(f"rotary embeddings cover {rotary_dim} channels but heads have only "
                          f"{q.shape[-1]} (queries) / {k.shape[-1]} (keys)")
-    if interleaved:
-        cos = cos.repeat_interleave(2, dim=-1)[:, None]  # (B, 1, T, rotary_dim)
-        sin = sin.repeat_interleave(2, dim=-1)[:, None]
-        rotate = _rotate_interleaved
+    cos, sin = cos[:, None], sin[:, None]  # (B, 1, T, rotary_dim / 2): one angle set for every head
+    H = q.shape[1]
+    if q.shape[0] == k.shape[0] and q.shape[2:] == k.shape[2:] and q.dtype == k.dtype:
+        x = torch.cat((q, k), dim=1)  # (B, H + H_kv, T, D): queries and keys rotated by one set of ops
     else:
-        cos = torch.cat((cos, cos), dim=-1)[:, None]
-        sin = torch.cat((sin, sin), dim=-1)[:, None]
-        rotate = _rotate_half
-
-    def rotated(x: torch.Tensor) -> torch.Tensor:
-        x_rot, x_pass = x[..., :rotary_dim], x[..., rotary_dim:]
-        x_rot = x_rot * cos + rotate(x_rot) * sin
-        return torch.cat((x_rot, x_pass), dim=-1) if x_pass.shape[-1] else x_rot
-
-    return rotated(q), rotated(k)
+        x = None
+    out = []
+    for part in ((x,) if x is not None else (q, k)):
+        x_rot, x_pass = part[..., :rotary_dim], part[..., rotary_dim:]
+        x_rot = _rotate_pairs(x_rot, cos, sin, interleaved)
+        out.append(torch.cat((x_rot, x_pass), dim=-1) if x_pass.shape[-1] else x_rot)
+    if x is not None:
+        return out[0][:, :H], out[0][:, H:]
+    return out[0], out[1]

@@ -57,16 +57,18 @@ class XGLMDecoderLayer(nn.Module):
 
     def forward(self, x, cache, head_mask, output_attentions, bias, encoder_states=None, encoder_bias=None,
                 cross_head_mask=None):
+        # Dropout only in training: in eval each call is still an op dispatched per layer and step.
+        dropout = (lambda h, p: F.dropout(h, p, True)) if self.training else (lambda h, p: h)
         h, probs = self.self_attn(self.self_attn_layer_norm(x), cache, head_mask, output_attentions, bias)
-        x = x + F.dropout(h, self.dropout, self.training)
+        x = x + dropout(h, self.dropout)
         cross_probs = None
         if encoder_states is not None:
             h, cross_probs = self.encoder_attn(self.encoder_attn_layer_norm(x), cache, cross_head_mask,
                                                output_attentions, encoder_bias, key_value_states=encoder_states)
-            x = x + F.dropout(h, self.dropout, self.training)
+            x = x + dropout(h, self.dropout)
         h = self.activation_fn(self.fc1(self.final_layer_norm(x)))
-        h = self.fc2(F.dropout(h, self.activation_dropout, self.training))
-        x = x + F.dropout(h, self.dropout, self.training)
+        h = self.fc2(dropout(h, self.activation_dropout))
+        x = x + dropout(h, self.dropout)
         return x, probs, cross_probs
 
 
