@@ -491,7 +491,9 @@ class GenerationMixin:
         if not isinstance(head_dim, int) or not isinstance(kv_heads, int):
             return None
         try:
-            element = next(self.parameters()).element_size()
+            parameter = next(self.parameters())
+            # SlotCache keeps bf16/fp16 keys and values of CPU models widened to fp32 (tongues/slot_cache.py)
+            element = 4 if parameter.device.type == "cpu" else parameter.element_size()
         except (StopIteration, AttributeError):
             element = 4
         return 2 * layers * rows * kv_heads * head_dim * positions * element
