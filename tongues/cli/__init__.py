@@ -94,6 +94,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"tongues {args.command}: {type(err).__name__}: {_one_line(err)} "
               f"(set {TRACEBACK_ENV}=1 to see where; please report it if the input looks right)", file=sys.stderr)
         return 1
+    finally:
+        if world_size() > 1:
+            _leave_process_group()
+
+
+def _leave_process_group() -> None:
+    """Under torchrun: leave the process group before exiting (gloo's threads can otherwise abort the
+    process at interpreter exit, failing a command that succeeded)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 # -- argument types and flags shared by the commands -------------------------------------------------
