@@ -9,6 +9,8 @@ A *weight format* names how a layer's weights are held: ``"float32"``, ``"bfloat
 - ``kernels="none"`` -> :func:`reference_linear`: torch's own ops (the layer unchanged; int8/int4
   still need :class:`~tongues.fast.quantized.QuantLinear` to hold their integers).
 
+A module describes itself with a ``kernel`` property (listed by :func:`linear_kernels`), and one
+that keeps the float parameters may offer ``as_linear()`` so that ``kernels="none"`` can undo it.
 Nothing here runs as a side effect of ``generate``: :func:`prepare_for_decode` is called by
 ``from_pretrained`` (its ``kernels=`` keyword) or by the user, and :func:`linear_kernels` shows the
 result (``model.decode_kernels``).
