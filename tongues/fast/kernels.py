@@ -111,10 +111,31 @@ def fp32_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
     return op(x, weight, bias, "none", [], "")
 
 
+# bf16/fp16 products of 2 to this many rows run on tongues.kernels' compiled kernel (measured on the
+# idle 2-core VM, BLOOM-560m shapes, 8 rows: 1.35x this module's widened-slice path on the blocks,
+# 1.89x on the LM head); one row stays on torch's gemv, which beat the compiled kernel on the blocks
+# (0.67x: waking the kernels' thread pool costs more than a 3M-weight product saves), and more rows
+# (prefill) on the widened slices and BLAS.
+COMPILED_MAX_ROWS = 16
+
+
+@functools.cache
+def _compiled_rows():
+    """tongues.kernels' dense row kernel when numba is there, else ``None``."""
+    from ..kernels import dense, resolve_backend
+
+    return dense.run_rows_kernel if resolve_backend("auto") == "numba" else None
+
+
 def decode_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """``F.linear`` routed to the fastest kernel measured for the weight's dtype and the number of rows."""
     if weight.dtype == torch.float32:
         return fp32_linear(x, weight, bias)
-    if x.numel() == x.shape[-1]:
+    rows = x.numel() // max(1, x.shape[-1])
+    if rows == 1:
         return F.linear(x, weight, bias)  # single-row bf16/fp16: torch's own gemv is the best we measured
+    run = _compiled_rows() if rows <= COMPILED_MAX_ROWS and weight.is_contiguous() else None
+    if run is not None:
+        out = run(x.reshape(rows, x.shape[-1]).float().contiguous(), weight, None, bias)  # (rows, N) fp32
+        return out.to(x.dtype).reshape(*x.shape[:-1], weight.shape[0])
     return upcast_linear(x, weight, bias)

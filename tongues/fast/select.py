@@ -39,20 +39,14 @@ FLOAT_FORMATS = {torch.float32: "float32", torch.bfloat16: "bfloat16", torch.flo
 Selector = Callable[[nn.Linear, str], nn.Module]
 
 
-# Weight formats run by the compiled kernels of tongues.kernels (numba), as measured in
-# docs/performance.md: bf16/fp16 at 1-16 rows 3-17x the widened-slice path, on the model's own
-# weights (no copy); more than 16 rows go to BLAS. fp32 stays on oneDNN (faster at 8 rows and on the
-# LM head). int8/int4 stay on QuantLinear for now: it quantises in row blocks while loading (the
-# peak-memory bound of docs/performance.md), which tongues.kernels' packers do not do yet.
-_COMPILED = {"bfloat16": "bf16", "float16": "fp16"}
-
-
 def select_linear(linear: nn.Linear, weight_format: str) -> nn.Module:
-    """``kernels="auto"``: the module that runs ``linear`` with its weights in ``weight_format``."""
-    if weight_format in _COMPILED and linear.weight.device.type == "cpu":
-        from ..kernels import KernelLinear
+    """``kernels="auto"``: the module that runs ``linear`` with its weights in ``weight_format``.
 
-        return KernelLinear.from_linear(linear, weight_format=_COMPILED[weight_format])
+    Float layers get :class:`FastLinear`, whose kernel depends on the rows (``fast.kernels.decode_linear``:
+    oneDNN for fp32; for bf16/fp16 torch's gemv at one row, tongues.kernels' compiled kernel at 2-16).
+    int8/int4 get :class:`QuantLinear`, which quantises in row blocks while loading (the peak-memory
+    bound of docs/performance.md); tongues.kernels' packers do not work in blocks yet.
+    """
     if weight_format in QUANTIZED_FORMATS:
         return QuantLinear.from_linear(linear, weight_format)
     return FastLinear.from_linear(linear)
