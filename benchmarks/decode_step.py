@@ -57,8 +57,17 @@ def build(name: str, dtype: torch.dtype):
     return model.to(dtype).eval().prepare_for_decode()
 
 
+def is_product(module: nn.Module) -> bool:
+    """A module that multiplies by a weight: ``nn.Linear`` or any of tongues' replacements (fast,
+    quantised, compiled), which all carry ``in_features``/``out_features``; wrappers of such a
+    module are not counted twice."""
+    if not (isinstance(module, nn.Linear) or hasattr(module, "in_features") and hasattr(module, "out_features")):
+        return False
+    return not any(is_product(child) for child in module.children())
+
+
 def linear_layers(model: nn.Module) -> list[nn.Module]:
-    return [m for m in model.modules() if isinstance(m, nn.Linear) or hasattr(m, "as_linear")]
+    return [m for m in model.modules() if is_product(m)]
 
 
 class Stub(nn.Module):
@@ -90,9 +99,15 @@ def time_steps(model, view, prompt_length: int, steps: int, token: torch.Tensor)
 
 
 def measure(name: str, dtype: torch.dtype, prompt_length: int, steps: int, repeats: int, profile: bool) -> dict:
+    return {"model": name, **split_step(build(name, dtype), prompt_length, steps, repeats, profile)}
+
+
+def split_step(model, prompt_length: int, steps: int, repeats: int, profile: bool = False) -> dict:
+    """The batch-1 step split of a model already prepared for decoding (also run by benchmarks/run.py's
+    workers on the loaded checkpoint, any dtype): milliseconds of the step, of its products alone and
+    of the rest with the products stubbed."""
     from tongues.slot_cache import SlotCache, forward_step
 
-    model = build(name, dtype)
     vocab = model.config.vocab_size
     generator = torch.Generator().manual_seed(1234)
     prompt = torch.randint(4, vocab, (1, prompt_length), generator=generator)
@@ -103,7 +118,7 @@ def measure(name: str, dtype: torch.dtype, prompt_length: int, steps: int, repea
 
         # The linear layers of one step, in the order the step runs them, with their output shapes.
         calls = []
-        hooks = [m.register_forward_hook(lambda m, args, out: calls.append((m, args[0].shape, out)))
+        hooks = [m.register_forward_hook(lambda m, args, out: calls.append((m, args[0].shape, args[0].dtype, out)))
                  for m in linear_layers(model)]
         forward_step(model, token, view)
         for hook in hooks:
@@ -111,7 +126,7 @@ def measure(name: str, dtype: torch.dtype, prompt_length: int, steps: int, repea
         time_steps(model, view, prompt_length, 2, token)  # warm-up
         step = min(time_steps(model, view, prompt_length, steps, token) for _ in range(repeats))
 
-        inputs = [(m, torch.randn(shape, dtype=dtype)) for m, shape, _ in calls]
+        inputs = [(m, torch.randn(shape, dtype=dtype)) for m, shape, dtype, _ in calls]
 
         def products() -> float:
             best = float("inf")
@@ -129,7 +144,7 @@ def measure(name: str, dtype: torch.dtype, prompt_length: int, steps: int, repea
         originals = {}
         for parent_name, parent in model.named_modules():
             for child_name, child in parent.named_children():
-                outs = [out for m, _, out in calls if m is child]
+                outs = [out for m, _, _, out in calls if m is child]
                 if outs:
                     originals[(parent, child_name)] = child
                     setattr(parent, child_name, Stub(outs[0].clone()))
@@ -145,8 +160,7 @@ def measure(name: str, dtype: torch.dtype, prompt_length: int, steps: int, repea
             print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25))
         for (parent, child_name), child in originals.items():
             setattr(parent, child_name, child)
-    return {"model": name, "step_ms": 1e3 * step, "products_ms": 1e3 * product_time, "rest_ms": 1e3 * rest,
-            "linear_calls": len(calls)}
+    return {"step_ms": 1e3 * step, "products_ms": 1e3 * product_time, "rest_ms": 1e3 * rest, "linear_calls": len(calls)}
 
 
 def machine() -> str:
