@@ -144,12 +144,14 @@ def convert(args) -> None:
 
 
 def quantize(args) -> None:
+    import ctypes
+
     import llama_cpp
 
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = LLAMA_FTYPE_MOSTLY_Q4_0
     params.nthread = os.cpu_count() or 1
-    if llama_cpp.llama_model_quantize(args.quantize.encode(), args.outfile.encode(), params) != 0:
+    if llama_cpp.llama_model_quantize(args.quantize.encode(), args.outfile.encode(), ctypes.byref(params)) != 0:
         raise SystemExit(f"llama_model_quantize failed on {args.quantize}")
 
 

@@ -303,8 +303,10 @@ def main() -> None:
         write_checkpoint(opts.make_checkpoint, checkpoint_path(opts.make_checkpoint, opts.cache_dir, opts.layers),
                          opts.layers)
         return
-    if opts.quick:
-        opts.prompt, opts.new, opts.prefill, opts.repeats = 32, 16, 128, 1
+    if opts.quick:  # the sizes given explicitly win
+        for name, value in (("prompt", 32), ("new", 16), ("prefill", 128), ("repeats", 1)):
+            if getattr(opts, name) == parser.get_default(name):
+                setattr(opts, name, value)
     if opts.new < 3:
         parser.error("--new must be at least 3 (the first two steps are not timed)")
 
