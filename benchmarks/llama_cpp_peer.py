@@ -226,7 +226,6 @@ def measure(args) -> dict:
     torch.set_num_threads(args.threads)
     result = dict(impl="llama.cpp", model=args.model, dtype=args.dtype, gguf=os.path.basename(args.gguf),
                   llama_cpp_python=installed_version(), threads=args.threads, import_pkg_s=t_import, import_s=t_import)
-    result["bandwidth_gbs"] = read_bandwidth_gbs()  # before llama.cpp's threads exist
     converter = os.path.join(args.cache_dir, f"llama.cpp-{installed_version()}") if args.cache_dir else None
     result["weights_mib"] = weight_bytes(args.gguf, converter if converter and os.path.isdir(converter) else None) / 2**20
     result["rss_before_load_mib"] = peak_rss_mib()
@@ -234,6 +233,7 @@ def measure(args) -> dict:
     engine = Engine(llama_cpp, args.gguf, args.threads)
     result["load_s"] = time.perf_counter() - t
     result["peak_rss_load_mib"] = peak_rss_mib()
+    result["bandwidth_gbs"] = read_bandwidth_gbs()  # after the load (its 512 MiB buffer would count as load RSS), before any compute
     prompt512, prompt128 = make_prompts(engine.n_vocab, args.prefill, args.prompt)
     prompt512, prompt128 = prompt512.tolist(), prompt128.tolist()
 
