@@ -93,10 +93,12 @@ def converter_dir(cache_dir: str) -> str:
 
 
 def gguf_file(checkpoint: str, dtype: str, cache_dir: str) -> str:
-    """The GGUF file of ``checkpoint`` in ``dtype``'s llama.cpp type, converted on first use."""
+    """The GGUF file of ``checkpoint`` in ``dtype``'s llama.cpp type, converted on first use (and again
+    when the checkpoint's files are newer than it)."""
     folder = checkpoint.rstrip("/") + "-gguf"
     path = os.path.join(folder, f"{OUTTYPES[dtype]}.gguf")
-    if os.path.exists(path):
+    newest = max(os.path.getmtime(os.path.join(checkpoint, name)) for name in os.listdir(checkpoint))
+    if os.path.exists(path) and os.path.getmtime(path) >= newest:
         return path
     os.makedirs(folder, exist_ok=True)
     log = os.path.join(folder, f"{OUTTYPES[dtype]}.log")
