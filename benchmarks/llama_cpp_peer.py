@@ -229,13 +229,15 @@ def measure(args) -> dict:
     result = dict(impl="llama.cpp", model=args.model, dtype=args.dtype, gguf=os.path.basename(args.gguf),
                   llama_cpp_python=installed_version(), threads=args.threads, import_pkg_s=t_import, import_s=t_import)
     converter = os.path.join(args.cache_dir, f"llama.cpp-{installed_version()}") if args.cache_dir else None
-    result["weights_mib"] = weight_bytes(args.gguf, converter if converter and os.path.isdir(converter) else None) / 2**20
+    converter = converter if converter and os.path.isdir(converter) else None
+    result["weights_mib"] = weight_bytes(args.gguf, converter) / 2**20
     result["rss_before_load_mib"] = peak_rss_mib()
     t = time.perf_counter()
     engine = Engine(llama_cpp, args.gguf, args.threads)
     result["load_s"] = time.perf_counter() - t
     result["peak_rss_load_mib"] = peak_rss_mib()
-    result["bandwidth_gbs"] = read_bandwidth_gbs()  # after the load (its 512 MiB buffer would count as load RSS), before any compute
+    # After the load (its 512 MiB buffer would count as load RSS), before llama.cpp computes anything.
+    result["bandwidth_gbs"] = read_bandwidth_gbs()
     prompt512, prompt128 = make_prompts(engine.n_vocab, args.prefill, args.prompt)
     prompt512, prompt128 = prompt512.tolist(), prompt128.tolist()
 

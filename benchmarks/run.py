@@ -235,7 +235,8 @@ def worker(args) -> dict:
 # -- the driver ----------------------------------------------------------------------------------
 def run_one(impl, model, dtype, checkpoint, opts) -> dict | None:
     common = ["--threads", str(opts.threads), "--prompt", str(opts.prompt), "--new", str(opts.new),
-              "--prefill", str(opts.prefill), "--repeats", str(opts.repeats), "--batches", ",".join(map(str, opts.batches))]
+              "--prefill", str(opts.prefill), "--repeats", str(opts.repeats),
+              "--batches", ",".join(map(str, opts.batches))]
     if impl == "llama.cpp":
         from benchmarks import llama_cpp_peer
 
@@ -451,7 +452,9 @@ def print_table(results: list[dict]) -> None:
     print("|" + "---|" * 14)
     for r in results:
         roof = r["roofline_b1_tok_s"]
-        b1 = f"{r['decode_b1_tok_s']:.2f} ({100 * r['decode_b1_tok_s'] / roof:.0f} %)" if "decode_b1_tok_s" in r else "-"
+        b1 = "-"
+        if "decode_b1_tok_s" in r:
+            b1 = f"{r['decode_b1_tok_s']:.2f} ({100 * r['decode_b1_tok_s'] / roof:.0f} %)"
         b8 = "-"
         if "decode_b8_tok_s" in r:
             b8 = f"{r['decode_b8_tok_s']:.1f} ({100 * r['decode_b8_tok_s'] / (8 * roof):.0f} %"
@@ -460,7 +463,8 @@ def print_table(results: list[dict]) -> None:
         if "split" in r:
             s = r["split"]
             product_gbs = r["weights_mib"] * 2**20 / (s["products_ms"] / 1e3) / 1e9
-            split = (f"{s['step_ms']:.1f}: {s['products_ms']:.1f} + {s['rest_ms']:.1f} ({100 * s['rest_ms'] / s['step_ms']:.0f} %; "
+            split = (f"{s['step_ms']:.1f}: {s['products_ms']:.1f} + {s['rest_ms']:.1f} "
+                     f"({100 * s['rest_ms'] / s['step_ms']:.0f} %; "
                      f"{100 * product_gbs / r['bandwidth_gbs']:.0f} %)")
         agree = ""
         if r["dtype"] != "fp32" and "argmax_agreement_vs_fp32" in r:
@@ -480,7 +484,8 @@ def print_table(results: list[dict]) -> None:
             ratios.append(" / ".join(f"{r[k] / base[k]:.2f}" if k in r and k in base else "-"
                                      for k in ("decode_b1_tok_s", "decode_b8_tok_s")))
         print(f"| {r['model']} | {r['dtype']} | {r['impl']} | {r['load_s']:.2f} | {r['peak_rss_load_mib']:.0f} "
-              f"| {r['weights_mib']:.0f} | {rate(r, 'prefill_tok_s', '{:.0f}')} | {r['bandwidth_gbs']:.1f} | {b1} | {b8} "
+              f"| {r['weights_mib']:.0f} | {rate(r, 'prefill_tok_s', '{:.0f}')} | {r['bandwidth_gbs']:.1f} "
+              f"| {b1} | {b8} "
               f"| {split} | {agree} | {ratios[0]} | {ratios[1]} |")
 
 
