@@ -1,7 +1,7 @@
 """Serving benchmark: `tongues serve` (and `transformers serve`) under 1, 4, 16 and 32 streaming clients.
 
-    python benchmarks/serve.py [--backends tongues,transformers] [--dtypes bf16,int8] [--clients 1,4,16,32]
-                               [--requests 2] [--max-tokens 32] [--threads 2] [--chunk-size 32]
+    python benchmarks/serve.py [--backends tongues,tongues-torch,transformers,transformers-cb] [--dtypes bf16,int8]
+                               [--clients 1,4,16,32] [--requests 2] [--max-tokens 16] [--threads 2] [--chunk-size 32]
 
 One checkpoint folder serves every backend (built once, reused: ``--checkpoint``): random weights of
 the BLOOM-560m shape (24 layers, hidden 1024, vocabulary 250880; torch seed 0) saved in bf16, with a
@@ -80,10 +80,11 @@ def free_port() -> int:
 
 
 def server_command(backend: str, dtype: str, checkpoint: str, port: int, args) -> list[str]:
-    if backend == "tongues":
+    if backend.startswith("tongues"):
         command = [sys.executable, "-m", "tongues", "serve", "--model", checkpoint, "--dtype", "bfloat16",
                    "--port", str(port), "--threads", str(args.threads), "--max-running", str(args.max_running),
                    "--max-queue", "256", "--chunk-size", str(args.chunk_size), "--served-model-name", "bench"]
+        command += ["--kernels", "none"] if backend == "tongues-torch" else []
         return command + (["--quantization", "int8"] if dtype == "int8" else [])
     command = [shutil.which("transformers") or os.path.join(os.path.dirname(sys.executable), "transformers"),
                "serve", checkpoint, "--device", "cpu", "--dtype", "bfloat16", "--port", str(port)]
@@ -138,7 +139,7 @@ async def level(url: str, backend: str, model: str, clients: int, requests_each:
         for r in range(requests_each):
             body = {"model": model, "prompt": prompts[k * requests_each + r], "max_tokens": max_tokens,
                     "temperature": 0, "stream": True}
-            if backend == "tongues":
+            if backend.startswith("tongues"):
                 body.update(ignore_eos=True, stream_options={"include_usage": True})
             try:
                 first, gaps, count = await stream_one(session, url, body)
@@ -160,7 +161,7 @@ async def level(url: str, backend: str, model: str, clients: int, requests_each:
 
 
 def served_name(backend: str, checkpoint: str) -> str:
-    return "bench" if backend == "tongues" else checkpoint  # transformers serve answers to its folder's path
+    return "bench" if backend.startswith("tongues") else checkpoint  # transformers serve answers to its folder's path
 
 
 def measure(url: str, backend: str, pid: int, clients: int, args) -> dict:
@@ -253,12 +254,13 @@ def soak(seconds: float, clients: int, threads: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backends", default="tongues,transformers",
-                        help="tongues, transformers (transformers serve), transformers-cb (its --continuous-batching)")
+    parser.add_argument("--backends", default="tongues,tongues-torch,transformers,transformers-cb",
+                        help="tongues, tongues-torch (tongues serve --kernels none: torch's F.linear), transformers "
+                             "(transformers serve), transformers-cb (transformers serve --continuous-batching)")
     parser.add_argument("--dtypes", default="bf16,int8", help="bf16, int8 (int8: tongues only)")
     parser.add_argument("--clients", default="1,4,16,32")
     parser.add_argument("--requests", type=int, default=2, help="requests per client, one after another")
-    parser.add_argument("--max-tokens", type=int, default=32)
+    parser.add_argument("--max-tokens", type=int, default=16)
     parser.add_argument("--max-running", type=int, default=32)
     parser.add_argument("--chunk-size", type=int, default=32)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
@@ -289,7 +291,7 @@ def main() -> None:
     results = []
     for backend in args.backends.split(","):
         for dtype in args.dtypes.split(","):
-            if backend != "tongues" and dtype != "bf16":
+            if not backend.startswith("tongues") and dtype != "bf16":
                 print(f"\n{backend} {dtype}: not run (transformers serve's 8-bit path is bitsandbytes, CUDA only)")
                 continue
             port = free_port()
