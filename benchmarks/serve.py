@@ -188,7 +188,7 @@ def soak(seconds: float, clients: int, threads: int) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    env = {**os.environ, "PYTHONPATH": os.path.abspath(args.tongues_path) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
     server = subprocess.Popen([sys.executable, "-m", "tongues", "serve", "--port", str(port), "--max-running", "16",
                                "--max-queue", "256", "--threads", str(threads)], env=env, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
@@ -286,7 +286,8 @@ def main() -> None:
           f"load average {os.getloadavg()[0]:.1f}; BLOOM-560m shape, random weights, prompt 32, max_tokens "
           f"{args.max_tokens}, {args.requests} requests per client, max_running {args.max_running}, chunk "
           f"{args.chunk_size}; tongues from {os.path.abspath(args.tongues_path)}")
-    env = {**os.environ, "PYTHONPATH": os.path.abspath(args.tongues_path) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    tongues_path = os.path.abspath(args.tongues_path)
+    env = {**os.environ, "PYTHONPATH": tongues_path + os.pathsep + os.environ.get("PYTHONPATH", ""),
            "OMP_NUM_THREADS": str(args.threads)}
     results = []
     for backend in args.backends.split(","):
@@ -308,7 +309,8 @@ def main() -> None:
                     if server.poll() is not None:
                         raise SystemExit(f"the {backend} {dtype} server exited with {server.returncode}")
                     time.sleep(0.5)
-                asyncio.run(level(url, backend, served_name(backend, args.checkpoint), 1, 1, 4, seed=0))  # warm-up (and the model load, for transformers)
+                # A warm-up request (transformers serve also loads the model on the first one).
+                asyncio.run(level(url, backend, served_name(backend, args.checkpoint), 1, 1, 4, seed=0))
                 print(f"\n{backend} {dtype}: clients  tok/s  (x one client)  TTFT p50/p99 ms  ITL p50/p99 ms  "
                       f"errors  CPU/s server+clients  load", flush=True)
                 single = None
