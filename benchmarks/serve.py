@@ -292,6 +292,9 @@ def main() -> None:
     results = []
     for backend in args.backends.split(","):
         for dtype in args.dtypes.split(","):
+            if backend == "tongues-torch" and dtype == "int8":
+                print(f"\n{backend} {dtype}: not run (quantised layers keep their kernels: the same as tongues int8)")
+                continue
             if not backend.startswith("tongues") and dtype != "bf16":
                 print(f"\n{backend} {dtype}: not run (transformers serve's 8-bit path is bitsandbytes, CUDA only)")
                 continue
