@@ -306,3 +306,34 @@ def test_mixed_batch_seeds_and_penalties_equal_each_request_alone():
             alone.shutdown()
     assert results[0] == generate_alone(model, many[0], 10, eos_token_id=None)
     assert results[2] == generate_alone(model, many[2], 10, eos_token_id=None, repetition_penalty=1.5)
+
+
+def test_schedule_gives_every_row_a_chunk_only_while_nothing_decodes():
+    from tongues.serving.scheduler import Scheduler
+    from tongues.serving.sequence import Sequence
+
+    class Rows:
+        def move(self, src, dst):
+            pass
+
+        def reset(self, row):
+            pass
+
+    def seqs(*lengths):
+        return [Sequence(f"r{i}", 0, list(range(6, 6 + n)), SamplingParams(), torch.Generator(), {2}, 256)
+                for i, n in enumerate(lengths)]
+
+    def spans(plan):
+        return [(seq.request_id, start, stop) for seq, start, stop in plan]
+
+    scheduler = Scheduler(max_running=8, max_waiting=8, chunk_size=8, rows=Rows())
+    scheduler.add(seqs(5, 5, 20, 3))
+    # Idle: one chunk for each row, up to the first prompt that does not finish (rows finish in order).
+    assert spans(scheduler.schedule()) == [("r0", 0, 5), ("r1", 0, 5), ("r2", 0, 8)]
+    busy = Scheduler(max_running=8, max_waiting=8, chunk_size=8, rows=Rows())
+    busy.add(seqs(2, 5, 5))
+    first = busy.schedule()[0][0]
+    first.num_prefilled = 2
+    busy.prefilled(first)
+    # A sequence decodes: at most one chunk (8 tokens) in all.
+    assert spans(busy.schedule()) == [("r1", 0, 5), ("r2", 0, 3)]
