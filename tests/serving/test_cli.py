@@ -62,3 +62,17 @@ def test_serve_bad_model_and_port_are_one_line_errors(tmp_path, capsys):
     assert main(["serve", "--port", "70000"]) == 1
     assert "--port 70000" in capsys.readouterr().err
     assert main(["serve", "--quantization", "int3"]) == 2
+
+
+def test_serve_kernels_flag_reaches_the_loader():
+    from tongues.assets import default_model_path
+    from tongues.cli import build_parser
+    from tongues.cli.serve import load_model
+
+    parser = build_parser()
+    args = parser.parse_args(["serve", "--kernels", "none", "--dtype", "bfloat16"])
+    torch_only = load_model(args, str(default_model_path()))
+    assert set(torch_only.decode_kernels.values()) == {"bfloat16: torch F.linear"}
+    chosen = load_model(parser.parse_args(["serve", "--dtype", "bfloat16"]), str(default_model_path()))
+    assert set(chosen.decode_kernels.values()) != {"bfloat16: torch F.linear"}  # the default: chosen at load
+    assert main(["serve", "--kernels", "fastest"]) == 2

@@ -245,3 +245,95 @@ def test_n_continuations_prefill_the_prompt_once_and_equal_separate_seeded_reque
                        for c in together)
     finally:
         engine.shutdown()
+
+
+def collect(engine, requests):
+    """Submit every request before the engine starts (so the first step sees them all), then wait."""
+    outputs = [queue.Queue() for _ in requests]
+    for (prompt, params), out in zip(requests, outputs):
+        engine.submit(prompt, params, out.put)
+    engine.start()
+    results = []
+    for out in outputs:
+        tokens = []
+        while True:
+            item = out.get(timeout=60)
+            tokens += item.token_ids
+            if item.finish_reason is not None:
+                assert item.error is None, item.error
+                break
+        results.append(tokens)
+    return results
+
+
+@pytest.mark.parametrize("family", ["bloom", "xglm", "glm"])
+def test_prompts_prefilled_together_equal_generate_alone(family):
+    model = tiny(family)
+    lengths = (6, 6, 6, 9, 9, 6)  # rows 0-2 prefill in one forward, rows 3-4 in another, row 5 alone
+    generator = torch.Generator().manual_seed(1)
+    many = [torch.randint(6, 120, (n,), generator=generator).tolist() for n in lengths]
+    engine = Engine(model, LetterTokenizer(), max_running=8, chunk_size=64)
+    together = []
+    prefill_rows = engine.runner.prefill_rows
+    engine.runner.prefill_rows = lambda seqs, *span: together.append(len(seqs)) or prefill_rows(seqs, *span)
+    try:
+        results = collect(engine, [(p, SamplingParams(max_tokens=8, temperature=0, ignore_eos=True)) for p in many])
+    finally:
+        engine.shutdown()
+    assert together == [3, 2]
+    for prompt, tokens in zip(many, results):
+        assert tokens == generate_alone(model, prompt, 8, eos_token_id=None)
+
+
+def test_mixed_batch_seeds_and_penalties_equal_each_request_alone():
+    # One batched step decodes plain greedy rows (one argmax for all), penalised greedy rows and seeded
+    # sampled rows: each must give what it gives alone.
+    model = tiny("bloom")
+    many = prompts()[:6]
+    settings = [dict(temperature=0), dict(temperature=0.9, seed=11), dict(temperature=0, repetition_penalty=1.5),
+                dict(temperature=1.2, top_k=20, seed=5), dict(temperature=0, logprobs=2), dict(temperature=0)]
+    requests = [(p, SamplingParams(max_tokens=10, ignore_eos=True, **s)) for p, s in zip(many, settings)]
+    engine = Engine(model, LetterTokenizer(), max_running=8, chunk_size=64)
+    try:
+        results = collect(engine, requests)
+    finally:
+        engine.shutdown()
+    for request, tokens in zip(requests, results):
+        alone = Engine(model, LetterTokenizer())
+        try:
+            assert tokens == collect(alone, [request])[0]
+        finally:
+            alone.shutdown()
+    assert results[0] == generate_alone(model, many[0], 10, eos_token_id=None)
+    assert results[2] == generate_alone(model, many[2], 10, eos_token_id=None, repetition_penalty=1.5)
+
+
+def test_schedule_gives_every_row_a_chunk_only_while_nothing_decodes():
+    from tongues.serving.scheduler import Scheduler
+    from tongues.serving.sequence import Sequence
+
+    class Rows:
+        def move(self, src, dst):
+            pass
+
+        def reset(self, row):
+            pass
+
+    def seqs(*lengths):
+        return [Sequence(f"r{i}", 0, list(range(6, 6 + n)), SamplingParams(), torch.Generator(), {2}, 256)
+                for i, n in enumerate(lengths)]
+
+    def spans(plan):
+        return [(seq.request_id, start, stop) for seq, start, stop in plan]
+
+    scheduler = Scheduler(max_running=8, max_waiting=8, chunk_size=8, rows=Rows())
+    scheduler.add(seqs(5, 5, 20, 3))
+    # Idle: one chunk for each row, up to the first prompt that does not finish (rows finish in order).
+    assert spans(scheduler.schedule()) == [("r0", 0, 5), ("r1", 0, 5), ("r2", 0, 8)]
+    busy = Scheduler(max_running=8, max_waiting=8, chunk_size=8, rows=Rows())
+    busy.add(seqs(2, 5, 5))
+    first = busy.schedule()[0][0]
+    first.num_prefilled = 2
+    busy.prefilled(first)
+    # A sequence decodes: at most one chunk (8 tokens) in all.
+    assert spans(busy.schedule()) == [("r1", 0, 5), ("r2", 0, 3)]

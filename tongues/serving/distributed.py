@@ -1,12 +1,12 @@
 """The serving engine under ``torchrun``: rank 0 serves, the other ranks replay its model steps.
 
 Rank 0 runs the HTTP server, the scheduler and sampling. Every model step its runner takes (a
-prefill chunk into a row, one decode over rows ``0..r-1``, a cache row move or reset) is first
-broadcast as a :class:`Command` of plain integers: an int64 header ``(op, a, b, n)`` and then, when
-``n > 0``, the ``n`` token ids. The other ranks run :func:`follow`, which receives each command and
-makes the same call on its own shard of the model and its own cache, so every rank enters the
-model's all-reduces and all-gathers in the same order. The sharded LM head gathers the logits on
-every rank; only rank 0 samples from them.
+prefill chunk into a row or into consecutive rows of one length, one decode over rows ``0..r-1``, a
+cache row move or reset) is first broadcast as a :class:`Command` of plain integers: an int64 header
+``(op, a, b, n)`` and then, when ``n > 0``, the ``n`` token ids. The other ranks run :func:`follow`,
+which receives each command and makes the same call on its own shard of the model and its own cache,
+so every rank enters the model's all-reduces and all-gathers in the same order. The sharded LM head
+gathers the logits on every rank; only rank 0 samples from them.
 
 Nothing but integers crosses the wire (no pickling). While the engine is idle rank 0 sends a
 heartbeat every :data:`HEARTBEAT_SECONDS`, so a follower never reaches the process group's timeout

@@ -91,6 +91,10 @@ def context_length(config) -> int:
     return DEFAULT_CONTEXT
 
 
+def _penalised(params: SamplingParams) -> bool:
+    return params.repetition_penalty != 1.0 or bool(params.presence_penalty) or bool(params.frequency_penalty)
+
+
 class _Request:
     def __init__(self, request_id: str, prompt_ids: list[int], sequences: list[Sequence], callback) -> None:
         self.id, self.prompt_ids, self.sequences, self.callback = request_id, prompt_ids, sequences, callback
@@ -294,40 +298,74 @@ class Engine:
     def step(self) -> None:
         """One engine step: prefill this step's chunks, then decode every running sequence once."""
         touched: dict[str, _Request] = {}
-        for seq, start, stop in self.scheduler.schedule():
-            if seq.status is not Status.PREFILLING or seq.num_prefilled != start:
-                continue  # a sibling whose prompt was copied in earlier this step
-            want_prompt_logprobs = seq.params.prompt_logprobs is not None
-            logits = self.runner.prefill(seq, start, stop, want_prompt_logprobs)
-            seq.num_prefilled = stop
-            if want_prompt_logprobs:
-                self._isolated(seq, self._record_prompt_logprobs, seq, start, logits)
-            touched[seq.request_id] = self._requests[seq.request_id]
-            if seq.finished:  # failed: free its row now, so the rows after it keep their order
-                self.scheduler.remove(seq)
+        for group, start, stop in self._prefill_groups(self.scheduler.schedule()):
+            # Siblings whose prompt was copied in earlier this step lead a group, never follow one.
+            group = [seq for seq in group if seq.status is Status.PREFILLING and seq.num_prefilled == start]
+            if not group:
                 continue
-            if stop == len(seq.prompt_ids):
-                self._start_decoding(seq, logits[-1])
-                # The request's other continuations (n > 1) admitted right after it share the prompt:
-                # copy its cache row instead of prefilling the same tokens again.
-                while self.scheduler.prefilling and self._shares_prompt(seq, self.scheduler.prefilling[0]):
-                    sibling = self.scheduler.prefilling[0]
-                    self.runner.move(seq.slot, sibling.slot)
-                    sibling.num_prefilled = seq.num_prefilled
-                    sibling.prompt_logprobs = list(seq.prompt_logprobs)
-                    self._start_decoding(sibling, logits[-1])
+            seq = group[0]
+            want_prompt_logprobs = seq.params.prompt_logprobs is not None
+            if len(group) > 1:
+                logits = self.runner.prefill_rows(group, start, stop)
+            else:
+                logits = self.runner.prefill(seq, start, stop, want_prompt_logprobs)
+            for row, seq in enumerate(group):
+                seq.num_prefilled = stop
+                if want_prompt_logprobs:
+                    self._isolated(seq, self._record_prompt_logprobs, seq, start, logits)
+                touched[seq.request_id] = self._requests[seq.request_id]
+                if seq.finished:  # failed: free its row now, so the rows after it keep their order
+                    self.scheduler.remove(seq)
+                    continue
+                if stop == len(seq.prompt_ids):
+                    last = logits[row] if len(group) > 1 else logits[-1]
+                    self._start_decoding(seq, last)
+                    # The request's other continuations (n > 1) admitted right after it share the prompt:
+                    # copy its cache row instead of prefilling the same tokens again.
+                    while self.scheduler.prefilling and self._shares_prompt(seq, self.scheduler.prefilling[0]):
+                        sibling = self.scheduler.prefilling[0]
+                        self.runner.move(seq.slot, sibling.slot)
+                        sibling.num_prefilled = seq.num_prefilled
+                        sibling.prompt_logprobs = list(seq.prompt_logprobs)
+                        self._start_decoding(sibling, last)
         self._retire()
         running = self.scheduler.running
         if running and not all(seq.num_prefilled == len(seq.prompt_ids) and seq.output_ids for seq in running):
             raise RuntimeError("a running sequence has no token to decode")
         if running:
             logits = self.runner.decode(running)
+            greedy = self._greedy_tokens(running, logits)
             for row, seq in enumerate(list(running)):
-                self._isolated(seq, self._sample, seq, logits[row])
+                self._isolated(seq, self._sample, seq, logits[row], greedy[row])
                 touched[seq.request_id] = self._requests[seq.request_id]
             self._retire()
         for request in touched.values():
             self._emit(request)
+
+    def _prefill_groups(self, plan):
+        """This step's chunks, as (sequences, start, stop): chunks of the same span in consecutive rows of
+        different requests go together (one forward), when the runner can and no prompt logprobs are asked."""
+        groups: list[tuple[list[Sequence], int, int]] = []
+        for seq, start, stop in plan:
+            if groups and self.runner.batches_prefill and seq.params.prompt_logprobs is None:
+                group, group_start, group_stop = groups[-1]
+                last = group[-1]
+                if (group_start, group_stop) == (start, stop) and last.slot + 1 == seq.slot and \
+                        last.request_id != seq.request_id and last.params.prompt_logprobs is None:
+                    group.append(seq)  # (a request's own siblings stay apart: they get a copy of its row)
+                    continue
+            groups.append(([seq], start, stop))
+        return groups
+
+    def _greedy_tokens(self, seqs: list[Sequence], logits: torch.Tensor) -> list[int | None]:
+        """One argmax over the rows whose token is the plain argmax (greedy, no penalty); None for the others."""
+        plain = [row for row, seq in enumerate(seqs) if seq.params.greedy and not _penalised(seq.params)]
+        tokens: list[int | None] = [None] * len(seqs)
+        if plain:
+            index = torch.tensor(plain) if len(plain) < len(seqs) else slice(None)
+            for row, token in zip(plain, logits[index, :self.vocab_size].argmax(-1).tolist()):
+                tokens[row] = token
+        return tokens
 
     def _start_decoding(self, seq: Sequence, last_logits: torch.Tensor) -> None:
         """``seq``'s prompt is in its row: it joins the decoding rows with its first token."""
@@ -342,7 +380,9 @@ class Engine:
         return other.request_id == seq.request_id and other.num_prefilled == 0 and not other.finished
 
     def _retire(self) -> None:
-        for seq in [s for s in self.scheduler.running + self.scheduler.prefilling if s.finished]:
+        # Last rows first: a finished last row leaves without being moved into another's place.
+        finished = [s for s in self.scheduler.running + self.scheduler.prefilling if s.finished]
+        for seq in sorted(finished, key=lambda s: s.slot, reverse=True):
             self.scheduler.remove(seq)
 
     def _isolated(self, seq: Sequence, work, *args) -> None:
@@ -353,14 +393,16 @@ class Engine:
             seq.error = f"{type(err).__name__}: {err}"
             seq.finish("error")
 
-    def _sample(self, seq: Sequence, logits: torch.Tensor) -> None:
+    def _sample(self, seq: Sequence, logits: torch.Tensor, token: int | None = None) -> None:
+        """Pick ``seq``'s next token from its (V,) logits (``token``: already picked, by the batched argmax)."""
         params = seq.params
-        writable = logits
-        if logits.shape[-1] > self.vocab_size:  # never sample an id the tokenizer cannot write
-            writable = logits.clone()
-            writable[self.vocab_size:] = float("-inf")
-        adjusted = adjust_logits(writable, params, seq.prompt_ids, seq.output_ids)
-        token = sample_token(adjusted, params, seq.generator)
+        if token is None:
+            writable = logits
+            if logits.shape[-1] > self.vocab_size:  # never sample an id the tokenizer cannot write
+                writable = logits.clone()
+                writable[self.vocab_size:] = float("-inf")
+            adjusted = adjust_logits(writable, params, seq.prompt_ids, seq.output_ids)
+            token = sample_token(adjusted, params, seq.generator)
         logprob = None
         if params.logprobs is not None:
             log_probs = logits.log_softmax(-1)

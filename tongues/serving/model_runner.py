@@ -79,6 +79,7 @@ class SlotRunner(_Runner):
     """Prefill chunks and batched decodes over one :class:`SlotCache` of ``slots`` rows."""
 
     supports_prompt_logprobs = True
+    batches_prefill = True  # prompts at the same position prefill in one forward (prefill_rows)
 
     def __init__(self, model, slots: int, capacity: int, channel=None) -> None:
         super().__init__(model, channel)
@@ -86,8 +87,17 @@ class SlotRunner(_Runner):
 
     def prefill(self, seq: Sequence, start: int, stop: int, all_logits: bool) -> torch.Tensor | None:
         """Put ``seq.prompt_ids[start:stop]`` into its row: logits (stop - start or 1, V), fp32."""
-        return self._run(Command(PREFILL_ALL if all_logits else PREFILL, seq.slot, 0,
+        return self._run(Command(PREFILL_ALL if all_logits else PREFILL, seq.slot, 1,
                                  tuple(seq.prompt_ids[start:stop])))
+
+    def prefill_rows(self, seqs: list[Sequence], start: int, stop: int) -> torch.Tensor:
+        """Put ``prompt_ids[start:stop]`` of each of ``seqs`` (consecutive rows, each ``start`` long) into
+        its row in one forward: the last position's logits (rows, V), fp32. One forward instead of one
+        per sequence, so the weights are read (and, for bf16, widened) once per step, not per prompt."""
+        first = seqs[0].slot
+        assert [seq.slot for seq in seqs] == list(range(first, first + len(seqs))), "rows must be consecutive"
+        ids = tuple(token for seq in seqs for token in seq.prompt_ids[start:stop])
+        return self._run(Command(PREFILL, first, len(seqs), ids))
 
     def decode(self, seqs: list[Sequence]) -> torch.Tensor:
         """One token for each running row (``seqs[i].slot == i``): logits (rows, V), fp32."""
@@ -104,8 +114,9 @@ class SlotRunner(_Runner):
         """Run one command on this rank's model and cache (rank 0's own calls and the followers' replays)."""
         op = command.op
         if op in (PREFILL, PREFILL_ALL):
-            ids = torch.tensor([command.ids], device=self.device)  # (1, T)
-            view = self.cache.view(command.a, command.a + 1)
+            rows = max(1, command.b)  # rows a..a+b-1, all of one length; the ids are theirs, row after row
+            ids = torch.tensor(command.ids, device=self.device).view(rows, -1)  # (rows, T)
+            view = self.cache.view(command.a, command.a + rows)
             if op == PREFILL:
                 return forward_step(self.model, ids, view).float()
             T = ids.shape[1]
@@ -129,6 +140,7 @@ class RecomputeRunner(_Runner):
     """The cache-free path: each step reruns every sequence whole (XLM)."""
 
     supports_prompt_logprobs = False
+    batches_prefill = False
 
     def __init__(self, model, channel=None) -> None:
         super().__init__(model, channel)

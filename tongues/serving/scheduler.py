@@ -7,7 +7,10 @@ down by one (``rows.move``), so the layout stays ``[running | prefilling | free]
 
 Each step prefills at most ``chunk_size`` prompt tokens in total, in arrival order, so a long
 prompt delays the decoding sequences by at most one chunk per step; a prompt that finishes its
-prefill joins the running rows at once (it is the first prefilling row, right after them).
+prefill joins the running rows at once (it is the first prefilling row, right after them). When no
+sequence is decoding (a burst arrives at an idle engine), nobody waits on the step, so every
+admitted row may prefill one chunk in it (the engine runs equal chunks of consecutive rows as one
+forward).
 """
 
 from __future__ import annotations
@@ -62,12 +65,17 @@ class Scheduler:
             seq.status = Status.PREFILLING
             self.prefilling.append(seq)
         plan, budget = [], self.chunk_size
+        if not self.running:  # nobody decodes, so nobody waits on this step: a chunk for every row
+            budget = self.chunk_size * len(self.prefilling)
         for seq in self.prefilling:
             if budget == 0:
                 break
-            take = min(budget, len(seq.prompt_ids) - seq.num_prefilled)
+            remaining = len(seq.prompt_ids) - seq.num_prefilled
+            take = min(budget, self.chunk_size, remaining)
             plan.append((seq, seq.num_prefilled, seq.num_prefilled + take))
             budget -= take
+            if take < remaining:
+                break  # prompts finish their prefill in row order: the rows after this one wait
         return plan
 
     def prefilled(self, seq: Sequence) -> None:
