@@ -111,11 +111,11 @@ def fp32_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
     return op(x, weight, bias, "none", [], "")
 
 
-# bf16/fp16 products of 2 to this many rows run on tongues.kernels' compiled kernel (measured on the
-# idle 2-core VM, BLOOM-560m shapes, 8 rows: 1.35x this module's widened-slice path on the blocks,
-# 1.89x on the LM head); one row stays on torch's gemv, which beat the compiled kernel on the blocks
-# (0.67x: waking the kernels' thread pool costs more than a 3M-weight product saves), and more rows
-# (prefill) on the widened slices and BLAS.
+# Which products run on tongues.kernels' compiled row kernel: (fewest rows, most rows) per weight dtype,
+# measured (docs/performance.md, "Session 4"); other row counts use oneDNN (fp32) or the widened fp32
+# slices + BLAS (bf16/fp16; prefill). Session 3 kept one row on torch's gemv because each launch of the
+# kernels' sleeping thread pool cost ~100 us; the spinning, bounded pool of session 4 costs ~15 us.
+COMPILED_ROWS = {torch.float32: (1, 16), torch.bfloat16: (1, 16), torch.float16: (1, 16), torch.int8: (1, 16)}
 COMPILED_MAX_ROWS = 16
 
 
@@ -127,15 +127,23 @@ def _compiled_rows():
     return dense.run_rows_kernel if resolve_backend("auto") == "numba" else None
 
 
-def decode_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """``F.linear`` routed to the fastest kernel measured for the weight's dtype and the number of rows."""
+def compiled_rows(dtype: torch.dtype, rows: int) -> bool:
+    """Whether ``decode_linear`` runs a ``rows``-row product with ``dtype`` weights on the compiled kernel."""
+    lo, hi = COMPILED_ROWS.get(dtype, (1, 0))
+    return lo <= rows <= hi and _compiled_rows() is not None
+
+
+def decode_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
+                  owner: object | None = None) -> torch.Tensor:
+    """``F.linear`` routed to the fastest kernel measured for the weight's dtype and the number of rows.
+
+    ``owner``: the layer holding ``weight``, where the compiled kernel keeps its views between calls.
+    """
+    rows = x.numel() // max(1, x.shape[-1])
+    if compiled_rows(weight.dtype, rows) and weight.is_contiguous() and x.device.type == "cpu":
+        x2 = x.reshape(rows, x.shape[-1]).float().contiguous()  # (rows, K) dense fp32
+        out = _compiled_rows()(x2, weight, None, bias, owner)  # (rows, N) fp32
+        return out.to(x.dtype).reshape(*x.shape[:-1], weight.shape[0])
     if weight.dtype == torch.float32:
         return fp32_linear(x, weight, bias)
-    rows = x.numel() // max(1, x.shape[-1])
-    if rows == 1:
-        return F.linear(x, weight, bias)  # single-row bf16/fp16: torch's own gemv is the best we measured
-    run = _compiled_rows() if rows <= COMPILED_MAX_ROWS and weight.is_contiguous() else None
-    if run is not None:
-        out = run(x.reshape(rows, x.shape[-1]).float().contiguous(), weight, None, bias)  # (rows, N) fp32
-        return out.to(x.dtype).reshape(*x.shape[:-1], weight.shape[0])
     return upcast_linear(x, weight, bias)

@@ -29,19 +29,46 @@ try:
     from numba.core.extending import intrinsic, overload
 
     UNAVAILABLE = None
-    if "NUMBA_THREADING_LAYER" not in os.environ:
-        # numba's OpenMP pool and torch's (another libgomp) both spin after each parallel region, and on a
-        # 2-core machine the spinning pool steals the cores the other needs: measured 3.3 GB/s per CPU-second
-        # for the fp32 kernel with "omp" against 27 with "workqueue" (a pool that sleeps between calls).
-        # workqueue forbids two Python threads launching kernels at once; set NUMBA_THREADING_LAYER=tbb for that.
-        numba.config.THREADING_LAYER = "workqueue"
 except Exception as error:  # ImportError, or a numba/numpy version mismatch raising at import
     numba = None
     UNAVAILABLE = f"numba is not importable ({type(error).__name__}: {error})"
 
+# The thread pool. A decode step launches ~100 products of 1-16 M weights each (0.1-0.5 ms apiece at the
+# memory's pace), so the cost of waking the pool's threads decides the speed at one row. Measured on the
+# 2-core AVX-512 VM (docs/performance.md, "Session 4"): numba's "workqueue" pool sleeps between launches and
+# costs ~100 us a launch to wake (the kernel then reads BLOOM-560m's block matrices at 15-18 GB/s of ~31);
+# the OpenMP pool ("omp") lets the calling thread work and keeps the other threads spinning between
+# launches (~15 us a launch). libgomp's default spin (GOMP_SPINCOUNT 300000, milliseconds) steals the cores
+# from other processes on a busy machine, so the spin is bounded to SPIN_COUNT turns (~0.1-0.2 ms: it
+# bridges the gaps between the products of one step, then the threads sleep). NUMBA_THREADING_LAYER or
+# GOMP_SPINCOUNT / OMP_WAIT_POLICY set by the user win; "tbb" is used where it is installed and "omp" is not.
+THREADING_LAYERS = ("omp", "tbb", "workqueue")
+SPIN_COUNT = 10000
 
-# Below this many weight elements a product runs on the calling thread: waking the pool costs more
-# (measured 50-100 us of CPU per launch on the loaded 2-core machine, 0.4 us for a plain call).
+if numba is not None and "NUMBA_THREADING_LAYER" not in os.environ:
+    numba.config.THREADING_LAYER_PRIORITY = list(THREADING_LAYERS)
+    numba.config.THREADING_LAYER = "default"  # the first of the priority list that loads
+
+
+def start_pool() -> str:
+    """Start numba's thread pool now (with the bounded spin, see above); returns its threading layer."""
+    from numba.np.ufunc import parallel
+
+    if parallel._is_initialized:
+        return numba.threading_layer()
+    spin_set = "GOMP_SPINCOUNT" in os.environ or "OMP_WAIT_POLICY" in os.environ
+    if not spin_set:  # libgomp reads it once, when numba's omp layer loads it (torch's own libgomp is another copy)
+        os.environ["GOMP_SPINCOUNT"] = str(SPIN_COUNT)
+    try:
+        parallel._launch_threads()
+    finally:
+        if not spin_set:
+            del os.environ["GOMP_SPINCOUNT"]
+    return numba.threading_layer()
+
+
+# Below this many weight elements a product runs on the calling thread: a launch of the pool costs more
+# (measured per launch: ~15 us with the spinning omp pool, ~100 us with workqueue; 1.5 us a plain call).
 PARALLEL_MIN_ELEMENTS = 1 << 19
 
 
@@ -133,6 +160,8 @@ def match_torch_threads() -> int:
 
     wanted = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
     if wanted != _threads[0]:
+        if not _threads[0]:
+            start_pool()
         numba.set_num_threads(wanted)
         _threads[0] = wanted
     return wanted
