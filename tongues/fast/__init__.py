@@ -20,7 +20,7 @@ from __future__ import annotations
 from .kernels import decode_linear, fp32_linear, upcast_linear
 from .linear import FastLinear
 from .quantized import QuantLinear
-from .select import KERNELS, linear_kernels, prepare_for_decode, reference_linear, select_linear, selector
+from .select import KERNELS, decode_threads, linear_kernels, prepare_for_decode, reference_linear, select_linear, selector
 
-__all__ = ["KERNELS", "FastLinear", "QuantLinear", "decode_linear", "fp32_linear", "linear_kernels",
+__all__ = ["KERNELS", "FastLinear", "QuantLinear", "decode_linear", "decode_threads", "fp32_linear", "linear_kernels",
            "prepare_for_decode", "reference_linear", "select_linear", "selector", "upcast_linear"]

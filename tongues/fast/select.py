@@ -24,11 +24,13 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 from typing import Callable
 
 import torch
 from torch import nn
 
+from .kernels import compiled_rows
 from .linear import FastLinear
 from .quantized import METHODS as QUANTIZED_FORMATS
 from .quantized import QuantLinear
@@ -97,7 +99,50 @@ def prepare_for_decode(model: nn.Module, kernels: str = "auto") -> nn.Module:
                     continue
                 chosen[id(child)] = _carry_hooks(child, select(linear, FLOAT_FORMATS[linear.weight.dtype]))
             setattr(parent, name, chosen[id(child)])
+    model.__dict__["_decode_on_compiled"] = kernels == "auto" and _all_compiled(model)
     return model
+
+
+# Decode steps of at most this many rows run under decode_threads().
+DECODE_THREADS_MAX_ROWS = 16
+
+
+def _all_compiled(model: nn.Module) -> bool:
+    """Whether every linear layer of ``model`` runs its 1-16-row products on the compiled kernels."""
+    from ..kernels import KernelLinear
+
+    found = False
+    for module in model.modules():
+        if isinstance(module, FastLinear):
+            ok = compiled_rows(module.weight.dtype, 1) and compiled_rows(module.weight.dtype, DECODE_THREADS_MAX_ROWS)
+        elif isinstance(module, QuantLinear):
+            ok = module.method == "int8" and compiled_rows(torch.int8, 1) and compiled_rows(torch.int8, DECODE_THREADS_MAX_ROWS)
+        elif isinstance(module, KernelLinear):
+            ok = module.backend == "numba"
+        elif isinstance(module, nn.Linear):
+            ok = False
+        else:
+            continue
+        if not ok:
+            return False
+        found = True
+    return found
+
+
+def decode_threads(model: nn.Module, rows: int):
+    """A context for a loop of decode steps of ``rows`` rows (the steps and the token choice between them).
+
+    When every linear layer of ``model`` runs on tongues.kernels' compiled kernels (as
+    :func:`prepare_for_decode` left it, ``kernels="auto"``), ``rows`` <= :data:`DECODE_THREADS_MAX_ROWS`
+    and autograd is off: :func:`tongues.kernels.decode_threads` (torch's ops on one thread, the kernels on
+    torch's thread count, restored on exit), so torch's thread pool does not spin against the kernels'
+    (docs/performance.md, "Session 4"). Otherwise it does nothing.
+    """
+    if rows <= DECODE_THREADS_MAX_ROWS and model.__dict__.get("_decode_on_compiled") and not torch.is_grad_enabled():
+        from ..kernels import _jit
+
+        return _jit.decode_threads()
+    return contextlib.nullcontext()
 
 
 def _carry_hooks(old: nn.Module, new: nn.Module) -> nn.Module:

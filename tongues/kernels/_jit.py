@@ -18,8 +18,10 @@ bfloat16 as ``uint16`` and float16 as ``int16`` (same bits, see :func:`widen`).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+import threading
 import types as types_module
 
 try:
@@ -152,16 +154,59 @@ if numba is not None:
 
 
 _threads = [0]
+_lock = threading.Lock()
+_held = {"depth": 0, "torch_threads": 0}  # decode_threads() state: nesting depth, torch's count on entry
 
 
 def match_torch_threads() -> int:
-    """Run the kernels on as many threads as torch uses (``torch.set_num_threads`` governs both); returns it."""
+    """Run the kernels on as many threads as torch uses (``torch.set_num_threads`` governs both; inside
+    :func:`decode_threads`, the count torch had on entry); returns it."""
     import torch
 
-    wanted = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+    wanted = max(1, min(_held["torch_threads"] or torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
     if wanted != _threads[0]:
         if not _threads[0]:
             start_pool()
         numba.set_num_threads(wanted)
         _threads[0] = wanted
     return wanted
+
+
+def enter_decode_threads() -> None:
+    """Start of :func:`decode_threads` (reentrant; also called by the model hooks of ``tongues.fast``)."""
+    import torch
+
+    with _lock:
+        if _held["depth"] == 0:
+            _held["torch_threads"] = torch.get_num_threads()
+            torch.set_num_threads(1)
+        _held["depth"] += 1
+
+
+def exit_decode_threads() -> None:
+    """End of :func:`decode_threads`: the outermost exit gives torch its thread count back."""
+    import torch
+
+    with _lock:
+        if _held["depth"] == 0:
+            return
+        _held["depth"] -= 1
+        if _held["depth"] == 0:
+            torch.set_num_threads(_held["torch_threads"])
+            _held["torch_threads"] = 0
+
+
+@contextlib.contextmanager
+def decode_threads():
+    """Within: torch's own ops on one thread, the compiled kernels on the threads torch had.
+
+    For a decode step whose products all run on the compiled kernels: torch's OpenMP pool (another
+    libgomp than numba's) then never wakes, so its threads do not spin on the cores the kernels'
+    threads need. The ops between the products are small enough (one to 16 rows) for one thread.
+    torch's thread count is restored on exit, also when the body raises.
+    """
+    enter_decode_threads()
+    try:
+        yield
+    finally:
+        exit_decode_threads()
