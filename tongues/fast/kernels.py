@@ -35,7 +35,8 @@ def _scratch(numel: int, device: torch.device) -> torch.Tensor:
     """A per-thread fp32 buffer of at least ``numel`` elements, reused across calls (no per-step allocation)."""
     buf = getattr(_local, "buf", None)
     if buf is None or buf.numel() < numel or buf.device != device:
-        buf = torch.empty(numel, dtype=torch.float32, device=device)
+        with torch.inference_mode(False):  # a normal tensor: usable in place both inside and outside inference mode
+            buf = torch.empty(numel, dtype=torch.float32, device=device)
         _local.buf = buf
     return buf[:numel]
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .kernels import COMPILED_ROWS, _compiled_rows, _onednn_linear, decode_linear
+from . import kernels as fast_kernels
+from .kernels import COMPILED_ROWS, _onednn_linear, decode_linear
 
 
 class FastLinear(nn.Linear):
@@ -37,7 +38,7 @@ class FastLinear(nn.Linear):
         dtype = str(self.weight.dtype).replace("torch.", "")
         lo, hi = COMPILED_ROWS.get(self.weight.dtype, (1, 0))
         compiled = (f"tongues.kernels compiled kernel for {lo}-{hi} rows, "
-                    if lo <= hi and _compiled_rows() is not None else "")
+                    if lo <= hi and fast_kernels._compiled_rows() is not None else "")
         if self.weight.dtype == torch.float32:
             if _onednn_linear() is None:
                 return f"float32: {compiled}torch F.linear otherwise (this torch has no oneDNN)"

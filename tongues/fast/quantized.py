@@ -20,7 +20,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .kernels import COMPILED_ROWS, _compiled_rows, _scratch, compiled_rows, upcast_linear
+from . import kernels as fast_kernels
+from .kernels import COMPILED_ROWS, _scratch, compiled_rows, upcast_linear
 
 METHODS = ("int8", "int4")
 INT4_GROUP_SIZE = 128
@@ -149,7 +150,7 @@ class QuantLinear(nn.Module):
         """Which kernel runs this layer (``model.decode_kernels`` lists it)."""
         if self.method == "int8":
             lo, hi = COMPILED_ROWS[torch.int8]
-            compiled = f"tongues.kernels compiled kernel for {lo}-{hi} rows, " if _compiled_rows() is not None else ""
+            compiled = f"tongues.kernels compiled kernel for {lo}-{hi} rows, " if fast_kernels._compiled_rows() is not None else ""
             return (f"int8 per-channel: {compiled}torch _weight_int8pack_mm otherwise up to {PACKED_INT8_MAX_ROWS} "
                     "rows (bf16 activations), widened int8 slices + fp32 BLAS above")
         return f"int4 group {self.group_size}: torch _weight_int4pack_mm_for_cpu (bf16 activations)"
@@ -160,9 +161,11 @@ class QuantLinear(nn.Module):
             # tongues.kernels' row kernel reads the int8 weight once, widens it in the register and applies
             # the scale once per output; activations stay fp32
             x2 = x.reshape(rows, self.in_features).float().contiguous()  # (rows, K)
-            out = _compiled_rows()(x2, self.qweight, self.scale, self.bias, self)  # (rows, N) fp32
+            out = fast_kernels._compiled_rows()(x2, self.qweight, self.scale, self.bias, self)  # (rows, N) fp32
             return out.to(x.dtype).reshape(*x.shape[:-1], self.out_features)
-        if self.method == "int8" and (rows > PACKED_INT8_MAX_ROWS or x.device.type != "cpu"):
+        # torch's packed int8 kernel returns wrong sums unless the input width is a multiple of 16
+        # (torch 2.13: errors of 1e34 at K = 40, measured); those widths take the widened slices too
+        if self.method == "int8" and (rows > PACKED_INT8_MAX_ROWS or x.device.type != "cpu" or self.in_features % 16):
             return upcast_linear(x, self.qweight, self.bias, self.scale)
         lead = x.shape[:-1]
         # (M, K): the packed kernels take dense bf16 rows (the last position of a prompt is a strided view)
