@@ -1,5 +1,9 @@
 """Matrix products for CPU decoding, chosen by measurement (docs/performance.md).
 
+Products of 1 to 16 rows (decoding) run on tongues.kernels' compiled row kernel where numba is
+there (:data:`COMPILED_ROWS`, :func:`decode_linear`); the paths below serve more rows (prefill)
+and machines without numba.
+
 fp32: :func:`fp32_linear` calls oneDNN's matmul (``torch.ops.mkldnn._linear_pointwise``) on the
 weight as it is stored, no packed copy. On the 2-core AVX2 machine we measured it read BLOOM-560m's
 layer matrices at 27 GB/s for one row where MKL's ``F.linear`` reached 21 GB/s, and 1.7x faster at
