@@ -29,7 +29,7 @@ def spy_compiled(monkeypatch) -> list:
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
-def test_decode_linear_routes_1_to_16_rows_to_the_compiled_kernel(dtype, monkeypatch):
+def test_decode_linear_routes_the_measured_rows_to_the_compiled_kernel(dtype, monkeypatch):
     calls = spy_compiled(monkeypatch)
     torch.manual_seed(0)
     for N, K in SHAPES:
@@ -42,7 +42,8 @@ def test_decode_linear_routes_1_to_16_rows_to_the_compiled_kernel(dtype, monkeyp
             # fp32: sums reassociated, 1e-5 of the largest output; bf16/fp16: the result rounded to the dtype
             close(got, expected, rel=1e-5 if dtype == torch.float32 else 1e-2)
             assert got.dtype == dtype and got.shape == (rows, N)
-    assert sorted(set(calls)) == list(range(1, 17))
+    lo, hi = fast_kernels.COMPILED_ROWS[dtype]  # the others ran on oneDNN / the widened slices, checked above
+    assert sorted(set(calls)) == list(range(lo, hi + 1)) and lo == 1 and hi >= 4
 
 
 def test_fp32_three_dimensional_input_and_cached_views_follow_the_weight(monkeypatch):
@@ -126,6 +127,10 @@ def test_model_decode_threads_only_when_every_layer_is_compiled():
                 assert torch.get_num_threads() == 1
             with decode_threads(model, 17):  # more rows than a decode step: torch keeps its threads
                 assert torch.get_num_threads() == 2
+            with decode_threads(model, 16):  # fp32 at 16 rows runs on oneDNN, on torch's threads
+                assert torch.get_num_threads() == (1 if fast_kernels.COMPILED_ROWS[torch.float32][1] >= 16 else 2)
+        with torch.no_grad(), decode_threads(model.to(torch.bfloat16).prepare_for_decode(), 16):
+            assert torch.get_num_threads() == 1
         with decode_threads(model, 1):  # autograd on: nothing changes
             assert torch.get_num_threads() == 2
         model.prepare_for_decode("none")  # plain nn.Linear layers use torch's threads

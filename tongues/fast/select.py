@@ -45,7 +45,7 @@ def select_linear(linear: nn.Linear, weight_format: str) -> nn.Module:
     """``kernels="auto"``: the module that runs ``linear`` with its weights in ``weight_format``.
 
     Float layers get :class:`FastLinear`, whose kernel depends on the rows (``fast.kernels.decode_linear``:
-    tongues.kernels' compiled kernel for 1-16 rows, oneDNN (fp32) or widened slices + BLAS above).
+    tongues.kernels' compiled kernel for 1-16 rows (fp32: 1-4), oneDNN (fp32) or widened slices + BLAS above).
     int8/int4 get :class:`QuantLinear`, which quantises in row blocks while loading (the peak-memory
     bound of docs/performance.md); its int8 products of 1-16 rows run on the same compiled kernel.
     """
@@ -99,46 +99,47 @@ def prepare_for_decode(model: nn.Module, kernels: str = "auto") -> nn.Module:
                     continue
                 chosen[id(child)] = _carry_hooks(child, select(linear, FLOAT_FORMATS[linear.weight.dtype]))
             setattr(parent, name, chosen[id(child)])
-    model.__dict__["_decode_on_compiled"] = kernels == "auto" and _all_compiled(model)
+    model.__dict__["_compiled_dtypes"] = _compiled_dtypes(model) if kernels == "auto" else None
     return model
 
 
-# Decode steps of at most this many rows run under decode_threads().
+# Decode steps of at most this many rows may run under decode_threads().
 DECODE_THREADS_MAX_ROWS = 16
 
 
-def _all_compiled(model: nn.Module) -> bool:
-    """Whether every linear layer of ``model`` runs its 1-16-row products on the compiled kernels."""
+def _compiled_dtypes(model: nn.Module) -> frozenset | None:
+    """The weight dtypes of ``model``'s linear layers when all of them can run on the compiled row kernel
+    (float and int8 layers; ``None`` if any cannot: int4, a plain ``nn.Linear``, the torch backend)."""
     from ..kernels import KernelLinear
 
-    found = False
+    dtypes = set()
     for module in model.modules():
         if isinstance(module, FastLinear):
-            ok = compiled_rows(module.weight.dtype, 1) and compiled_rows(module.weight.dtype, DECODE_THREADS_MAX_ROWS)
+            dtypes.add(module.weight.dtype)
         elif isinstance(module, QuantLinear):
-            ok = module.method == "int8" and compiled_rows(torch.int8, 1) and compiled_rows(torch.int8, DECODE_THREADS_MAX_ROWS)
+            if module.method != "int8":
+                return None
+            dtypes.add(torch.int8)
         elif isinstance(module, KernelLinear):
-            ok = module.backend == "numba"
+            if module.backend != "numba":
+                return None
         elif isinstance(module, nn.Linear):
-            ok = False
-        else:
-            continue
-        if not ok:
-            return False
-        found = True
-    return found
+            return None
+    return frozenset(dtypes)
 
 
 def decode_threads(model: nn.Module, rows: int):
     """A context for a loop of decode steps of ``rows`` rows (the steps and the token choice between them).
 
-    When every linear layer of ``model`` runs on tongues.kernels' compiled kernels (as
-    :func:`prepare_for_decode` left it, ``kernels="auto"``), ``rows`` <= :data:`DECODE_THREADS_MAX_ROWS`
-    and autograd is off: :func:`tongues.kernels.decode_threads` (torch's ops on one thread, the kernels on
+    When every linear layer of ``model`` runs its ``rows``-row products on tongues.kernels' compiled
+    kernels (as :func:`prepare_for_decode` left it, ``kernels="auto"``; see
+    :data:`~tongues.fast.kernels.COMPILED_ROWS`) and autograd is off: :func:`tongues.kernels.decode_threads` (torch's ops on one thread, the kernels on
     torch's thread count, restored on exit), so torch's thread pool does not spin against the kernels'
     (docs/performance.md, "Session 4"). Otherwise it does nothing.
     """
-    if rows <= DECODE_THREADS_MAX_ROWS and model.__dict__.get("_decode_on_compiled") and not torch.is_grad_enabled():
+    dtypes = model.__dict__.get("_compiled_dtypes")
+    if (dtypes is not None and rows <= DECODE_THREADS_MAX_ROWS and not torch.is_grad_enabled()
+            and all(compiled_rows(dtype, rows) for dtype in dtypes)):
         from ..kernels import _jit
 
         return _jit.decode_threads()
