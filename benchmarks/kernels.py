@@ -111,14 +111,13 @@ def step_ab(opts) -> int:
 
     from tongues.fast import decode_threads
     from tongues.fast import kernels as fast_kernels
-    from tongues.kernels import _jit
     from tongues.slot_cache import SlotCache, forward_step
 
     torch.set_num_threads(opts.threads)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     print(f"commit {commit}, torch threads {torch.get_num_threads()}, NUMBA_THREADING_LAYER="
           f"{os.environ.get('NUMBA_THREADING_LAYER', '(tongues default)')}, GOMP_SPINCOUNT="
-          f"{os.environ.get('GOMP_SPINCOUNT', f'(numba pool: {_jit.SPIN_COUNT})')}, load {os.getloadavg()}")
+          f"{os.environ.get('GOMP_SPINCOUNT', '(libgomp default)')}, load {os.getloadavg()}")
     print("| format | rows | variant | step ms | GB/s of weights | % bw | bw GB/s | load |")
     print("|---|---|---|---|---|---|---|---|")
     for fmt in opts.formats.split(","):

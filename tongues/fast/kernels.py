@@ -119,7 +119,7 @@ def fp32_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
 # Which products run on tongues.kernels' compiled row kernel: (fewest rows, most rows) per weight dtype,
 # measured (docs/performance.md, "Session 4"); other row counts use oneDNN (fp32) or the widened fp32
 # slices + BLAS (bf16/fp16; prefill). Session 3 kept one row on torch's gemv because each launch of the
-# kernels' sleeping thread pool cost ~100 us; the spinning, bounded pool of session 4 costs ~15 us.
+# kernels' sleeping thread pool cost ~100 us; the spinning omp pool of session 4 costs ~15 us.
 # fp32 at 8 and 16 rows: oneDNN was 1.07-1.24x faster on 3 of 4 shape/row pairs (loaded machine, session 4).
 COMPILED_ROWS = {torch.float32: (1, 4), torch.bfloat16: (1, 16), torch.float16: (1, 16), torch.int8: (1, 16)}
 COMPILED_MAX_ROWS = 16

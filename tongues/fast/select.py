@@ -133,9 +133,9 @@ def decode_threads(model: nn.Module, rows: int):
 
     When every linear layer of ``model`` runs its ``rows``-row products on tongues.kernels' compiled
     kernels (as :func:`prepare_for_decode` left it, ``kernels="auto"``; see
-    :data:`~tongues.fast.kernels.COMPILED_ROWS`) and autograd is off: :func:`tongues.kernels.decode_threads` (torch's ops on one thread, the kernels on
-    torch's thread count, restored on exit), so torch's thread pool does not spin against the kernels'
-    (docs/performance.md, "Session 4"). Otherwise it does nothing.
+    :data:`~tongues.fast.kernels.COMPILED_ROWS`) and autograd is off: :func:`tongues.kernels.decode_threads`
+    (torch's ops on one thread, the kernels on torch's thread count, restored on exit; measured 2.7x per
+    step on a loaded machine, docs/performance.md "Session 4"). Otherwise it does nothing.
     """
     dtypes = model.__dict__.get("_compiled_dtypes")
     if (dtypes is not None and rows <= DECODE_THREADS_MAX_ROWS and not torch.is_grad_enabled()

@@ -34,7 +34,7 @@ def describe() -> dict:
         except ValueError:  # no parallel kernel has run yet in this process
             info["threading_layer"] = "not started"
         info["threads"] = min(torch.get_num_threads(), _jit.numba.config.NUMBA_NUM_THREADS)
-        info["spin_count"] = os.environ.get("GOMP_SPINCOUNT", _jit.SPIN_COUNT)  # numba's omp pool (see _jit)
+        info["gomp_spincount"] = os.environ.get("GOMP_SPINCOUNT", "libgomp default")  # the omp pool's spin (see _jit)
         # numba's own choice: __pycache__ beside the kernels if writable, else ~/.cache/numba, or NUMBA_CACHE_DIR
         info["cache_dir"] = getattr(getattr(rows_kernel.parallel, "_cache", None), "_cache_path", None)
         info["kernels"] = {

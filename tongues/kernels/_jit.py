@@ -38,14 +38,13 @@ except Exception as error:  # ImportError, or a numba/numpy version mismatch rai
 # The thread pool. A decode step launches ~100 products of 1-16 M weights each (0.1-0.5 ms apiece at the
 # memory's pace), so the cost of waking the pool's threads decides the speed at one row. Measured on the
 # 2-core AVX-512 VM (docs/performance.md, "Session 4"): numba's "workqueue" pool sleeps between launches and
-# costs ~100 us a launch to wake (the kernel then reads BLOOM-560m's block matrices at 15-18 GB/s of ~31);
-# the OpenMP pool ("omp") lets the calling thread work and keeps the other threads spinning between
-# launches (~15 us a launch). libgomp's default spin (GOMP_SPINCOUNT 300000, milliseconds) steals the cores
-# from other processes on a busy machine, so the spin is bounded to SPIN_COUNT turns (~0.1-0.2 ms: it
-# bridges the gaps between the products of one step, then the threads sleep). NUMBA_THREADING_LAYER or
-# GOMP_SPINCOUNT / OMP_WAIT_POLICY set by the user win; "tbb" is used where it is installed and "omp" is not.
+# costs ~100 us a launch to wake; the OpenMP pool ("omp") lets the calling thread work and keeps the other
+# threads spinning between launches (~15 us a launch). The spin after a kernel follows GOMP_SPINCOUNT only
+# when it is set before torch is imported (measured: 0.05 ms of CPU burnt in a 20 ms pause with 10000 set
+# then, ~3 ms when set later), i.e. numba's omp layer runs on the libgomp torch loaded (its GOMP symbols
+# are global), one OpenMP runtime for the kernels and torch's ops. NUMBA_THREADING_LAYER set by the user wins;
+# "tbb" is used where it is installed and "omp" is not.
 THREADING_LAYERS = ("omp", "tbb", "workqueue")
-SPIN_COUNT = 10000
 
 if numba is not None and "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER_PRIORITY = list(THREADING_LAYERS)
@@ -53,19 +52,8 @@ if numba is not None and "NUMBA_THREADING_LAYER" not in os.environ:
 
 
 def start_pool() -> str:
-    """Start numba's thread pool now (with the bounded spin, see above); returns its threading layer."""
-    from numba.np.ufunc import parallel
-
-    if parallel._is_initialized:
-        return numba.threading_layer()
-    spin_set = "GOMP_SPINCOUNT" in os.environ or "OMP_WAIT_POLICY" in os.environ
-    if not spin_set:  # libgomp reads it once, when numba's omp layer loads it (torch's own libgomp is another copy)
-        os.environ["GOMP_SPINCOUNT"] = str(SPIN_COUNT)
-    try:
-        parallel._launch_threads()
-    finally:
-        if not spin_set:
-            del os.environ["GOMP_SPINCOUNT"]
+    """Start numba's thread pool now (if not started); returns its threading layer."""
+    numba.set_num_threads(numba.get_num_threads())  # launches the pool on first use
     return numba.threading_layer()
 
 
@@ -165,8 +153,6 @@ def match_torch_threads() -> int:
 
     wanted = max(1, min(_held["torch_threads"] or torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
     if wanted != _threads[0]:
-        if not _threads[0]:
-            start_pool()
         numba.set_num_threads(wanted)
         _threads[0] = wanted
     return wanted
@@ -200,9 +186,10 @@ def exit_decode_threads() -> None:
 def decode_threads():
     """Within: torch's own ops on one thread, the compiled kernels on the threads torch had.
 
-    For a decode step whose products all run on the compiled kernels: torch's OpenMP pool (another
-    libgomp than numba's) then never wakes, so its threads do not spin on the cores the kernels'
-    threads need. The ops between the products are small enough (one to 16 rows) for one thread.
+    For a decode step whose products all run on the compiled kernels: the products are then the step's
+    only multi-thread regions (torch's argmax over the vocabulary, copies and attention run on the
+    calling thread), so the step waits for the other threads once a product, not also once a torch op.
+    The ops between the products are small enough (one to 16 rows) for one thread.
     torch's thread count is restored on exit, also when the body raises.
     """
     enter_decode_threads()
