@@ -1,7 +1,7 @@
 """Fast CPU inference: the linear-layer kernels and the modules that run them.
 
 - :mod:`.kernels`: products measured fastest per dtype and row count (tongues.kernels' compiled row
-  kernel for 1-16 rows, 1-4 for fp32; oneDNN for more fp32 rows, fp32 BLAS on widened slices for more bf16/fp16 rows).
+  kernel for 1-16 rows of bf16/fp16/int8; oneDNN for fp32, fp32 BLAS on widened slices for more bf16/fp16 rows).
 - :func:`decode_threads`: torch's own ops on one thread during a loop of small decode steps.
 - :class:`FastLinear` (float weights) and :class:`QuantLinear` (int8 / int4 weights): the modules.
 - :mod:`.select`: which module runs each layer. The choice is made once, by

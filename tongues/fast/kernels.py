@@ -120,8 +120,11 @@ def fp32_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
 # measured (docs/performance.md, "Session 4"); other row counts use oneDNN (fp32) or the widened fp32
 # slices + BLAS (bf16/fp16; prefill). Session 3 kept one row on torch's gemv because each launch of the
 # kernels' sleeping thread pool cost ~100 us; the spinning omp pool of session 4 costs ~15 us.
-# fp32 at 8 and 16 rows: oneDNN was 1.07-1.24x faster on 3 of 4 shape/row pairs (loaded machine, session 4).
-COMPILED_ROWS = {torch.float32: (1, 4), torch.bfloat16: (1, 16), torch.float16: (1, 16), torch.int8: (1, 16)}
+# fp32 stays on oneDNN: the compiled kernel's sums differed in the last bit between two copies of the same
+# weights (a checkpoint loaded zero-copy vs the model in memory: numba compiles another specialisation for
+# a differently aligned array), which breaks the bit-identical save/load round trip of tests/properties;
+# and at 8-16 rows oneDNN was 1.07-1.24x faster on 3 of 4 shape/row pairs (loaded machine, session 4).
+COMPILED_ROWS = {torch.float32: (1, 0), torch.bfloat16: (1, 16), torch.float16: (1, 16), torch.int8: (1, 16)}
 COMPILED_MAX_ROWS = 16
 
 

@@ -45,7 +45,7 @@ def select_linear(linear: nn.Linear, weight_format: str) -> nn.Module:
     """``kernels="auto"``: the module that runs ``linear`` with its weights in ``weight_format``.
 
     Float layers get :class:`FastLinear`, whose kernel depends on the rows (``fast.kernels.decode_linear``:
-    tongues.kernels' compiled kernel for 1-16 rows (fp32: 1-4), oneDNN (fp32) or widened slices + BLAS above).
+    tongues.kernels' compiled kernel for 1-16 rows of bf16/fp16, oneDNN for fp32, widened slices + BLAS above).
     int8/int4 get :class:`QuantLinear`, which quantises in row blocks while loading (the peak-memory
     bound of docs/performance.md); its int8 products of 1-16 rows run on the same compiled kernel.
     """
