@@ -24,6 +24,7 @@ products accumulate in fp32.
 from __future__ import annotations
 
 import functools
+import os
 import threading
 
 import torch
@@ -119,12 +120,17 @@ def fp32_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
 # Which products run on tongues.kernels' compiled row kernel: (fewest rows, most rows) per weight dtype,
 # measured (docs/performance.md, "Session 4"); other row counts use oneDNN (fp32) or the widened fp32
 # slices + BLAS (bf16/fp16; prefill). Session 3 kept one row on torch's gemv because each launch of the
-# kernels' sleeping thread pool cost ~100 us; the spinning omp pool of session 4 costs ~15 us.
+# kernels' sleeping thread pool cost ~100 us; the spinning omp pool costs ~15 us (opt-in, see _jit).
 # fp32 stays on oneDNN: the compiled kernel's sums differed in the last bit between two copies of the same
 # weights (a checkpoint loaded zero-copy vs the model in memory: numba compiles another specialisation for
 # a differently aligned array), which breaks the bit-identical save/load round trip of tests/properties;
 # and at 8-16 rows oneDNN was 1.07-1.24x faster on 3 of 4 shape/row pairs (loaded machine, session 4).
-COMPILED_ROWS = {torch.float32: (1, 0), torch.bfloat16: (1, 16), torch.float16: (1, 16), torch.int8: (1, 16)}
+# One row goes to the compiled kernel only with a spinning pool (NUMBA_THREADING_LAYER=omp or tbb): with
+# the default sleeping pool (workqueue) the ~100 us wake-up per product lost to torch's bf16 gemv and its
+# packed int8 kernel at one row on the idle machine (session 3: 0.68x and 0.42x on BLOOM's blocks).
+_SPINNING = os.environ.get("NUMBA_THREADING_LAYER", "") in ("omp", "tbb")
+COMPILED_ROWS = {torch.float32: (1, 0), torch.bfloat16: (1 if _SPINNING else 2, 16),
+                 torch.float16: (1 if _SPINNING else 2, 16), torch.int8: (1 if _SPINNING else 2, 16)}
 COMPILED_MAX_ROWS = 16
 
 

@@ -39,16 +39,16 @@ except Exception as error:  # ImportError, or a numba/numpy version mismatch rai
 # memory's pace), so the cost of waking the pool's threads decides the speed at one row. Measured on the
 # 2-core AVX-512 VM (docs/performance.md, "Session 4"): numba's "workqueue" pool sleeps between launches and
 # costs ~100 us a launch to wake; the OpenMP pool ("omp") lets the calling thread work and keeps the other
-# threads spinning between launches (~15 us a launch). The spin after a kernel follows GOMP_SPINCOUNT only
-# when it is set before torch is imported (measured: 0.05 ms of CPU burnt in a 20 ms pause with 10000 set
-# then, ~3 ms when set later), i.e. numba's omp layer runs on the libgomp torch loaded (its GOMP symbols
-# are global), one OpenMP runtime for the kernels and torch's ops. NUMBA_THREADING_LAYER set by the user wins;
-# "tbb" is used where it is installed and "omp" is not.
-THREADING_LAYERS = ("omp", "tbb", "workqueue")
+# threads spinning (~15 us a launch; 23.9 against 17.8 GB/s on BLOOM's block matrices, idle). "omp" is not
+# the default: numba's omp layer runs on the libgomp torch loaded (its spin follows GOMP_SPINCOUNT only when
+# set before torch's import), and after int8 kernels ran in it, two fp32 oneDNN products of the same
+# weights in one process differed in the last bit (tests/properties' bit-identical save/load round trip
+# failed; it passes with workqueue). NUMBA_THREADING_LAYER=omp opts in; workqueue forbids two Python
+# threads launching kernels at once (NUMBA_THREADING_LAYER=tbb allows it where tbb is installed).
+DEFAULT_THREADING_LAYER = "workqueue"
 
 if numba is not None and "NUMBA_THREADING_LAYER" not in os.environ:
-    numba.config.THREADING_LAYER_PRIORITY = list(THREADING_LAYERS)
-    numba.config.THREADING_LAYER = "default"  # the first of the priority list that loads
+    numba.config.THREADING_LAYER = DEFAULT_THREADING_LAYER
 
 
 def start_pool() -> str:
