@@ -18,7 +18,7 @@ result (``model.decode_kernels``).
 Example::
 
     model = BloomForCausalLM.from_pretrained(path, dtype="bfloat16")   # kernels="auto"
-    model.decode_kernels["lm_head"]      # 'bfloat16: tongues.kernels compiled kernel for 1-16 rows, ...'
+    model.decode_kernels["lm_head"]      # 'bfloat16: tongues.kernels compiled kernel for 2-16 rows, ...'
     model.prepare_for_decode("none")     # back to plain nn.Linear (same parameters)
 """
 
@@ -45,9 +45,9 @@ def select_linear(linear: nn.Linear, weight_format: str) -> nn.Module:
     """``kernels="auto"``: the module that runs ``linear`` with its weights in ``weight_format``.
 
     Float layers get :class:`FastLinear`, whose kernel depends on the rows (``fast.kernels.decode_linear``:
-    tongues.kernels' compiled kernel for 1-16 rows of bf16/fp16, oneDNN for fp32, widened slices + BLAS above).
+    tongues.kernels' compiled kernel for 2-16 rows of bf16/fp16 (see COMPILED_ROWS), oneDNN for fp32, widened slices + BLAS above).
     int8/int4 get :class:`QuantLinear`, which quantises in row blocks while loading (the peak-memory
-    bound of docs/performance.md); its int8 products of 1-16 rows run on the same compiled kernel.
+    bound of docs/performance.md); its int8 products of 2-16 rows run on the same compiled kernel.
     """
     if weight_format in QUANTIZED_FORMATS:
         return QuantLinear.from_linear(linear, weight_format)
