@@ -30,6 +30,7 @@ int4 with groups of 32 and 64. Not a test: pytest does not collect this folder.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -87,15 +88,94 @@ def torch_baseline(fmt: str, linear: nn.Linear):
 
 
 def fast_baseline(fmt: str, linear: nn.Linear):
-    """Today's tongues.fast kernel for fp32/bf16/fp16, or None."""
-    try:
-        from tongues.fast.kernels import decode_linear
-    except ImportError:
-        return None
-    if fmt not in ("fp32", "bf16", "fp16"):
-        return None
-    w = linear.weight.detach().to(kernels.linear.dense.DTYPES[fmt])
-    return lambda x: decode_linear(x.to(w.dtype), w)
+    """The path tongues.fast takes where the compiled kernel does not: oneDNN for fp32, the widened fp32
+    slices + BLAS for bf16/fp16 and int8 (``upcast_linear``); None for int4."""
+    from tongues.fast.kernels import fp32_linear, upcast_linear
+
+    if fmt == "fp32":
+        w = linear.weight.detach()
+        return lambda x: fp32_linear(x, w)
+    if fmt in ("bf16", "fp16"):
+        w = linear.weight.detach().to(kernels.linear.dense.DTYPES[fmt])
+        return lambda x: upcast_linear(x, w)
+    if fmt == "int8":
+        q, scale = kernels.pack_int8(linear.weight.detach())
+        return lambda x: upcast_linear(x, q, None, scale)
+    return None
+
+
+def step_ab(opts) -> int:
+    """A real batch-1 decode step of a BLOOM-560m-shaped model, A/B interleaved in one process."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from decode_step import build
+
+    from tongues.fast import decode_threads
+    from tongues.fast import kernels as fast_kernels
+    from tongues.slot_cache import SlotCache, forward_step
+
+    torch.set_num_threads(opts.threads)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    print(f"commit {commit}, torch threads {torch.get_num_threads()}, NUMBA_THREADING_LAYER="
+          f"{os.environ.get('NUMBA_THREADING_LAYER', '(tongues default)')}, GOMP_SPINCOUNT="
+          f"{os.environ.get('GOMP_SPINCOUNT', '(libgomp default)')}, load {os.getloadavg()}")
+    print("| format | rows | variant | step ms | GB/s of weights | % bw | bw GB/s | load |")
+    print("|---|---|---|---|---|---|---|---|")
+    for fmt in opts.formats.split(","):
+        if fmt == "int8":
+            from tongues.quantization import quantize_model
+
+            model = quantize_model(build("bloom", torch.float32), "int8").prepare_for_decode()
+        else:
+            model = build("bloom", {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[fmt])
+        seen, wbytes = set(), 0  # bytes of the weights one step reads: every linear layer once, LM head included
+        for module in model.modules():
+            for name in ("weight", "qweight", "scale", "scales_and_zeros"):
+                t = getattr(module, name, None) if hasattr(module, "kernel") else None
+                if isinstance(t, torch.Tensor) and t.data_ptr() not in seen:
+                    seen.add(t.data_ptr())
+                    wbytes += t.numel() * t.element_size()
+        routing = dict(fast_kernels.COMPILED_ROWS)
+        for rows in [int(r) for r in opts.rows.split(",")]:
+            prompt = torch.randint(4, 250000, (rows, 64), generator=torch.Generator().manual_seed(0))
+            cache = SlotCache(slots=rows, capacity=64 + opts.steps + 2)
+            view = cache.view(0, rows)
+
+            def run(variant: str) -> float:
+                fast_kernels.COMPILED_ROWS.clear()
+                fast_kernels.COMPILED_ROWS.update(routing)
+                if variant == "session 3 routing":  # one row on torch's kernels, as routed before session 4
+                    for dtype in fast_kernels.COMPILED_ROWS:
+                        fast_kernels.COMPILED_ROWS[dtype] = (2, 16) if dtype != torch.float32 else (1, 0)
+                    fast_kernels.COMPILED_ROWS[torch.int8] = (1, 0)
+                threads = decode_threads(model, rows) if variant == "decode_threads" else contextlib.nullcontext()
+                view.crop(64)
+                token, best = torch.full((rows, 1), 5), float("inf")
+                with threads:
+                    for _ in range(opts.steps):
+                        start = time.perf_counter()
+                        logits = forward_step(model, token, view)
+                        token = logits.float().argmax(-1, keepdim=True)
+                        best = min(best, time.perf_counter() - start)
+                return best
+
+            variants = ["decode_threads", "torch threads as set", "session 3 routing"]
+            with torch.inference_mode():
+                forward_step(model, prompt, view)
+                for v in variants:
+                    run(v)
+                best = {v: float("inf") for v in variants}
+                for _ in range(opts.repeats):
+                    for v in variants:
+                        best[v] = min(best[v], run(v))
+            fast_kernels.COMPILED_ROWS.clear()
+            fast_kernels.COMPILED_ROWS.update(routing)
+            bandwidth = read_bandwidth(opts.repeats)
+            for v in variants:
+                gbs = wbytes / best[v] / 1e9
+                print(f"| {fmt} | {rows} | {v} | {1e3 * best[v]:.1f} | {gbs:.1f} | {100 * gbs / bandwidth:.0f} % | "
+                      f"{bandwidth:.1f} | {os.getloadavg()[0]:.1f} |", flush=True)
+        del model
+    return 0
 
 
 def run_set(layers, inputs_by_rows, repeats):
@@ -220,7 +300,13 @@ def main(argv=None) -> int:
     parser.add_argument("--model", default=None, help="--quality: a checkpoint folder (default: the embedded model)")
     parser.add_argument("--max-blocks", type=int, default=200, help="--quality: held-out blocks of 128 tokens")
     parser.add_argument("--per-core", action="store_true", help="compute rate of one core in cache, in CPU time")
+    parser.add_argument("--step", action="store_true",
+                        help="a real BLOOM-560m-shaped decode step: decode_threads / none / session-3 routing, interleaved")
+    parser.add_argument("--steps", type=int, default=6, help="--step: decode steps per timed run")
+    parser.add_argument("--threads", type=int, default=2, help="--step: torch.set_num_threads")
     opts = parser.parse_args(argv)
+    if opts.step:
+        return step_ab(opts)
     if opts.per_core:
         return per_core(opts)
     if opts.quality:
@@ -236,7 +322,7 @@ def main(argv=None) -> int:
     if not opts.no_head:
         shapes.append(("head", [HEAD_SHAPE]))
     results = []
-    header = "| shape | format | rows | tongues.kernels GB/s | % bw | G weights/s | torch GB/s | x torch | x tongues.fast | bw GB/s |"
+    header = "| shape | format | rows | tongues.kernels GB/s | % bw | G weights/s | torch GB/s | x torch | x slices | bw GB/s |"
     print(header)
     print("|" + "---|" * (header.count("|") - 1))
     with torch.inference_mode():

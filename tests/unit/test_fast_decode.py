@@ -36,7 +36,7 @@ def test_prepare_for_decode_swaps_linears_and_keeps_parameters():
     assert [m.weight for m in model] == weights
     assert list(model.state_dict()) == ["0.weight", "0.bias", "1.weight", "1.bias", "2.weight", "2.bias"]
     for layer, dtype, tolerance in ((model[0], torch.float32, 1e-5), (model[1], torch.bfloat16, 2e-2)):
-        for rows in (1, 4, 17):  # gemv, the compiled row kernel (bf16), widened slices + BLAS
+        for rows in (1, 4, 17):  # the compiled row kernel (1-16 rows), widened slices + BLAS
             x = torch.randn(rows, 8).to(dtype)
             with torch.no_grad():
                 torch.testing.assert_close(layer(x), F.linear(x, layer.weight, layer.bias), atol=tolerance,

@@ -134,7 +134,7 @@ _PEAK_RSS = r"""
 import gc, json, sys
 import torch
 from tongues import BloomForCausalLM
-import tongues.fast, tongues.generation, tongues.quantization  # imported before measuring
+import tongues.fast, tongues.generation, tongues.kernels, tongues.quantization  # imported before measuring (numba with the kernels)
 
 def status(field):
     with open("/proc/self/status") as f:

@@ -1,7 +1,8 @@
 """Fast CPU inference: the linear-layer kernels and the modules that run them.
 
-- :mod:`.kernels`: products measured fastest per dtype and row count (oneDNN for fp32, torch's gemv
-  for one bf16/fp16 row, fp32 BLAS on widened slices for several rows).
+- :mod:`.kernels`: products measured fastest per dtype and row count (tongues.kernels' compiled row
+  kernel for 2-16 rows of bf16/fp16/int8 (1-16 with a spinning pool, see COMPILED_ROWS); oneDNN for fp32, fp32 BLAS on widened slices for more bf16/fp16 rows).
+- :func:`decode_threads`: torch's own ops on one thread during a loop of small decode steps.
 - :class:`FastLinear` (float weights) and :class:`QuantLinear` (int8 / int4 weights): the modules.
 - :mod:`.select`: which module runs each layer. The choice is made once, by
   ``from_pretrained(..., kernels="auto")`` (the default) or ``model.prepare_for_decode(kernels)``,
@@ -20,7 +21,7 @@ from __future__ import annotations
 from .kernels import decode_linear, fp32_linear, upcast_linear
 from .linear import FastLinear
 from .quantized import QuantLinear
-from .select import KERNELS, linear_kernels, prepare_for_decode, reference_linear, select_linear, selector
+from .select import KERNELS, decode_threads, linear_kernels, prepare_for_decode, reference_linear, select_linear, selector
 
-__all__ = ["KERNELS", "FastLinear", "QuantLinear", "decode_linear", "fp32_linear", "linear_kernels",
+__all__ = ["KERNELS", "FastLinear", "QuantLinear", "decode_linear", "decode_threads", "fp32_linear", "linear_kernels",
            "prepare_for_decode", "reference_linear", "select_linear", "selector", "upcast_linear"]

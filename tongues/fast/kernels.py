@@ -1,5 +1,9 @@
 """Matrix products for CPU decoding, chosen by measurement (docs/performance.md).
 
+Products of 1 to 16 rows (decoding) run on tongues.kernels' compiled row kernel where numba is
+there (:data:`COMPILED_ROWS`, :func:`decode_linear`); the paths below serve more rows (prefill)
+and machines without numba.
+
 fp32: :func:`fp32_linear` calls oneDNN's matmul (``torch.ops.mkldnn._linear_pointwise``) on the
 weight as it is stored, no packed copy. On the 2-core AVX2 machine we measured it read BLOOM-560m's
 layer matrices at 27 GB/s for one row where MKL's ``F.linear`` reached 21 GB/s, and 1.7x faster at
@@ -20,6 +24,7 @@ products accumulate in fp32.
 from __future__ import annotations
 
 import functools
+import os
 import threading
 
 import torch
@@ -35,7 +40,8 @@ def _scratch(numel: int, device: torch.device) -> torch.Tensor:
     """A per-thread fp32 buffer of at least ``numel`` elements, reused across calls (no per-step allocation)."""
     buf = getattr(_local, "buf", None)
     if buf is None or buf.numel() < numel or buf.device != device:
-        buf = torch.empty(numel, dtype=torch.float32, device=device)
+        with torch.inference_mode(False):  # a normal tensor: usable in place both inside and outside inference mode
+            buf = torch.empty(numel, dtype=torch.float32, device=device)
         _local.buf = buf
     return buf[:numel]
 
@@ -111,11 +117,20 @@ def fp32_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
     return op(x, weight, bias, "none", [], "")
 
 
-# bf16/fp16 products of 2 to this many rows run on tongues.kernels' compiled kernel (measured on the
-# idle 2-core VM, BLOOM-560m shapes, 8 rows: 1.35x this module's widened-slice path on the blocks,
-# 1.89x on the LM head); one row stays on torch's gemv, which beat the compiled kernel on the blocks
-# (0.67x: waking the kernels' thread pool costs more than a 3M-weight product saves), and more rows
-# (prefill) on the widened slices and BLAS.
+# Which products run on tongues.kernels' compiled row kernel: (fewest rows, most rows) per weight dtype,
+# measured (docs/performance.md, "Session 4"); other row counts use oneDNN (fp32) or the widened fp32
+# slices + BLAS (bf16/fp16; prefill). Session 3 kept one row on torch's gemv because each launch of the
+# kernels' sleeping thread pool cost ~100 us; the spinning omp pool costs ~15 us (opt-in, see _jit).
+# fp32 stays on oneDNN: the compiled kernel's sums differed in the last bit between two copies of the same
+# weights (a checkpoint loaded zero-copy vs the model in memory: numba compiles another specialisation for
+# a differently aligned array), which breaks the bit-identical save/load round trip of tests/properties;
+# and at 8-16 rows oneDNN was 1.07-1.24x faster on 3 of 4 shape/row pairs (loaded machine, session 4).
+# One row goes to the compiled kernel only with a spinning pool (NUMBA_THREADING_LAYER=omp or tbb): with
+# the default sleeping pool (workqueue) the ~100 us wake-up per product lost to torch's bf16 gemv and its
+# packed int8 kernel at one row on the idle machine (session 3: 0.68x and 0.42x on BLOOM's blocks).
+_SPINNING = os.environ.get("NUMBA_THREADING_LAYER", "") in ("omp", "tbb")
+COMPILED_ROWS = {torch.float32: (1, 0), torch.bfloat16: (1 if _SPINNING else 2, 16),
+                 torch.float16: (1 if _SPINNING else 2, 16), torch.int8: (1 if _SPINNING else 2, 16)}
 COMPILED_MAX_ROWS = 16
 
 
@@ -127,15 +142,23 @@ def _compiled_rows():
     return dense.run_rows_kernel if resolve_backend("auto") == "numba" else None
 
 
-def decode_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """``F.linear`` routed to the fastest kernel measured for the weight's dtype and the number of rows."""
+def compiled_rows(dtype: torch.dtype, rows: int) -> bool:
+    """Whether ``decode_linear`` runs a ``rows``-row product with ``dtype`` weights on the compiled kernel."""
+    lo, hi = COMPILED_ROWS.get(dtype, (1, 0))
+    return lo <= rows <= hi and _compiled_rows() is not None
+
+
+def decode_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
+                  owner: object | None = None) -> torch.Tensor:
+    """``F.linear`` routed to the fastest kernel measured for the weight's dtype and the number of rows.
+
+    ``owner``: the layer holding ``weight``, where the compiled kernel keeps its views between calls.
+    """
+    rows = x.numel() // max(1, x.shape[-1])
+    if compiled_rows(weight.dtype, rows) and weight.is_contiguous() and x.device.type == "cpu":
+        x2 = x.reshape(rows, x.shape[-1]).float().contiguous()  # (rows, K) dense fp32
+        out = _compiled_rows()(x2, weight, None, bias, owner)  # (rows, N) fp32
+        return out.to(x.dtype).reshape(*x.shape[:-1], weight.shape[0])
     if weight.dtype == torch.float32:
         return fp32_linear(x, weight, bias)
-    rows = x.numel() // max(1, x.shape[-1])
-    if rows == 1:
-        return F.linear(x, weight, bias)  # single-row bf16/fp16: torch's own gemv is the best we measured
-    run = _compiled_rows() if rows <= COMPILED_MAX_ROWS and weight.is_contiguous() else None
-    if run is not None:
-        out = run(x.reshape(rows, x.shape[-1]).float().contiguous(), weight, None, bias)  # (rows, N) fp32
-        return out.to(x.dtype).reshape(*x.shape[:-1], weight.shape[0])
     return upcast_linear(x, weight, bias)

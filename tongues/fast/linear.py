@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .kernels import _onednn_linear, decode_linear
+from . import kernels as fast_kernels
+from .kernels import COMPILED_ROWS, _onednn_linear, decode_linear
 
 
 class FastLinear(nn.Linear):
@@ -35,15 +36,18 @@ class FastLinear(nn.Linear):
     def kernel(self) -> str:
         """Which kernel runs this layer (``model.decode_kernels`` lists it)."""
         dtype = str(self.weight.dtype).replace("torch.", "")
+        lo, hi = COMPILED_ROWS.get(self.weight.dtype, (1, 0))
+        compiled = (f"tongues.kernels compiled kernel for {lo}-{hi} rows, "
+                    if lo <= hi and fast_kernels._compiled_rows() is not None else "")
         if self.weight.dtype == torch.float32:
             if _onednn_linear() is None:
-                return "float32: torch F.linear (this torch has no oneDNN)"
-            return "float32: oneDNN matmul below 192 rows, MKL F.linear above"
-        return f"{dtype}: torch F.linear for 1 row, widened fp32 slices + BLAS for more"
+                return f"float32: {compiled}torch F.linear otherwise (this torch has no oneDNN)"
+            return f"float32: {compiled}oneDNN matmul otherwise below 192 rows, MKL F.linear above"
+        return f"{dtype}: {compiled}widened fp32 slices + BLAS otherwise"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if (torch.is_grad_enabled() and self.weight.requires_grad) or self.weight.device.type != "cpu":
             # the kernels are for CPU inference (no autograd through the slices); a model moved to
             # another device after loading runs torch's own kernels there
             return super().forward(x)
-        return decode_linear(x, self.weight, self.bias)
+        return decode_linear(x, self.weight, self.bias, self)

@@ -1,8 +1,9 @@
 """Weight-only int8 / int4 linear layers for CPU inference (:class:`QuantLinear`) and their quantisers.
 
 - ``int8``: symmetric, one scale per output channel: ``w ≈ q * scale``, ``q`` in [-127, 127].
-  Decoding (up to 16 rows) uses ``torch.ops.aten._weight_int8pack_mm`` with bf16 activations;
-  longer inputs go through :func:`tongues.fast.kernels.upcast_linear` (int8 slices widened to fp32
+  Decoding (up to 16 rows) runs tongues.kernels' compiled row kernel (fp32 activations; the rows of
+  :data:`tongues.fast.kernels.COMPILED_ROWS`), or ``torch.ops.aten._weight_int8pack_mm`` with bf16
+  activations where numba is missing; longer inputs go through :func:`tongues.fast.kernels.upcast_linear` (int8 slices widened to fp32
   in a cache-sized buffer, fp32 accumulation, the scale applied to the output).
 - ``int4``: asymmetric, one scale and offset per group of ``group_size`` (128) inputs per output
   channel, in torch's packed CPU layout (``_convert_weight_to_int4pack_for_cpu``); products run in
@@ -19,7 +20,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .kernels import _scratch, upcast_linear
+from . import kernels as fast_kernels
+from .kernels import COMPILED_ROWS, _scratch, compiled_rows, upcast_linear
 
 METHODS = ("int8", "int4")
 INT4_GROUP_SIZE = 128
@@ -147,12 +149,23 @@ class QuantLinear(nn.Module):
     def kernel(self) -> str:
         """Which kernel runs this layer (``model.decode_kernels`` lists it)."""
         if self.method == "int8":
-            return (f"int8 per-channel: torch _weight_int8pack_mm up to {PACKED_INT8_MAX_ROWS} rows (bf16 "
-                    "activations), widened int8 slices + fp32 BLAS above")
+            lo, hi = COMPILED_ROWS[torch.int8]
+            compiled = f"tongues.kernels compiled kernel for {lo}-{hi} rows, " if fast_kernels._compiled_rows() is not None else ""
+            return (f"int8 per-channel: {compiled}torch _weight_int8pack_mm otherwise up to {PACKED_INT8_MAX_ROWS} "
+                    "rows (bf16 activations), widened int8 slices + fp32 BLAS above")
         return f"int4 group {self.group_size}: torch _weight_int4pack_mm_for_cpu (bf16 activations)"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.method == "int8" and (x.numel() // self.in_features > PACKED_INT8_MAX_ROWS or x.device.type != "cpu"):
+        rows = x.numel() // self.in_features
+        if self.method == "int8" and x.device.type == "cpu" and compiled_rows(torch.int8, rows):
+            # tongues.kernels' row kernel reads the int8 weight once, widens it in the register and applies
+            # the scale once per output; activations stay fp32
+            x2 = x.reshape(rows, self.in_features).float().contiguous()  # (rows, K)
+            out = fast_kernels._compiled_rows()(x2, self.qweight, self.scale, self.bias, self)  # (rows, N) fp32
+            return out.to(x.dtype).reshape(*x.shape[:-1], self.out_features)
+        # torch's packed int8 kernel returns wrong sums unless the input width is a multiple of 16
+        # (torch 2.13: errors of 1e34 at K = 40, measured); those widths take the widened slices too
+        if self.method == "int8" and (rows > PACKED_INT8_MAX_ROWS or x.device.type != "cpu" or self.in_features % 16):
             return upcast_linear(x, self.qweight, self.bias, self.scale)
         lead = x.shape[:-1]
         # (M, K): the packed kernels take dense bf16 rows (the last position of a prompt is a strided view)

@@ -18,17 +18,19 @@ result (``model.decode_kernels``).
 Example::
 
     model = BloomForCausalLM.from_pretrained(path, dtype="bfloat16")   # kernels="auto"
-    model.decode_kernels["lm_head"]      # 'bfloat16: torch F.linear for 1 row, ...'
+    model.decode_kernels["lm_head"]      # 'bfloat16: tongues.kernels compiled kernel for 2-16 rows, ...'
     model.prepare_for_decode("none")     # back to plain nn.Linear (same parameters)
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import Callable
 
 import torch
 from torch import nn
 
+from .kernels import compiled_rows
 from .linear import FastLinear
 from .quantized import METHODS as QUANTIZED_FORMATS
 from .quantized import QuantLinear
@@ -43,9 +45,9 @@ def select_linear(linear: nn.Linear, weight_format: str) -> nn.Module:
     """``kernels="auto"``: the module that runs ``linear`` with its weights in ``weight_format``.
 
     Float layers get :class:`FastLinear`, whose kernel depends on the rows (``fast.kernels.decode_linear``:
-    oneDNN for fp32; for bf16/fp16 torch's gemv at one row, tongues.kernels' compiled kernel at 2-16).
+    tongues.kernels' compiled kernel for 2-16 rows of bf16/fp16 (see COMPILED_ROWS), oneDNN for fp32, widened slices + BLAS above).
     int8/int4 get :class:`QuantLinear`, which quantises in row blocks while loading (the peak-memory
-    bound of docs/performance.md); tongues.kernels' packers do not work in blocks yet.
+    bound of docs/performance.md); its int8 products of 2-16 rows run on the same compiled kernel.
     """
     if weight_format in QUANTIZED_FORMATS:
         return QuantLinear.from_linear(linear, weight_format)
@@ -97,7 +99,51 @@ def prepare_for_decode(model: nn.Module, kernels: str = "auto") -> nn.Module:
                     continue
                 chosen[id(child)] = _carry_hooks(child, select(linear, FLOAT_FORMATS[linear.weight.dtype]))
             setattr(parent, name, chosen[id(child)])
+    model.__dict__["_compiled_dtypes"] = _compiled_dtypes(model) if kernels == "auto" else None
     return model
+
+
+# Decode steps of at most this many rows may run under decode_threads().
+DECODE_THREADS_MAX_ROWS = 16
+
+
+def _compiled_dtypes(model: nn.Module) -> frozenset | None:
+    """The weight dtypes of ``model``'s linear layers when all of them can run on the compiled row kernel
+    (float and int8 layers; ``None`` if any cannot: int4, a plain ``nn.Linear``, the torch backend)."""
+    from ..kernels import KernelLinear
+
+    dtypes = set()
+    for module in model.modules():
+        if isinstance(module, FastLinear):
+            dtypes.add(module.weight.dtype)
+        elif isinstance(module, QuantLinear):
+            if module.method != "int8":
+                return None
+            dtypes.add(torch.int8)
+        elif isinstance(module, KernelLinear):
+            if module.backend != "numba":
+                return None
+        elif isinstance(module, nn.Linear):
+            return None
+    return frozenset(dtypes)
+
+
+def decode_threads(model: nn.Module, rows: int):
+    """A context for a loop of decode steps of ``rows`` rows (the steps and the token choice between them).
+
+    When every linear layer of ``model`` runs its ``rows``-row products on tongues.kernels' compiled
+    kernels (as :func:`prepare_for_decode` left it, ``kernels="auto"``; see
+    :data:`~tongues.fast.kernels.COMPILED_ROWS`) and autograd is off: :func:`tongues.kernels.decode_threads`
+    (torch's ops on one thread, the kernels on torch's thread count, restored on exit; measured 2.7x per
+    step on a loaded machine, docs/performance.md "Session 4"). Otherwise it does nothing.
+    """
+    dtypes = model.__dict__.get("_compiled_dtypes")
+    if (dtypes is not None and rows <= DECODE_THREADS_MAX_ROWS and not torch.is_grad_enabled()
+            and all(compiled_rows(dtype, rows) for dtype in dtypes)):
+        from ..kernels import _jit
+
+        return _jit.decode_threads()
+    return contextlib.nullcontext()
 
 
 def _carry_hooks(old: nn.Module, new: nn.Module) -> nn.Module:

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from ..fast.select import decode_threads
 from .outputs import GenerateBeamDecoderOnlyOutput, GenerateDecoderOnlyOutput
 
 # A score low enough that a beam never wins, yet finite so arithmetic on it stays finite.
@@ -131,32 +132,33 @@ def sample_search(
     outputs = prefill(model, input_ids, model_kwargs, mask_length)
     first = True
     finished = False
-    while not finished:
-        if not first:
-            outputs = decode_one_token(model, input_ids, model_kwargs)
-        first = False
-        model_kwargs = update_model_kwargs(outputs, model_kwargs)
-        logits = next_token_logits(outputs, input_ids.device)
-        step_scores = processors(input_ids, logits)
-        if want:
-            if scores is not None:
-                scores += (step_scores,)
-            if raw_logits is not None:
-                raw_logits += (logits,)
-            if attentions is not None:
-                attentions += (getattr(outputs, "attentions", None),)
-            if hidden_states is not None:
-                hidden_states += (getattr(outputs, "hidden_states", None),)
+    with decode_threads(model, input_ids.shape[0]):  # torch's ops on one thread between the kernels' products
+        while not finished:
+            if not first:
+                outputs = decode_one_token(model, input_ids, model_kwargs)
+            first = False
+            model_kwargs = update_model_kwargs(outputs, model_kwargs)
+            logits = next_token_logits(outputs, input_ids.device)
+            step_scores = processors(input_ids, logits)
+            if want:
+                if scores is not None:
+                    scores += (step_scores,)
+                if raw_logits is not None:
+                    raw_logits += (logits,)
+                if attentions is not None:
+                    attentions += (getattr(outputs, "attentions", None),)
+                if hidden_states is not None:
+                    hidden_states += (getattr(outputs, "hidden_states", None),)
 
-        next_tokens = sample(step_scores, config.do_sample)
-        if pads_finished_rows:
-            next_tokens = next_tokens * unfinished + pad_token_id * (1 - unfinished)
-        input_ids = torch.cat([input_ids, next_tokens[:, None]], dim=-1)
-        unfinished = unfinished & ~stopping(input_ids, scores)
-        if streamer is not None:
-            streamer.put(next_tokens.cpu())
-        finished = bool(unfinished.max() == 0)
-        del outputs
+            next_tokens = sample(step_scores, config.do_sample)
+            if pads_finished_rows:
+                next_tokens = next_tokens * unfinished + pad_token_id * (1 - unfinished)
+            input_ids = torch.cat([input_ids, next_tokens[:, None]], dim=-1)
+            unfinished = unfinished & ~stopping(input_ids, scores)
+            if streamer is not None:
+                streamer.put(next_tokens.cpu())
+            finished = bool(unfinished.max() == 0)
+            del outputs
 
     if streamer is not None:
         streamer.end()

@@ -11,6 +11,8 @@ product runs the pure-PyTorch path. :class:`KernelLinear` is the layer to use;
 
 from __future__ import annotations
 
+import os
+
 from . import _jit
 from .dense import dense_reference
 from .int4 import DEFAULT_GROUP_SIZE, GROUP_SIZES, dequantize_int4, int4_reference, pack_int4
@@ -32,6 +34,7 @@ def describe() -> dict:
         except ValueError:  # no parallel kernel has run yet in this process
             info["threading_layer"] = "not started"
         info["threads"] = min(torch.get_num_threads(), _jit.numba.config.NUMBA_NUM_THREADS)
+        info["gomp_spincount"] = os.environ.get("GOMP_SPINCOUNT", "libgomp default")  # the omp pool's spin (see _jit)
         # numba's own choice: __pycache__ beside the kernels if writable, else ~/.cache/numba, or NUMBA_CACHE_DIR
         info["cache_dir"] = getattr(getattr(rows_kernel.parallel, "_cache", None), "_cache_path", None)
         info["kernels"] = {

@@ -22,7 +22,8 @@ _local = threading.local()
 def _scratch(numel: int) -> torch.Tensor:
     buf = getattr(_local, "buf", None)
     if buf is None or buf.numel() < numel:
-        buf = torch.empty(numel, dtype=torch.float32)
+        with torch.inference_mode(False):  # a normal tensor: usable in place both inside and outside inference mode
+            buf = torch.empty(numel, dtype=torch.float32)
         _local.buf = buf
     return buf[:numel]
 

@@ -18,8 +18,10 @@ bfloat16 as ``uint16`` and float16 as ``int16`` (same bits, see :func:`widen`).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+import threading
 import types as types_module
 
 try:
@@ -29,19 +31,34 @@ try:
     from numba.core.extending import intrinsic, overload
 
     UNAVAILABLE = None
-    if "NUMBA_THREADING_LAYER" not in os.environ:
-        # numba's OpenMP pool and torch's (another libgomp) both spin after each parallel region, and on a
-        # 2-core machine the spinning pool steals the cores the other needs: measured 3.3 GB/s per CPU-second
-        # for the fp32 kernel with "omp" against 27 with "workqueue" (a pool that sleeps between calls).
-        # workqueue forbids two Python threads launching kernels at once; set NUMBA_THREADING_LAYER=tbb for that.
-        numba.config.THREADING_LAYER = "workqueue"
 except Exception as error:  # ImportError, or a numba/numpy version mismatch raising at import
     numba = None
     UNAVAILABLE = f"numba is not importable ({type(error).__name__}: {error})"
 
+# The thread pool. A decode step launches ~100 products of 1-16 M weights each (0.1-0.5 ms apiece at the
+# memory's pace), so the cost of waking the pool's threads decides the speed at one row. Measured on the
+# 2-core AVX-512 VM (docs/performance.md, "Session 4"): numba's "workqueue" pool sleeps between launches and
+# costs ~100 us a launch to wake; the OpenMP pool ("omp") lets the calling thread work and keeps the other
+# threads spinning (~15 us a launch; 23.9 against 17.8 GB/s on BLOOM's block matrices, idle). "omp" is not
+# the default: numba's omp layer runs on the libgomp torch loaded (its spin follows GOMP_SPINCOUNT only when
+# set before torch's import), and after int8 kernels ran in it, two fp32 oneDNN products of the same
+# weights in one process differed in the last bit (tests/properties' bit-identical save/load round trip
+# failed; it passes with workqueue). NUMBA_THREADING_LAYER=omp opts in; workqueue forbids two Python
+# threads launching kernels at once (NUMBA_THREADING_LAYER=tbb allows it where tbb is installed).
+DEFAULT_THREADING_LAYER = "workqueue"
 
-# Below this many weight elements a product runs on the calling thread: waking the pool costs more
-# (measured 50-100 us of CPU per launch on the loaded 2-core machine, 0.4 us for a plain call).
+if numba is not None and "NUMBA_THREADING_LAYER" not in os.environ:
+    numba.config.THREADING_LAYER = DEFAULT_THREADING_LAYER
+
+
+def start_pool() -> str:
+    """Start numba's thread pool now (if not started); returns its threading layer."""
+    numba.set_num_threads(numba.get_num_threads())  # launches the pool on first use
+    return numba.threading_layer()
+
+
+# Below this many weight elements a product runs on the calling thread: a launch of the pool costs more
+# (measured per launch: ~15 us with the spinning omp pool, ~100 us with workqueue; 1.5 us a plain call).
 PARALLEL_MIN_ELEMENTS = 1 << 19
 
 
@@ -125,14 +142,58 @@ if numba is not None:
 
 
 _threads = [0]
+_lock = threading.Lock()
+_held = {"depth": 0, "torch_threads": 0}  # decode_threads() state: nesting depth, torch's count on entry
 
 
 def match_torch_threads() -> int:
-    """Run the kernels on as many threads as torch uses (``torch.set_num_threads`` governs both); returns it."""
+    """Run the kernels on as many threads as torch uses (``torch.set_num_threads`` governs both; inside
+    :func:`decode_threads`, the count torch had on entry); returns it."""
     import torch
 
-    wanted = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+    wanted = max(1, min(_held["torch_threads"] or torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
     if wanted != _threads[0]:
         numba.set_num_threads(wanted)
         _threads[0] = wanted
     return wanted
+
+
+def enter_decode_threads() -> None:
+    """Start of :func:`decode_threads` (reentrant; also called by the model hooks of ``tongues.fast``)."""
+    import torch
+
+    with _lock:
+        if _held["depth"] == 0:
+            _held["torch_threads"] = torch.get_num_threads()
+            torch.set_num_threads(1)
+        _held["depth"] += 1
+
+
+def exit_decode_threads() -> None:
+    """End of :func:`decode_threads`: the outermost exit gives torch its thread count back."""
+    import torch
+
+    with _lock:
+        if _held["depth"] == 0:
+            return
+        _held["depth"] -= 1
+        if _held["depth"] == 0:
+            torch.set_num_threads(_held["torch_threads"])
+            _held["torch_threads"] = 0
+
+
+@contextlib.contextmanager
+def decode_threads():
+    """Within: torch's own ops on one thread, the compiled kernels on the threads torch had.
+
+    For a decode step whose products all run on the compiled kernels: the products are then the step's
+    only multi-thread regions (torch's argmax over the vocabulary, copies and attention run on the
+    calling thread), so the step waits for the other threads once a product, not also once a torch op.
+    The ops between the products are small enough (one to 16 rows) for one thread.
+    torch's thread count is restored on exit, also when the body raises.
+    """
+    enter_decode_threads()
+    try:
+        yield
+    finally:
+        exit_decode_threads()

@@ -82,10 +82,31 @@ def as_vector(t: torch.Tensor | None) -> np.ndarray:
     return _EMPTY if t is None else t.detach().float().contiguous().numpy()
 
 
-def run_rows_kernel(x2: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor | None, bias: torch.Tensor | None) -> torch.Tensor:
-    """(M, K) fp32 contiguous rows times a stored (N, K) weight through :func:`rows_kernel`: (M, N) fp32."""
+def cached_views(owner: object, weight: torch.Tensor, scale: torch.Tensor | None) -> tuple[np.ndarray, np.ndarray]:
+    """``(kernel_view(weight), as_vector(scale))`` kept on ``owner`` (the layer) between calls.
+
+    Building the views costs ~5-10 us a call, as much as a launch of the pool; they are rebuilt
+    when a tensor is replaced (``.to()``, ``param.data = ...``). Views share the tensors' memory, so
+    in-place updates (``load_state_dict``) are seen.
+    """
+    key = (weight.data_ptr(), weight.dtype, weight.shape, None if scale is None else scale.data_ptr())
+    hit = owner.__dict__.get("_kernel_views")
+    if hit is None or hit[0] != key:
+        hit = (key, (kernel_view(weight), as_vector(scale)))
+        if scale is None or (scale.dtype == torch.float32 and scale.is_contiguous()):  # else a copy: not kept
+            owner.__dict__["_kernel_views"] = hit
+    return hit[1]
+
+
+def run_rows_kernel(x2: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor | None, bias: torch.Tensor | None,
+                    owner: object | None = None) -> torch.Tensor:
+    """(M, K) fp32 contiguous rows times a stored (N, K) weight through :func:`rows_kernel`: (M, N) fp32.
+
+    ``owner``: the layer holding the weight, to keep the numpy views between calls (:func:`cached_views`).
+    """
     out = torch.empty(x2.shape[0], weight.shape[0], dtype=torch.float32)
-    rows_kernel(weight.numel(), kernel_view(weight), x2.numpy(), as_vector(scale), as_vector(bias), out.numpy())
+    w, s = (kernel_view(weight), as_vector(scale)) if owner is None else cached_views(owner, weight, scale)
+    rows_kernel(weight.numel(), w, x2.numpy(), s, as_vector(bias), out.numpy())
     return out
 
 

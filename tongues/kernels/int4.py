@@ -42,6 +42,10 @@ if _jit.numba is not None:
         half = packed.shape[1] // G
         M, K = x.shape
         biased = bias.shape[0] > 0
+        # uint8 masks and shifts keep the nibble arithmetic 8/32 bits wide (an int64 literal widened every
+        # byte to int64 and converted 8 lanes a vector: 1.3x slower, measured in CPU time at one row)
+        low_mask = np.uint8(15)
+        shift = np.uint8(4)
         chunks = scratch.shape[0]  # one chunk of output rows per thread, each with its own scratch row
         for c in _jit.numba.prange(chunks):
             for n in range(c * N // chunks, (c + 1) * N // chunks):
@@ -56,8 +60,8 @@ if _jit.numba is not None:
                         k0 = 2 * p0
                         for j in range(half):
                             byte = packed[n, p0 + j]
-                            scratch[c, k0 + j] = np.float32(byte & 15) * s + low
-                            scratch[c, k0 + half + j] = np.float32(byte >> 4) * s + low
+                            scratch[c, k0 + j] = np.float32(np.int32(byte & low_mask)) * s + low
+                            scratch[c, k0 + half + j] = np.float32(np.int32(byte >> shift)) * s + low
                     m = 0
                     while m + 4 <= M:
                         a0 = np.float32(0.0)
@@ -92,7 +96,8 @@ if _jit.numba is not None:
                             d0 = np.float32(0.0)
                             for j in range(half):
                                 byte = packed[n, p0 + j]
-                                d0 += np.float32(byte & 15) * x[m, k0 + j] + np.float32(byte >> 4) * x[m, k0 + half + j]
+                                d0 += (np.float32(np.int32(byte & low_mask)) * x[m, k0 + j]
+                                       + np.float32(np.int32(byte >> shift)) * x[m, k0 + half + j])
                             a0 += f16(params[n, g, 0]) * d0 + f16(params[n, g, 1]) * xsum[m, g]
                         out[m, n] = a0 + b
 

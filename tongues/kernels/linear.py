@@ -108,10 +108,10 @@ class KernelLinear(nn.Module):
 
     def _kernel(self, x2: torch.Tensor) -> torch.Tensor:
         if self.weight_format == "int8":
-            return dense.run_rows_kernel(x2, self.qweight, self.scale, self.bias)
+            return dense.run_rows_kernel(x2, self.qweight, self.scale, self.bias, self)
         if self.weight_format == "int4":
             return int4.run_int4_kernel(x2, self.qweight, self.params, self.bias)
-        return dense.run_rows_kernel(x2, self.weight, None, self.bias)
+        return dense.run_rows_kernel(x2, self.weight, None, self.bias, self)
 
     def _blas(self, x2: torch.Tensor) -> torch.Tensor:
         if self.weight_format == "int8":
