@@ -102,6 +102,24 @@ def seconds_per_step(model, blocks: torch.Tensor, batch_size: int, device: torch
     return (time.perf_counter() - started) / steps
 
 
+def write_model(checkpoint: Path, tokenizer_dir: Path, output: Path) -> Path:
+    """Write the model of ``checkpoint`` into ``output`` with fp16 weights (half the bytes) and
+    ``"dtype": "float32"`` in its config, so that loaders (ours and the reference) compute in fp32, the
+    fast dtype on CPUs; plus the tokenizer and generation settings that sample."""
+    output.mkdir(parents=True, exist_ok=True)
+    BloomForCausalLM.from_pretrained(checkpoint, dtype=torch.float16).save_pretrained(output)
+    config = json.loads((output / "config.json").read_text())
+    config["dtype"] = "float32"
+    (output / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    for name in MODEL_FILES[3:]:
+        shutil.copyfile(tokenizer_dir / name, output / name)
+    generation_file = output / "generation_config.json"
+    generation = json.loads(generation_file.read_text()) if generation_file.is_file() else {}
+    generation.update(DEMO_SAMPLING)
+    generation_file.write_text(json.dumps(generation, indent=2, sort_keys=True) + "\n")
+    return output
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cache", default=str(Path.home() / ".cache" / "tongues-default-model"),
@@ -168,17 +186,16 @@ def main(argv=None) -> int:
                                  batch_size=args.batch_size, block_size=args.block_size, learning_rate=args.lr,
                                  warmup_steps=args.warmup, eval_every=args.eval_every, seed=args.seed,
                                  num_threads=args.threads, keep_best=True,
-                                 max_seconds=None if args.steps else budget, progress=False)
+                                 max_seconds=None if args.steps else budget)
     trainer = Trainer(model, training, train_blocks, eval_blocks, tokenizer_dir=tok_dir)
-    # Progress as plain lines (the log is a file): every evaluation, with tokens per second.
     result = trainer.train()
     for record in result.history:
         if "eval_loss" in record:
             print(f"step {record['step']}: train loss {record['loss']:.3f}, held-out loss {record['eval_loss']:.3f}")
     train_minutes = result.seconds / 60
 
-    best = Path(training.output_dir) / "best"
-    model = BloomForCausalLM.from_pretrained(best).to(device)
+    output = write_model(Path(training.output_dir) / "best", tok_dir, Path(args.output))
+    model = BloomForCausalLM.from_pretrained(output).to(device)  # the shipped weights (fp16), in fp32
     per_language = {language: loss_per_character(model, tokenizer, held[language], args.block_size)
                     for language in LANGUAGES}
     average = sum(r["nats_per_character"] for r in per_language.values()) / len(per_language)
@@ -193,18 +210,8 @@ def main(argv=None) -> int:
     }
     print(json.dumps(metrics, indent=2), flush=True)
     (work / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-
-    output = Path(args.output)
-    output.mkdir(parents=True, exist_ok=True)
-    model.to("cpu").half().save_pretrained(output)  # fp16: half the bytes; tongues loads it back as fp16
-    for name in MODEL_FILES[3:]:
-        shutil.copyfile(tok_dir / name, output / name)
-    generation_file = output / "generation_config.json"
-    generation = json.loads(generation_file.read_text()) if generation_file.is_file() else {}
-    generation.update(DEMO_SAMPLING)
-    generation_file.write_text(json.dumps(generation, indent=2, sort_keys=True) + "\n")
     print(f"model written to {output}; checkpoints and metrics.json in {work}; average held-out "
-          f"{average:.3f} nats per character ({math.exp(average):.2f} per-character perplexity)")
+          f"{average:.3f} nats per character (per-character perplexity {math.exp(average):.2f})")
     return 0
 
 
