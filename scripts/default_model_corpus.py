@@ -80,6 +80,9 @@ SIMPLE_ESCAPES = {"-": "-", "e": "\\", "\\": "\\", " ": " ", "~": " ", "0": " ",
                   ",": "", "/": "", "c": "", "%": "", ":": "", "'": "'", "`": "`", ".": ".", "t": " ", "!": "",
                   "\"": ""}
 FONT_MACROS = {"B", "I", "SM", "SB", "BR", "RB", "IR", "RI", "BI", "IB", "UR", "MT"}
+# The synopsis section (command lines and C prototypes) under its names in the ten languages.
+SYNOPSIS_HEADINGS = {"SYNOPSIS", "SYNOPSE", "ÜBERSICHT", "SINOPSIS", "SINOSSI", "SKŁADNIA", "СИНТАКСИС", "ОБЗОР",
+                     "SYNTAXE", "POUŽITÍ", "SINOPSE", "OVERZICHT"}
 BREAK_MACROS = {"PP", "P", "LP", "TP", "TQ", "IP", "HP", "sp", "br", "RS", "RE", "in", "ti", "ne", "bp", "UE", "ME"}
 
 
@@ -140,8 +143,7 @@ def roff_to_text(source: str) -> str:
                 if section:
                     paragraphs.append(section)
                 continue
-            if section.upper() in ("SYNOPSIS", "SYNOPSE", "ÜBERSICHT", "SINOPSIS", "SINOSSI", "SKŁADNIA",
-                                   "СИНТАКСИС", "ОБЗОР", "SYNTAXE", "POUŽITÍ", "SINOPSE", "OVERZICHT"):
+            if section.upper() in SYNOPSIS_HEADINGS:
                 continue
             if macro in FONT_MACROS:
                 words = _macro_arguments(rest)
@@ -154,9 +156,7 @@ def roff_to_text(source: str) -> str:
                     if tag and tag[0] not in ("\\(bu", "*", "-", "\\-"):
                         current.append(clean_roff(tag[0]))
             continue
-        if skipping or section.upper() in ("SYNOPSIS", "SYNOPSE", "ÜBERSICHT", "SINOPSIS", "SINOSSI",
-                                           "SKŁADNIA", "СИНТАКСИС", "ОБЗОР", "SYNTAXE", "POUŽITÍ", "SINOPSE",
-                                           "OVERZICHT"):
+        if skipping or section.upper() in SYNOPSIS_HEADINGS:
             continue
         if line.startswith('\\"'):
             continue

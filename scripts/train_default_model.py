@@ -128,7 +128,9 @@ def main(argv=None) -> int:
     parser.add_argument("--work-dir", default=None, help="where checkpoints go (default: a temporary folder)")
     parser.add_argument("--device", default="cpu", help="cpu, or cuda where a GPU is at hand")
     parser.add_argument("--minutes", type=float, default=55.0, help="training budget (wall time)")
-    parser.add_argument("--steps", type=int, default=None, help="fixed number of steps instead of --minutes")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="steps of the learning-rate schedule (default: as many as --minutes allows at the "
+                             "first steps' speed); training stops after --minutes in any case")
     parser.add_argument("--held-out", type=float, default=0.05, help="fraction of documents held out")
     parser.add_argument("--train-chars", type=int, default=2_000_000, help="training characters per language")
     parser.add_argument("--eval-chars", type=int, default=60_000, help="held-out characters per language")
@@ -142,7 +144,8 @@ def main(argv=None) -> int:
     parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--eval-every", type=int, default=100)
-    parser.add_argument("--eval-blocks", type=int, default=6, help="held-out blocks per language in periodic evaluations")
+    parser.add_argument("--eval-blocks", type=int, default=6,
+                        help="held-out blocks per language in the periodic evaluations")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
@@ -186,7 +189,7 @@ def main(argv=None) -> int:
                                  batch_size=args.batch_size, block_size=args.block_size, learning_rate=args.lr,
                                  warmup_steps=args.warmup, eval_every=args.eval_every, seed=args.seed,
                                  num_threads=args.threads, keep_best=True,
-                                 max_seconds=None if args.steps else budget)
+                                 max_seconds=budget)
     trainer = Trainer(model, training, train_blocks, eval_blocks, tokenizer_dir=tok_dir)
     result = trainer.train()
     for record in result.history:

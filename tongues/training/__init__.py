@@ -8,6 +8,7 @@ from .trainer import Trainer, TrainingArguments, TrainResult, batch_indices, eva
 
 __all__ = [
     "Trainer", "TrainingArguments", "TrainResult", "batch_indices", "evaluate", "loss_per_character", "lr_factor",
-    "list_text_files", "load_tokenizer", "pack", "read_documents", "split_documents", "split_held_out", "tokenize_and_pack",
+    "list_text_files", "load_tokenizer", "pack", "read_documents", "split_documents", "split_held_out",
+    "tokenize_and_pack",
     "train_bpe_tokenizer", "save_tokenizer",
 ]
