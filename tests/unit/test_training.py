@@ -9,8 +9,8 @@ import torch
 from tongues.models.bloom import BloomConfig
 from tongues.models.bloom.modeling_bloom import BloomForCausalLM
 from tongues.training import (
-    Trainer, TrainingArguments, batch_indices, evaluate, list_text_files, lr_factor, pack, read_documents,
-    save_tokenizer, split_held_out, tokenize_and_pack, train_bpe_tokenizer,
+    Trainer, TrainingArguments, batch_indices, evaluate, list_text_files, loss_per_character, lr_factor, pack,
+    read_documents, save_tokenizer, split_documents, split_held_out, tokenize_and_pack, train_bpe_tokenizer,
 )
 
 TOY = [
@@ -183,3 +183,60 @@ def test_bpe_tokenizer_round_trip_and_saved_layout(tmp_path, toy_tokenizer):
         train_bpe_tokenizer(texts=TOY, vocab_size=100)
     with pytest.raises(ValueError, match="files=.*texts="):
         train_bpe_tokenizer()
+
+
+def test_keep_best_saves_the_model_of_the_lowest_held_out_loss(tmp_path, toy_tokenizer, toy_blocks):
+    model = tiny_model(toy_tokenizer.get_vocab_size())
+    result = Trainer(model, args_for(tmp_path, max_steps=12, learning_rate=1e-2, eval_every=3, keep_best=True),
+                     toy_blocks, toy_blocks).train()
+    evals = {r["step"]: r["eval_loss"] for r in result.history if "eval_loss" in r}
+    assert result.best_step == min(evals, key=evals.get) and result.best_eval_loss == min(evals.values())
+    best = BloomForCausalLM.from_pretrained(tmp_path / "run" / "best")
+    assert evaluate(best, toy_blocks)["eval_loss"] == pytest.approx(result.best_eval_loss, abs=1e-5)
+    with pytest.raises(ValueError, match="keep_best needs eval_every"):
+        args_for(tmp_path, keep_best=True)
+
+
+def test_max_seconds_stops_the_run_early_and_saves_it(tmp_path, toy_tokenizer, toy_blocks):
+    model = tiny_model(toy_tokenizer.get_vocab_size())
+    result = Trainer(model, args_for(tmp_path, max_steps=50, max_seconds=1e-9, eval_every=10), toy_blocks,
+                     toy_blocks).train()
+    assert result.step == 1 and "eval_loss" in result.history[-1]
+    assert (tmp_path / "run" / "checkpoint-1" / "model.safetensors").is_file()
+    with pytest.raises(ValueError, match="max_seconds must be positive"):
+        args_for(tmp_path, max_seconds=0)
+
+
+def test_split_documents_holds_out_whole_documents():
+    documents = [f"document {i}\n" for i in range(40)]
+    train, held = split_documents(documents, 0.1, seed=3)
+    assert len(held) == 4 and len(train) == 36 and sorted(train + held) == sorted(documents)
+    assert not set(train) & set(held)
+    assert split_documents(documents, 0.1, seed=3) == (train, held)
+    assert split_documents(documents, 0.1, seed=4)[1] != held
+    assert train == [d for d in documents if d in train]  # the order is kept
+    assert len(split_documents(documents[:3], 0.05)[1]) == 1  # at least one held out
+    assert split_documents(documents[:1], 0.05) == (documents[:1], [])
+    with pytest.raises(ValueError, match="held-out fraction"):
+        split_documents(documents, 1.0)
+
+
+def test_loss_per_character_matches_the_token_loss(toy_tokenizer):
+    model = tiny_model(toy_tokenizer.get_vocab_size())
+    texts = TOY[:2]
+    scored = loss_per_character(model, toy_tokenizer, texts, block_size=16)
+    ids = [i for text in texts for i in toy_tokenizer.encode(text, add_special_tokens=False).ids + [2]]
+    assert scored["tokens"] == len(ids) and scored["characters"] == sum(map(len, texts))
+    # Recompute by hand: blocks of 16 (the last one shorter), every token but each block's first predicted.
+    total, predicted = 0.0, 0
+    with torch.no_grad():
+        for start in range(0, len(ids), 16):
+            block = torch.tensor([ids[start:start + 16]])
+            if block.shape[1] < 2:
+                continue
+            total += model(input_ids=block, labels=block).loss.item() * (block.shape[1] - 1)
+            predicted += block.shape[1] - 1
+    assert scored["loss"] == pytest.approx(total / predicted, rel=1e-5)
+    assert scored["nats_per_character"] == pytest.approx(total / predicted * len(ids) / scored["characters"], rel=1e-5)
+    with pytest.raises(ValueError, match="no text"):
+        loss_per_character(model, toy_tokenizer, [""], block_size=16)

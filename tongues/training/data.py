@@ -72,6 +72,23 @@ def split_held_out(documents: Sequence[str], fraction: float) -> tuple[list[str]
     return train, held_out
 
 
+def split_documents(documents: Sequence[str], fraction: float, seed: int = 0) -> tuple[list[str], list[str]]:
+    """Hold out whole documents: a seeded random ``fraction`` of them (at least one when there are two or
+    more and ``fraction > 0``), the rest train; both keep the documents' order.
+
+    Unlike :func:`split_held_out`, no held-out text shares a document with training text, so the held-out
+    loss measures how the model does on text it has never seen any of.
+    """
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"held-out fraction must be in [0, 1); got {fraction}")
+    count = int(round(len(documents) * fraction))
+    if fraction > 0 and count == 0 and len(documents) > 1:
+        count = 1
+    order = torch.randperm(len(documents), generator=torch.Generator().manual_seed(seed)).tolist()
+    held = set(order[:count])
+    return ([d for i, d in enumerate(documents) if i not in held], [d for i, d in enumerate(documents) if i in held])
+
+
 def pack(token_lists: Iterable[Sequence[int]], block_size: int, eos_token_id: int | None) -> torch.Tensor:
     """Concatenate documents (each followed by ``eos_token_id`` when given) and cut into (N, block_size) blocks.
 

@@ -28,7 +28,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 from torch import nn
@@ -64,6 +64,11 @@ class TrainingArguments:
     save_every: int = 0
     seed: int = 0
     num_threads: int | None = None
+    # Save the model (no optimizer state) into ``output_dir/best`` whenever a periodic evaluation beats the
+    # best held-out loss so far, so that a run stopped past its best still has it.
+    keep_best: bool = False
+    # Stop (and save a checkpoint) after the first step that ends this many seconds after the start.
+    max_seconds: float | None = None
     progress: bool = True
     # FSDP2 over the torchrun world (tongues.distributed.fsdp); batch_size stays the global batch.
     fsdp: bool = False
@@ -72,6 +77,11 @@ class TrainingArguments:
         for name in ("max_steps", "batch_size", "block_size", "gradient_accumulation_steps"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"TrainingArguments.{name} must be a positive integer; got {getattr(self, name)!r}")
+        if self.keep_best and not self.eval_every:
+            raise ValueError("TrainingArguments.keep_best needs eval_every > 0: the best model is chosen by "
+                             "the periodic held-out evaluations")
+        if self.max_seconds is not None and not self.max_seconds > 0:
+            raise ValueError(f"TrainingArguments.max_seconds must be positive; got {self.max_seconds!r}")
         for name in ("warmup_steps", "eval_every", "save_every"):
             if getattr(self, name) < 0:
                 raise ValueError(f"TrainingArguments.{name} must be >= 0; got {getattr(self, name)!r}")
@@ -111,12 +121,13 @@ def evaluate(model: nn.Module, blocks: torch.Tensor, batch_size: int = 8, max_ba
     """Mean next-token loss (nats per predicted token) and perplexity of ``model`` on (N, T) ``blocks``."""
     was_training = model.training
     model.eval()
+    device = _device_of(model)
     total, count = 0.0, 0
     for b, start in enumerate(range(0, len(blocks), batch_size)):
         if max_batches is not None and b >= max_batches:
             break
-        batch = blocks[start:start + batch_size]
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        batch = blocks[start:start + batch_size].to(device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             loss = model(input_ids=batch, labels=batch, use_cache=False).loss
         predicted = batch.shape[0] * (batch.shape[1] - 1)
         total += loss.float().item() * predicted
@@ -126,6 +137,58 @@ def evaluate(model: nn.Module, blocks: torch.Tensor, batch_size: int = 8, max_ba
         raise ValueError("evaluate() got no held-out blocks")
     loss = total / count
     return {"eval_loss": loss, "eval_perplexity": math.exp(min(loss, 50.0))}
+
+
+@torch.no_grad()
+def loss_per_character(model: nn.Module, tokenizer, texts: Sequence[str], block_size: int, batch_size: int = 8,
+                       bf16: bool = False) -> dict[str, float]:
+    """Held-out loss of ``model`` on ``texts`` in nats per token and per character.
+
+    The texts, each followed by the end-of-sequence token, are tokenised into one stream cut into
+    consecutive blocks of ``block_size`` (the last one shorter); every token but a block's first is
+    predicted. Nats per character = the summed loss / the characters of ``texts`` x (all tokens /
+    predicted tokens), so that it does not depend on how many block starts there are; unlike loss per
+    token, it compares models with different tokenizers.
+    """
+    from .data import encoder_for, eos_id_of
+
+    encode, eos = encoder_for(tokenizer), eos_id_of(tokenizer)
+    stream: list[int] = []
+    for text in texts:
+        stream.extend(encode(text))
+        if eos is not None:
+            stream.append(eos)
+    characters = sum(len(text) for text in texts)
+    if len(stream) < 2 or characters == 0:
+        raise ValueError("loss_per_character() got no text to score")
+    blocks = [torch.tensor(stream[i:i + block_size]) for i in range(0, len(stream), block_size)]
+    if len(blocks) > 1 and len(blocks[-1]) < 2:
+        blocks.pop()
+        stream = stream[:(len(blocks)) * block_size]
+    was_training = model.training
+    model.eval()
+    device = _device_of(model)
+    total, predicted = 0.0, 0
+    for length in sorted({len(b) for b in blocks}):  # the full blocks, then the shorter last one
+        same = [b for b in blocks if len(b) == length]
+        for start in range(0, len(same), batch_size):
+            batch = torch.stack(same[start:start + batch_size]).to(device)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                loss = model(input_ids=batch, labels=batch, use_cache=False).loss
+            n = batch.shape[0] * (length - 1)
+            total += loss.float().item() * n
+            predicted += n
+    model.train(was_training)
+    per_token = total / predicted
+    per_character = per_token * len(stream) / characters
+    return {"loss": per_token, "perplexity": math.exp(min(per_token, 50.0)), "nats_per_character": per_character,
+            "tokens": len(stream), "characters": characters}
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    """Where ``model``'s parameters live: batches are moved there (the blocks stay on the CPU)."""
+    parameter = next(model.parameters(), None)
+    return parameter.device if parameter is not None else torch.device("cpu")
 
 
 def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -146,6 +209,9 @@ class TrainResult:
     eval: dict[str, float] = field(default_factory=dict)
     history: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
+    # With keep_best: the step and held-out loss of the model saved in output_dir/best.
+    best_step: int | None = None
+    best_eval_loss: float | None = None
 
 
 class Trainer:
@@ -179,6 +245,7 @@ class Trainer:
             self.optimizer, lambda s: lr_factor(s, args.warmup_steps, args.max_steps, args.min_lr_ratio))
         self.step = 0
         self.history: list[dict[str, float]] = []
+        self.best: tuple[int, float] | None = None  # (step, eval_loss) of output_dir/best
 
     # -- checkpoints ---------------------------------------------------------------------------
     def save_checkpoint(self, directory: str | os.PathLike | None = None) -> Path:
@@ -286,9 +353,13 @@ class Trainer:
             record: dict[str, float] = {"step": self.step, "loss": train_loss, "lr": self.scheduler.get_last_lr()[0]}
             elapsed = time.perf_counter() - started
             tokens_per_second = (self.step - start_step) * tokens_per_step / max(elapsed, 1e-9)
+            out_of_time = args.max_seconds is not None and elapsed >= args.max_seconds
             if self.eval_blocks is not None and args.eval_every and (
-                    self.step % args.eval_every == 0 or self.step == args.max_steps):
+                    self.step % args.eval_every == 0 or self.step == args.max_steps or out_of_time):
                 record.update(evaluate(model, self.eval_blocks, args.batch_size, args.eval_max_batches, args.bf16))
+                if args.keep_best and (self.best is None or record["eval_loss"] < self.best[1]):
+                    self.best = (self.step, record["eval_loss"])
+                    self.save_model(Path(args.output_dir) / "best")
             self.history.append(record)
             if bar is not None:
                 postfix = {"loss": f"{train_loss:.3f}", "tok/s": f"{tokens_per_second:.0f}"}
@@ -298,6 +369,8 @@ class Trainer:
                 bar.update(1)
             if args.save_every and self.step % args.save_every == 0 and self.step < args.max_steps:
                 self.save_checkpoint()
+            if out_of_time:
+                break
         if bar is not None:
             bar.close()
         if self.step > start_step:
@@ -305,11 +378,14 @@ class Trainer:
         last_eval = next((r for r in reversed(self.history) if "eval_loss" in r), {})
         return TrainResult(step=self.step, train_loss=train_loss,
                            eval={k: v for k, v in last_eval.items() if k.startswith("eval_")},
-                           history=self.history, seconds=time.perf_counter() - started)
+                           history=self.history, seconds=time.perf_counter() - started,
+                           best_step=self.best[0] if self.best else None,
+                           best_eval_loss=self.best[1] if self.best else None)
 
     def _update(self) -> float:
         args = self.args
         accumulation = args.gradient_accumulation_steps
+        device = _device_of(self.model)
         total = 0.0
         for micro in range(accumulation):
             rows = batch_indices(self.step * accumulation + micro, len(self.train_blocks), args.batch_size, args.seed)
@@ -317,8 +393,8 @@ class Trainer:
                 from ..distributed.fsdp import rank_rows
 
                 rows = rank_rows(rows)
-            batch = self.train_blocks[rows]
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+            batch = self.train_blocks[rows].to(device)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16):
                 loss = self.model(input_ids=batch, labels=batch, use_cache=False).loss
             (loss / accumulation).backward()
             total += loss.item() / accumulation
