@@ -114,15 +114,10 @@ class Scorer:
                              "token; set bos_token or eos_token in its tokenizer_config.json")
         self._prefix_text = tokenizer.decode([self.prefix_token_id])
         self._keeps_logits = "logits_to_keep" in inspect.signature(model.forward).parameters
-
-    def _logits(self, ids, mask, first: int):
-        """The model's logits (B, T - first, V) for positions ``first`` onwards."""
-        import torch
-
-        if self._keeps_logits:
-            positions = torch.arange(first, ids.shape[1], device=ids.device)
-            return self.model(input_ids=ids, attention_mask=mask, logits_to_keep=positions).logits
-        return self.model(input_ids=ids, attention_mask=mask).logits[:, first:]
+        # Families with rotary, sinusoidal or learned positions take them; ALiBi (BLOOM) reads the mask.
+        base = getattr(model, getattr(model, "base_model_prefix", ""), model)
+        self._takes_positions = any("position_ids" in inspect.signature(m.forward).parameters
+                                    for m in (model, base))
 
     # -- tokenization ------------------------------------------------------------------------------
     def encode(self, text: str, add_special_tokens: bool | None = None) -> list[int]:
@@ -182,8 +177,11 @@ class Scorer:
                              ) -> list[tuple[float, bool]]:
         """(summed log-probability, is_greedy) of each continuation given its context, as token ids.
 
-        Identical sequences are scored once; the rest go longest first, ``batch_size`` at a time,
-        right-padded, with the language-model head applied to the continuation positions only.
+        Identical sequences are scored once. Sequences that start with the same tokens (the choices of one
+        document) form a group whose common prefix runs once into a key/value cache; each sequence's
+        remaining tokens then run on top of it (:func:`shared_prefix_groups`). Groups go longest prefix
+        first, ``batch_size`` sequences at a time, right-padded, with the language-model head applied to
+        the continuation positions only.
         """
         import torch
 
@@ -199,33 +197,134 @@ class Scorer:
             # The model sees (context + continuation) minus its last token, cut to the window on the left.
             inputs = tuple((list(context) + list(continuation))[-(self.max_length + 1):][:-1])
             unique.setdefault((inputs, len(continuation)), []).append(index)
-        order = sorted(unique, key=lambda key: (-len(key[0]), key[0]))
+        groups = shared_prefix_groups(list(unique))
+        # Longest prefix first, then longest sequence: neighbours in a batch pad little.
+        groups.sort(key=lambda group: (-group[0], -max(len(inputs) for inputs, _ in group[1])))
+        chunk: list[tuple[int, list]] = []
+        with torch.inference_mode():
+            for group in groups:
+                if chunk and sum(len(members) for _, members in chunk) + len(group[1]) > self.batch_size:
+                    self._score_chunk(chunk, requests, unique, results, progress)
+                    chunk = []
+                chunk.append(group)
+            if chunk:
+                self._score_chunk(chunk, requests, unique, results, progress)
+        return results  # type: ignore[return-value]
+
+    def _forward(self, ids, mask, positions, cache, first: int):
+        """Logits (B, T - first, V) of positions ``first`` onwards, and the cache (when one is given)."""
+        import torch
+
+        kwargs = {"input_ids": ids, "attention_mask": mask}
+        if cache is not None:
+            kwargs.update(past_key_values=cache, use_cache=True)
+        if self._takes_positions:
+            kwargs["position_ids"] = positions
+        if self._keeps_logits:
+            kwargs["logits_to_keep"] = torch.arange(first, ids.shape[1], device=ids.device)
+            out = self.model(**kwargs)
+            return out.logits, out.past_key_values if cache is not None else None
+        out = self.model(**kwargs)
+        return out.logits[:, first:], out.past_key_values if cache is not None else None
+
+    def _score_chunk(self, chunk, requests, unique, results, progress) -> None:
+        """Score the sequences of ``chunk``, a list of (shared prefix length, [(inputs, count)]) groups.
+
+        The prefixes run first, right-padded, into a cache, and without the head; the cache's rows are then
+        repeated for the group's members, whose remaining tokens run ``batch_size`` rows at a time with a
+        mask (B, P + S) that shows each row its own prefix (``P`` is the longest prefix) and positions
+        that continue it.
+        """
+        import torch
+
+        from ..cache import DynamicCache
+
         device = getattr(self.model, "device", None)
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        with torch.inference_mode():
-            for start in range(0, len(order), self.batch_size):
-                batch = order[start:start + self.batch_size]
-                # Right padding keeps every family's positions; the head runs only on the span of positions
-                # that predict some row's continuation (rows sorted by length have close spans).
-                width = len(batch[0][0])
-                first = min(len(inputs) - count for inputs, count in batch)
-                ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-                mask = torch.zeros((len(batch), width), dtype=torch.long)
-                for row, (inputs, _) in enumerate(batch):
-                    ids[row, :len(inputs)] = torch.tensor(inputs)
-                    mask[row, :len(inputs)] = 1
-                logits = self._logits(ids.to(device), mask.to(device), first)  # (B, T - first, V)
-                for row, (inputs, count) in enumerate(batch):
-                    scored = logits[row, len(inputs) - count - first:len(inputs) - first].float()  # (count, V)
-                    log_probs = torch.log_softmax(scored, dim=-1)
-                    targets = torch.tensor(requests[unique[(inputs, count)][0]][1][-count:], device=scored.device)
-                    logprob = float(log_probs.gather(1, targets[:, None]).sum())
-                    greedy = bool((scored.argmax(dim=-1) == targets).all())
-                    for index in unique[(inputs, count)]:
-                        results[index] = (logprob, greedy)
-                if progress is not None:
-                    progress(sum(len(unique[key]) for key in batch))
-        return results  # type: ignore[return-value]
+        width = max(length for length, _ in chunk)
+        cache = None
+        if width:
+            ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
+            mask = torch.zeros((len(chunk), width), dtype=torch.long)
+            for row, (length, members) in enumerate(chunk):
+                ids[row, :length] = torch.tensor(members[0][0][:length])
+                mask[row, :length] = 1
+            positions = torch.arange(width)[None].expand(len(chunk), width)
+            _, cache = self._forward(ids.to(device), mask.to(device), positions.to(device), DynamicCache(), width)
+        rows = [(owner, length, inputs, count) for owner, (length, members) in enumerate(chunk)
+                for inputs, count in members]
+        rows.sort(key=lambda row: -(len(row[2]) - row[1]))
+        for start in range(0, len(rows), self.batch_size):
+            batch = rows[start:start + self.batch_size]
+            steps = max(len(inputs) - length for _, length, inputs, _ in batch)
+            first = min(len(inputs) - length - count for _, length, inputs, count in batch)
+            ids = torch.full((len(batch), steps), pad_id, dtype=torch.long)
+            mask = torch.zeros((len(batch), width + steps), dtype=torch.long)
+            positions = torch.zeros((len(batch), steps), dtype=torch.long)
+            for row, (_, length, inputs, _) in enumerate(batch):
+                suffix = inputs[length:]
+                ids[row, :len(suffix)] = torch.tensor(suffix)
+                mask[row, :length] = 1
+                mask[row, width:width + len(suffix)] = 1
+                positions[row, :len(suffix)] = torch.arange(length, length + len(suffix))  # pads: 0
+            past = None
+            if cache is not None:
+                owners = torch.tensor([owner for owner, _, _, _ in batch], device=device)
+                past = DynamicCache()
+                for key, value in cache.layers():
+                    past.keys.append(key.index_select(0, owners))
+                    past.values.append(value.index_select(0, owners))
+            logits, _ = self._forward(ids.to(device), mask.to(device), positions.to(device), past, first)
+            for row, (_, length, inputs, count) in enumerate(batch):
+                end = len(inputs) - length - first
+                scored = logits[row, end - count:end].float()  # (count, V)
+                log_probs = torch.log_softmax(scored, dim=-1)
+                targets = torch.tensor(requests[unique[(inputs, count)][0]][1][-count:], device=scored.device)
+                logprob = float(log_probs.gather(1, targets[:, None]).sum())
+                greedy = bool((scored.argmax(dim=-1) == targets).all())
+                for index in unique[(inputs, count)]:
+                    results[index] = (logprob, greedy)
+            if progress is not None:
+                progress(sum(len(unique[(inputs, count)]) for _, _, inputs, count in batch))
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    """Length of the longest common prefix of two token sequences."""
+    length = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        length += 1
+    return length
+
+
+def shared_prefix_groups(sequences: Sequence[tuple[tuple[int, ...], int]]) -> list[tuple[int, list]]:
+    """Group (inputs, count) sequences that share a leading run of tokens: [(prefix length, members)].
+
+    Sorted by their tokens, each sequence joins the group before it when the group's common prefix,
+    shortened to that sequence's, keeps at least half its length (so one shared first token, such as a
+    BOS, does not merge unrelated documents into one group with a useless prefix). A prefix never reaches
+    a position whose logits are scored (``len(inputs) - count``), so every member runs at least its scored
+    tokens after the cache. A group of one shares nothing and has prefix length 0: it runs in one piece.
+    This is the longest common prefix of the members' token sequences, so a context whose last token
+    changes when the continuation is joined to it shares only the tokens before it.
+    """
+    groups: list[tuple[int, list]] = []
+    members: list = []
+    length = 0
+    for sequence in sorted(sequences):
+        inputs, count = sequence
+        if members:
+            shared = min(length, _common_prefix(members[0][0], inputs), len(inputs) - count)
+            if shared >= 1 and 2 * shared >= length:
+                members.append(sequence)
+                length = shared
+                continue
+            groups.append((length if len(members) > 1 else 0, members))
+        members, length = [sequence], len(inputs) - count
+    if members:
+        groups.append((length if len(members) > 1 else 0, members))
+    return groups
 
 
 def progress_bar(total: int, description: str, enabled: bool = True):
