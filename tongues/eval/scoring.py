@@ -32,6 +32,10 @@ TOKENIZER_INFINITY = 1000000000000000019884624838656
 DEFAULT_MAX_LENGTH = 2048
 
 TokenRequest = tuple[list[int], list[int]]  # (context ids, continuation ids)
+# The scorer caches the shared prefixes of a window of at most this many batches of sequences, holding at
+# most this many prefix tokens per sequence of a batch, then runs their remaining tokens sorted by length.
+WINDOW_BATCHES = 4
+WINDOW_PREFIX_TOKENS = 256
 
 
 def resolve_max_length(config, tokenizer, default: int = DEFAULT_MAX_LENGTH) -> int:
@@ -180,8 +184,9 @@ class Scorer:
         Identical sequences are scored once. Sequences that start with the same tokens (the choices of one
         document) form a group whose common prefix runs once into a key/value cache; each sequence's
         remaining tokens then run on top of it (:func:`shared_prefix_groups`). Groups go longest prefix
-        first, ``batch_size`` sequences at a time, right-padded, with the language-model head applied to
-        the continuation positions only.
+        first, in windows of a few batches: the window's prefixes run ``batch_size`` at a time, then its
+        sequences' remaining tokens, sorted by length, ``batch_size`` at a time, right-padded, with the
+        language-model head applied to the continuation positions only.
         """
         import torch
 
@@ -198,17 +203,20 @@ class Scorer:
             inputs = tuple((list(context) + list(continuation))[-(self.max_length + 1):][:-1])
             unique.setdefault((inputs, len(continuation)), []).append(index)
         groups = shared_prefix_groups(list(unique))
-        # Longest prefix first, then longest sequence: neighbours in a batch pad little.
+        # Longest prefix first, then longest sequence: neighbouring prefixes pad little.
         groups.sort(key=lambda group: (-group[0], -max(len(inputs) for inputs, _ in group[1])))
-        chunk: list[tuple[int, list]] = []
+        window: list[tuple[int, list]] = []
         with torch.inference_mode():
             for group in groups:
-                if chunk and sum(len(members) for _, members in chunk) + len(group[1]) > self.batch_size:
-                    self._score_chunk(chunk, requests, unique, results, progress)
-                    chunk = []
-                chunk.append(group)
-            if chunk:
-                self._score_chunk(chunk, requests, unique, results, progress)
+                rows = sum(len(members) for _, members in window) + len(group[1])
+                tokens = sum(length for length, _ in window) + group[0]
+                if window and (rows > WINDOW_BATCHES * self.batch_size
+                               or tokens > WINDOW_PREFIX_TOKENS * self.batch_size):
+                    self._score_window(window, requests, unique, results, progress)
+                    window = []
+                window.append(group)
+            if window:
+                self._score_window(window, requests, unique, results, progress)
         return results  # type: ignore[return-value]
 
     def _forward(self, ids, mask, positions, cache, first: int):
@@ -227,53 +235,68 @@ class Scorer:
         out = self.model(**kwargs)
         return out.logits[:, first:], out.past_key_values if cache is not None else None
 
-    def _score_chunk(self, chunk, requests, unique, results, progress) -> None:
-        """Score the sequences of ``chunk``, a list of (shared prefix length, [(inputs, count)]) groups.
+    def _score_window(self, window, requests, unique, results, progress) -> None:
+        """Score the sequences of ``window``, a list of (shared prefix length, [(inputs, count)]) groups.
 
-        The prefixes run first, right-padded, into a cache, and without the head; the cache's rows are then
-        repeated for the group's members, whose remaining tokens run ``batch_size`` rows at a time with a
-        mask (B, P + S) that shows each row its own prefix (``P`` is the longest prefix) and positions
-        that continue it.
+        The shared prefixes run first, ``batch_size`` at a time, right-padded, without the head, into one
+        key/value tensor per layer (G, H, P, D). The sequences' remaining tokens then run sorted by their
+        length (so they pad little), ``batch_size`` rows at a time, on top of their group's cached rows,
+        with a mask (B, P' + S) that shows each row its own prefix and positions that continue it.
         """
         import torch
+        import torch.nn.functional as F
 
         from ..cache import DynamicCache
 
         device = getattr(self.model, "device", None)
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        width = max(length for length, _ in chunk)
-        cache = None
-        if width:
-            ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
-            mask = torch.zeros((len(chunk), width), dtype=torch.long)
-            for row, (length, members) in enumerate(chunk):
+        shared = [group for group in window if group[0] > 0]
+        width = max((length for length, _ in shared), default=0)
+        keys: list[list] = []
+        values: list[list] = []
+        for start in range(0, len(shared), self.batch_size):
+            batch = shared[start:start + self.batch_size]
+            steps = max(length for length, _ in batch)
+            ids = torch.full((len(batch), steps), pad_id, dtype=torch.long)
+            mask = torch.zeros((len(batch), steps), dtype=torch.long)
+            for row, (length, members) in enumerate(batch):
                 ids[row, :length] = torch.tensor(members[0][0][:length])
                 mask[row, :length] = 1
-            positions = torch.arange(width)[None].expand(len(chunk), width)
-            _, cache = self._forward(ids.to(device), mask.to(device), positions.to(device), DynamicCache(), width)
-        rows = [(owner, length, inputs, count) for owner, (length, members) in enumerate(chunk)
+            positions = torch.arange(steps)[None].expand(len(batch), steps)
+            _, cache = self._forward(ids.to(device), mask.to(device), positions.to(device), DynamicCache(), steps)
+            for layer, (key, value) in enumerate(cache.layers()):
+                if layer == len(keys):
+                    keys.append([])
+                    values.append([])
+                keys[layer].append(F.pad(key, (0, 0, 0, width - steps)))
+                values[layer].append(F.pad(value, (0, 0, 0, width - steps)))
+        keys = [torch.cat(parts) for parts in keys]  # per layer (G, H, width, D)
+        values = [torch.cat(parts) for parts in values]
+        rows = [(slot, length, inputs, count) for slot, (length, members) in enumerate(shared)
                 for inputs, count in members]
+        rows += [(0, 0, inputs, count) for length, members in window if length == 0 for inputs, count in members]
         rows.sort(key=lambda row: -(len(row[2]) - row[1]))
         for start in range(0, len(rows), self.batch_size):
             batch = rows[start:start + self.batch_size]
+            past_width = max(length for _, length, _, _ in batch)
             steps = max(len(inputs) - length for _, length, inputs, _ in batch)
             first = min(len(inputs) - length - count for _, length, inputs, count in batch)
             ids = torch.full((len(batch), steps), pad_id, dtype=torch.long)
-            mask = torch.zeros((len(batch), width + steps), dtype=torch.long)
+            mask = torch.zeros((len(batch), past_width + steps), dtype=torch.long)
             positions = torch.zeros((len(batch), steps), dtype=torch.long)
             for row, (_, length, inputs, _) in enumerate(batch):
                 suffix = inputs[length:]
                 ids[row, :len(suffix)] = torch.tensor(suffix)
                 mask[row, :length] = 1
-                mask[row, width:width + len(suffix)] = 1
+                mask[row, past_width:past_width + len(suffix)] = 1
                 positions[row, :len(suffix)] = torch.arange(length, length + len(suffix))  # pads: 0
             past = None
-            if cache is not None:
-                owners = torch.tensor([owner for owner, _, _, _ in batch], device=device)
+            if past_width:
+                slots = torch.tensor([slot for slot, _, _, _ in batch], device=device)
                 past = DynamicCache()
-                for key, value in cache.layers():
-                    past.keys.append(key.index_select(0, owners))
-                    past.values.append(value.index_select(0, owners))
+                for key, value in zip(keys, values):
+                    past.keys.append(key[:, :, :past_width].index_select(0, slots))
+                    past.values.append(value[:, :, :past_width].index_select(0, slots))
             logits, _ = self._forward(ids.to(device), mask.to(device), positions.to(device), past, first)
             for row, (_, length, inputs, count) in enumerate(batch):
                 end = len(inputs) - length - first
