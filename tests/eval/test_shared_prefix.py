@@ -70,3 +70,32 @@ def test_grouping_shares_real_prefixes_only():
     # A prefix never covers a scored position: a one-token context shares nothing.
     assert shared_prefix_groups([((1,), 1), ((1, 5), 2)]) == [(0, [((1,), 1)]), (0, [((1, 5), 2)])]
     assert shared_prefix_groups([]) == []
+
+
+class Wrapped(torch.nn.Module):
+    """A causal LM that is not a tongues head model: the scorer falls back to its logits (all, or kept ones)."""
+
+    def __init__(self, model, keeps_logits: bool):
+        super().__init__()
+        self.inner, self.config = model, model.config
+        if keeps_logits:
+            self.forward = self.forward_keeping
+
+    def forward(self, input_ids, attention_mask=None, position_ids=None, past_key_values=None, use_cache=None):
+        return self.inner(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                          past_key_values=past_key_values, use_cache=use_cache)
+
+    def forward_keeping(self, input_ids, attention_mask=None, position_ids=None, past_key_values=None,
+                        use_cache=None, logits_to_keep=0):
+        return self.inner(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                          past_key_values=past_key_values, use_cache=use_cache, logits_to_keep=logits_to_keep)
+
+
+@pytest.mark.parametrize("keeps_logits", [True, False])
+def test_other_models_use_their_logits(keeps_logits, checkpoint):
+    model = tongues.AutoModelForCausalLM.from_pretrained(checkpoint("xglm")).eval()
+    tokenizer = tongues.AutoTokenizer.from_pretrained(checkpoint("xglm"))
+    requests = [([5, 6, 7, 8], [9, 10]), ([5, 6, 7, 8], [11]), ([12, 13], [14, 15, 16]), ([5], [17])]
+    scorer = Scorer(Wrapped(model, keeps_logits), tokenizer, batch_size=2)
+    assert scorer._head is None
+    assert_matches(scorer.loglikelihood_tokens(requests), reference(model, requests))

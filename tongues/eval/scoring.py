@@ -34,8 +34,8 @@ DEFAULT_MAX_LENGTH = 2048
 TokenRequest = tuple[list[int], list[int]]  # (context ids, continuation ids)
 # The scorer caches the shared prefixes of a window of at most this many batches of sequences, holding at
 # most this many prefix tokens per sequence of a batch, then runs their remaining tokens sorted by length.
-WINDOW_BATCHES = 4
-WINDOW_PREFIX_TOKENS = 256
+WINDOW_BATCHES = 16
+WINDOW_PREFIX_TOKENS = 128
 
 
 def resolve_max_length(config, tokenizer, default: int = DEFAULT_MAX_LENGTH) -> int:
@@ -118,10 +118,15 @@ class Scorer:
                              "token; set bos_token or eos_token in its tokenizer_config.json")
         self._prefix_text = tokenizer.decode([self.prefix_token_id])
         self._keeps_logits = "logits_to_keep" in inspect.signature(model.forward).parameters
+        # A tongues causal LM's logits are its ``lm_head`` of its bare model's last hidden states: the scorer
+        # runs the two itself, to apply the head to the scored positions alone.
+        from ..heads import CausalLMHead
+
+        self._head = model.lm_head if isinstance(model, CausalLMHead) else None
         # Families with rotary, sinusoidal or learned positions take them; ALiBi (BLOOM) reads the mask.
         base = getattr(model, getattr(model, "base_model_prefix", ""), model)
-        self._takes_positions = any("position_ids" in inspect.signature(m.forward).parameters
-                                    for m in (model, base))
+        called = base if self._head is not None else model
+        self._takes_positions = "position_ids" in inspect.signature(called.forward).parameters
 
     # -- tokenization ------------------------------------------------------------------------------
     def encode(self, text: str, add_special_tokens: bool | None = None) -> list[int]:
@@ -219,8 +224,10 @@ class Scorer:
                 self._score_window(window, requests, unique, results, progress)
         return results  # type: ignore[return-value]
 
-    def _forward(self, ids, mask, positions, cache, first: int):
-        """Logits (B, T - first, V) of positions ``first`` onwards, and the cache (when one is given)."""
+    def _forward(self, ids, mask, positions, cache, rows=None, columns=None):
+        """The logits (N, V) of positions ``(rows, columns)`` (two (N,) index tensors; none without them), and
+        the cache when one is given. A tongues causal LM runs its bare model and applies its head to those
+        positions alone; another model gives the logits of every column from the first one needed."""
         import torch
 
         kwargs = {"input_ids": ids, "attention_mask": mask}
@@ -228,12 +235,20 @@ class Scorer:
             kwargs.update(past_key_values=cache, use_cache=True)
         if self._takes_positions:
             kwargs["position_ids"] = positions
-        if self._keeps_logits:
-            kwargs["logits_to_keep"] = torch.arange(first, ids.shape[1], device=ids.device)
-            out = self.model(**kwargs)
-            return out.logits, out.past_key_values if cache is not None else None
-        out = self.model(**kwargs)
-        return out.logits[:, first:], out.past_key_values if cache is not None else None
+        if self._head is not None:
+            out = getattr(self.model, self.model.base_model_prefix)(**kwargs, return_dict=True)
+            logits = self._head(out.last_hidden_state[rows, columns]) if rows is not None else None
+        else:
+            first = int(columns.min()) if rows is not None else ids.shape[1]
+            if self._keeps_logits:
+                kwargs["logits_to_keep"] = torch.arange(first, ids.shape[1], device=ids.device)
+                out = self.model(**kwargs)
+                kept = out.logits
+            else:
+                out = self.model(**kwargs)
+                kept = out.logits[:, first:]
+            logits = kept[rows, columns - first] if rows is not None else None
+        return logits, out.past_key_values if cache is not None else None
 
     def _score_window(self, window, requests, unique, results, progress) -> None:
         """Score the sequences of ``window``, a list of (shared prefix length, [(inputs, count)]) groups.
@@ -263,7 +278,7 @@ class Scorer:
                 ids[row, :length] = torch.tensor(members[0][0][:length])
                 mask[row, :length] = 1
             positions = torch.arange(steps)[None].expand(len(batch), steps)
-            _, cache = self._forward(ids.to(device), mask.to(device), positions.to(device), DynamicCache(), steps)
+            _, cache = self._forward(ids.to(device), mask.to(device), positions.to(device), DynamicCache())
             for layer, (key, value) in enumerate(cache.layers()):
                 if layer == len(keys):
                     keys.append([])
@@ -280,7 +295,6 @@ class Scorer:
             batch = rows[start:start + self.batch_size]
             past_width = max(length for _, length, _, _ in batch)
             steps = max(len(inputs) - length for _, length, inputs, _ in batch)
-            first = min(len(inputs) - length - count for _, length, inputs, count in batch)
             ids = torch.full((len(batch), steps), pad_id, dtype=torch.long)
             mask = torch.zeros((len(batch), past_width + steps), dtype=torch.long)
             positions = torch.zeros((len(batch), steps), dtype=torch.long)
@@ -297,16 +311,26 @@ class Scorer:
                 for key, value in zip(keys, values):
                     past.keys.append(key[:, :, :past_width].index_select(0, slots))
                     past.values.append(value[:, :, :past_width].index_select(0, slots))
-            logits, _ = self._forward(ids.to(device), mask.to(device), positions.to(device), past, first)
+            # The head runs on the scored positions only: each row's last ``count`` ones.
+            scored_rows, columns, targets = [], [], []
             for row, (_, length, inputs, count) in enumerate(batch):
-                end = len(inputs) - length - first
-                scored = logits[row, end - count:end].float()  # (count, V)
-                log_probs = torch.log_softmax(scored, dim=-1)
-                targets = torch.tensor(requests[unique[(inputs, count)][0]][1][-count:], device=scored.device)
-                logprob = float(log_probs.gather(1, targets[:, None]).sum())
-                greedy = bool((scored.argmax(dim=-1) == targets).all())
+                end = len(inputs) - length
+                scored_rows += [row] * count
+                columns += range(end - count, end)
+                targets += requests[unique[(inputs, count)][0]][1][-count:]
+            logits, _ = self._forward(ids.to(device), mask.to(device), positions.to(device), past,
+                                      torch.tensor(scored_rows, device=device), torch.tensor(columns, device=device))
+            logits = logits.float()  # (N, V)
+            targets = torch.tensor(targets, device=logits.device)
+            picked = torch.log_softmax(logits, dim=-1).gather(1, targets[:, None])[:, 0]  # (N,)
+            hits = (logits.argmax(dim=-1) == targets).tolist()
+            offset = 0
+            for _, _, inputs, count in batch:
+                # Summed in fp32, as lm-eval sums.
+                score = (float(picked[offset:offset + count].sum()), all(hits[offset:offset + count]))
+                offset += count
                 for index in unique[(inputs, count)]:
-                    results[index] = (logprob, greedy)
+                    results[index] = score
             if progress is not None:
                 progress(sum(len(unique[(inputs, count)]) for _, _, inputs, count in batch))
 
