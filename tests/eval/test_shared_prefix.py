@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import tongues
-from tongues.eval import Scorer
+from tongues.eval import Scorer, scoring
 from tongues.eval.scoring import shared_prefix_groups
 
 
@@ -49,8 +49,11 @@ def test_shared_prefixes_equal_whole_forwards(family, checkpoint):
         assert_matches(Scorer(model, tokenizer, batch_size=batch_size).loglikelihood_tokens(requests), expected)
 
 
-def test_shared_prefixes_through_text_requests(checkpoint):
-    """Text requests (lm-eval's encoding rules) of two documents with two and three choices, on the embedded model."""
+def test_shared_prefixes_through_text_requests(checkpoint, monkeypatch):
+    """Text requests (lm-eval's encoding rules) of two documents with two and three choices, on the embedded
+    model, with the head run a few rows at a time and windows of one batch."""
+    monkeypatch.setattr(scoring, "HEAD_ROWS", 3)
+    monkeypatch.setattr(scoring, "WINDOW_BATCHES", 1)
     path = checkpoint("embedded")
     model = tongues.AutoModelForCausalLM.from_pretrained(path).eval()
     tokenizer = tongues.AutoTokenizer.from_pretrained(path)

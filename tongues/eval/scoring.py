@@ -36,6 +36,8 @@ TokenRequest = tuple[list[int], list[int]]  # (context ids, continuation ids)
 # most this many prefix tokens per sequence of a batch, then runs their remaining tokens sorted by length.
 WINDOW_BATCHES = 16
 WINDOW_PREFIX_TOKENS = 128
+# The language-model head runs on at most this many rows at a time (see Scorer._log_probs).
+HEAD_ROWS = 128
 
 
 def resolve_max_length(config, tokenizer, default: int = DEFAULT_MAX_LENGTH) -> int:
@@ -225,9 +227,10 @@ class Scorer:
         return results  # type: ignore[return-value]
 
     def _forward(self, ids, mask, positions, cache, rows=None, columns=None):
-        """The logits (N, V) of positions ``(rows, columns)`` (two (N,) index tensors; none without them), and
-        the cache when one is given. A tongues causal LM runs its bare model and applies its head to those
-        positions alone; another model gives the logits of every column from the first one needed."""
+        """The outputs at positions ``(rows, columns)`` (two (N,) index tensors; none without them), and the
+        cache when one is given. A tongues causal LM runs its bare model, and gives the last hidden states
+        (N, hidden) there, for :meth:`_log_probs` to apply its head to; another model gives its logits
+        (N, V), computed for every column from the first one needed."""
         import torch
 
         kwargs = {"input_ids": ids, "attention_mask": mask}
@@ -237,7 +240,7 @@ class Scorer:
             kwargs["position_ids"] = positions
         if self._head is not None:
             out = getattr(self.model, self.model.base_model_prefix)(**kwargs, return_dict=True)
-            logits = self._head(out.last_hidden_state[rows, columns]) if rows is not None else None
+            picked = out.last_hidden_state[rows, columns] if rows is not None else None
         else:
             first = int(columns.min()) if rows is not None else ids.shape[1]
             if self._keeps_logits:
@@ -247,8 +250,23 @@ class Scorer:
             else:
                 out = self.model(**kwargs)
                 kept = out.logits[:, first:]
-            logits = kept[rows, columns - first] if rows is not None else None
-        return logits, out.past_key_values if cache is not None else None
+            picked = kept[rows, columns - first] if rows is not None else None
+        return picked, out.past_key_values if cache is not None else None
+
+    def _log_probs(self, outputs, targets):
+        """(log-probability of each target (N,) fp32, whether it is the argmax (N,) bool) from ``_forward``'s
+        outputs, ``HEAD_ROWS`` rows at a time: the (rows, V) logits of a large vocabulary are the largest
+        tensor of the pass, and the head's product runs fastest on a few hundred rows or fewer."""
+        import torch
+
+        picked, hits = [], []
+        for start in range(0, len(targets), HEAD_ROWS):
+            part = outputs[start:start + HEAD_ROWS]
+            logits = (self._head(part) if self._head is not None else part).float()  # (rows, V)
+            wanted = targets[start:start + HEAD_ROWS]
+            picked.append(torch.log_softmax(logits, dim=-1).gather(1, wanted[:, None])[:, 0])
+            hits.append(logits.argmax(dim=-1) == wanted)
+        return torch.cat(picked), torch.cat(hits)
 
     def _score_window(self, window, requests, unique, results, progress) -> None:
         """Score the sequences of ``window``, a list of (shared prefix length, [(inputs, count)]) groups.
@@ -318,12 +336,10 @@ class Scorer:
                 scored_rows += [row] * count
                 columns += range(end - count, end)
                 targets += requests[unique[(inputs, count)][0]][1][-count:]
-            logits, _ = self._forward(ids.to(device), mask.to(device), positions.to(device), past,
-                                      torch.tensor(scored_rows, device=device), torch.tensor(columns, device=device))
-            logits = logits.float()  # (N, V)
-            targets = torch.tensor(targets, device=logits.device)
-            picked = torch.log_softmax(logits, dim=-1).gather(1, targets[:, None])[:, 0]  # (N,)
-            hits = (logits.argmax(dim=-1) == targets).tolist()
+            outputs, _ = self._forward(ids.to(device), mask.to(device), positions.to(device), past,
+                                       torch.tensor(scored_rows, device=device), torch.tensor(columns, device=device))
+            picked, hits = self._log_probs(outputs, torch.tensor(targets, device=outputs.device))
+            hits = hits.tolist()
             offset = 0
             for _, _, inputs, count in batch:
                 # Summed in fp32, as lm-eval sums.
