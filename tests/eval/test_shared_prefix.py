@@ -51,8 +51,9 @@ def test_shared_prefixes_equal_whole_forwards(family, checkpoint):
 
 def test_shared_prefixes_through_text_requests(checkpoint, monkeypatch):
     """Text requests (lm-eval's encoding rules) of two documents with two and three choices, on the embedded
-    model, with the head run a few rows at a time and windows of one batch."""
+    model, with the head run a few rows at a time, windows of one batch and prefills of one prefix."""
     monkeypatch.setattr(scoring, "HEAD_ROWS", 3)
+    monkeypatch.setattr(scoring, "PREFIX_BATCH_TOKENS", 2)
     monkeypatch.setattr(scoring, "WINDOW_BATCHES", 1)
     path = checkpoint("embedded")
     model = tongues.AutoModelForCausalLM.from_pretrained(path).eval()

@@ -36,6 +36,8 @@ TokenRequest = tuple[list[int], list[int]]  # (context ids, continuation ids)
 # most this many prefix tokens per sequence of a batch, then runs their remaining tokens sorted by length.
 WINDOW_BATCHES = 16
 WINDOW_PREFIX_TOKENS = 128
+# A prefill of shared prefixes holds at most this many padded tokens (unless one prefix is longer).
+PREFIX_BATCH_TOKENS = 1024
 # The language-model head runs on at most this many rows at a time (see Scorer._log_probs).
 HEAD_ROWS = 128
 
@@ -287,8 +289,7 @@ class Scorer:
         width = max((length for length, _ in shared), default=0)
         keys: list[list] = []
         values: list[list] = []
-        for start in range(0, len(shared), self.batch_size):
-            batch = shared[start:start + self.batch_size]
+        for batch in _prefix_batches(shared, self.batch_size):
             steps = max(length for length, _ in batch)
             ids = torch.full((len(batch), steps), pad_id, dtype=torch.long)
             mask = torch.zeros((len(batch), steps), dtype=torch.long)
@@ -349,6 +350,20 @@ class Scorer:
                     results[index] = score
             if progress is not None:
                 progress(sum(len(unique[(inputs, count)]) for _, _, inputs, count in batch))
+
+
+def _prefix_batches(groups: list, batch_size: int):
+    """Consecutive runs of ``groups`` (sorted longest prefix first) to prefill together: ``batch_size`` at
+    most, and fewer where that many would pad past ``PREFIX_BATCH_TOKENS`` (long few-shot prefixes: a
+    few rows of hundreds of tokens already make large products, and fewer rows pad less)."""
+    batch: list = []
+    for group in groups:
+        if batch and (len(batch) == batch_size or (len(batch) + 1) * batch[0][0] > PREFIX_BATCH_TOKENS):
+            yield batch
+            batch = []
+        batch.append(group)
+    if batch:
+        yield batch
 
 
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
