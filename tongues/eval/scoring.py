@@ -328,8 +328,10 @@ class Scorer:
                 slots = torch.tensor([slot for slot, _, _, _ in batch], device=device)
                 past = DynamicCache()
                 for key, value in zip(keys, values):
-                    past.keys.append(key[:, :, :past_width].index_select(0, slots))
-                    past.values.append(value[:, :, :past_width].index_select(0, slots))
+                    # Rows of the contiguous tensor first (a block copy), then the narrower view: index_select on
+                    # the strided view took a slow elementwise path (12% of a run on 2 threads).
+                    past.keys.append(key.index_select(0, slots)[:, :, :past_width].contiguous())
+                    past.values.append(value.index_select(0, slots)[:, :, :past_width].contiguous())
             # The head runs on the scored positions only: each row's last ``count`` ones.
             scored_rows, columns, targets = [], [], []
             for row, (_, length, inputs, count) in enumerate(batch):
