@@ -32,6 +32,14 @@ TOKENIZER_INFINITY = 1000000000000000019884624838656
 DEFAULT_MAX_LENGTH = 2048
 
 TokenRequest = tuple[list[int], list[int]]  # (context ids, continuation ids)
+# The scorer caches the shared prefixes of a window of at most this many batches of sequences, holding at
+# most this many prefix tokens per sequence of a batch, then runs their remaining tokens sorted by length.
+WINDOW_BATCHES = 16
+WINDOW_PREFIX_TOKENS = 128
+# A prefill of shared prefixes holds at most this many padded tokens (unless one prefix is longer).
+PREFIX_BATCH_TOKENS = 1024
+# The language-model head runs on at most this many rows at a time (see Scorer._log_probs).
+HEAD_ROWS = 128
 
 
 def resolve_max_length(config, tokenizer, default: int = DEFAULT_MAX_LENGTH) -> int:
@@ -114,15 +122,15 @@ class Scorer:
                              "token; set bos_token or eos_token in its tokenizer_config.json")
         self._prefix_text = tokenizer.decode([self.prefix_token_id])
         self._keeps_logits = "logits_to_keep" in inspect.signature(model.forward).parameters
+        # A tongues causal LM's logits are its ``lm_head`` of its bare model's last hidden states: the scorer
+        # runs the two itself, to apply the head to the scored positions alone.
+        from ..heads import CausalLMHead
 
-    def _logits(self, ids, mask, first: int):
-        """The model's logits (B, T - first, V) for positions ``first`` onwards."""
-        import torch
-
-        if self._keeps_logits:
-            positions = torch.arange(first, ids.shape[1], device=ids.device)
-            return self.model(input_ids=ids, attention_mask=mask, logits_to_keep=positions).logits
-        return self.model(input_ids=ids, attention_mask=mask).logits[:, first:]
+        self._head = model.lm_head if isinstance(model, CausalLMHead) else None
+        # Families with rotary, sinusoidal or learned positions take them; ALiBi (BLOOM) reads the mask.
+        base = getattr(model, getattr(model, "base_model_prefix", ""), model)
+        called = base if self._head is not None else model
+        self._takes_positions = "position_ids" in inspect.signature(called.forward).parameters
 
     # -- tokenization ------------------------------------------------------------------------------
     def encode(self, text: str, add_special_tokens: bool | None = None) -> list[int]:
@@ -182,8 +190,12 @@ class Scorer:
                              ) -> list[tuple[float, bool]]:
         """(summed log-probability, is_greedy) of each continuation given its context, as token ids.
 
-        Identical sequences are scored once; the rest go longest first, ``batch_size`` at a time,
-        right-padded, with the language-model head applied to the continuation positions only.
+        Identical sequences are scored once. Sequences that start with the same tokens (the choices of one
+        document) form a group whose common prefix runs once into a key/value cache; each sequence's
+        remaining tokens then run on top of it (:func:`shared_prefix_groups`). Groups go longest prefix
+        first, in windows of a few batches: the window's prefixes run ``batch_size`` at a time, then its
+        sequences' remaining tokens, sorted by length, ``batch_size`` at a time, right-padded, with the
+        language-model head applied to the continuation positions only.
         """
         import torch
 
@@ -199,33 +211,200 @@ class Scorer:
             # The model sees (context + continuation) minus its last token, cut to the window on the left.
             inputs = tuple((list(context) + list(continuation))[-(self.max_length + 1):][:-1])
             unique.setdefault((inputs, len(continuation)), []).append(index)
-        order = sorted(unique, key=lambda key: (-len(key[0]), key[0]))
+        groups = shared_prefix_groups(list(unique))
+        # Longest prefix first, then longest sequence: neighbouring prefixes pad little.
+        groups.sort(key=lambda group: (-group[0], -max(len(inputs) for inputs, _ in group[1])))
+        window: list[tuple[int, list]] = []
+        with torch.inference_mode():
+            for group in groups:
+                rows = sum(len(members) for _, members in window) + len(group[1])
+                tokens = sum(length for length, _ in window) + group[0]
+                if window and (rows > WINDOW_BATCHES * self.batch_size
+                               or tokens > WINDOW_PREFIX_TOKENS * self.batch_size):
+                    self._score_window(window, requests, unique, results, progress)
+                    window = []
+                window.append(group)
+            if window:
+                self._score_window(window, requests, unique, results, progress)
+        return results  # type: ignore[return-value]
+
+    def _forward(self, ids, mask, positions, cache, rows=None, columns=None):
+        """The outputs at positions ``(rows, columns)`` (two (N,) index tensors; none without them), and the
+        cache when one is given. A tongues causal LM runs its bare model, and gives the last hidden states
+        (N, hidden) there, for :meth:`_log_probs` to apply its head to; another model gives its logits
+        (N, V), computed for every column from the first one needed."""
+        import torch
+
+        kwargs = {"input_ids": ids, "attention_mask": mask}
+        if cache is not None:
+            kwargs.update(past_key_values=cache, use_cache=True)
+        if self._takes_positions:
+            kwargs["position_ids"] = positions
+        if self._head is not None:
+            out = getattr(self.model, self.model.base_model_prefix)(**kwargs, return_dict=True)
+            picked = out.last_hidden_state[rows, columns] if rows is not None else None
+        else:
+            first = int(columns.min()) if rows is not None else ids.shape[1]
+            if self._keeps_logits:
+                kwargs["logits_to_keep"] = torch.arange(first, ids.shape[1], device=ids.device)
+                out = self.model(**kwargs)
+                kept = out.logits
+            else:
+                out = self.model(**kwargs)
+                kept = out.logits[:, first:]
+            picked = kept[rows, columns - first] if rows is not None else None
+        return picked, out.past_key_values if cache is not None else None
+
+    def _log_probs(self, outputs, targets):
+        """(log-probability of each target (N,) fp32, whether it is the argmax (N,) bool) from ``_forward``'s
+        outputs, ``HEAD_ROWS`` rows at a time: the (rows, V) logits of a large vocabulary are the largest
+        tensor of the pass, and the head's product runs fastest on a few hundred rows or fewer."""
+        import torch
+
+        picked, hits = [], []
+        for start in range(0, len(targets), HEAD_ROWS):
+            part = outputs[start:start + HEAD_ROWS]
+            logits = (self._head(part) if self._head is not None else part).float()  # (rows, V)
+            wanted = targets[start:start + HEAD_ROWS]
+            picked.append(torch.log_softmax(logits, dim=-1).gather(1, wanted[:, None])[:, 0])
+            hits.append(logits.argmax(dim=-1) == wanted)
+        return torch.cat(picked), torch.cat(hits)
+
+    def _score_window(self, window, requests, unique, results, progress) -> None:
+        """Score the sequences of ``window``, a list of (shared prefix length, [(inputs, count)]) groups.
+
+        The shared prefixes run first, ``batch_size`` at a time, right-padded, without the head, into one
+        key/value tensor per layer (G, H, P, D). The sequences' remaining tokens then run sorted by their
+        length (so they pad little), ``batch_size`` rows at a time, on top of their group's cached rows,
+        with a mask (B, P' + S) that shows each row its own prefix and positions that continue it.
+        """
+        import torch
+        import torch.nn.functional as F
+
+        from ..cache import DynamicCache
+
         device = getattr(self.model, "device", None)
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        with torch.inference_mode():
-            for start in range(0, len(order), self.batch_size):
-                batch = order[start:start + self.batch_size]
-                # Right padding keeps every family's positions; the head runs only on the span of positions
-                # that predict some row's continuation (rows sorted by length have close spans).
-                width = len(batch[0][0])
-                first = min(len(inputs) - count for inputs, count in batch)
-                ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-                mask = torch.zeros((len(batch), width), dtype=torch.long)
-                for row, (inputs, _) in enumerate(batch):
-                    ids[row, :len(inputs)] = torch.tensor(inputs)
-                    mask[row, :len(inputs)] = 1
-                logits = self._logits(ids.to(device), mask.to(device), first)  # (B, T - first, V)
-                for row, (inputs, count) in enumerate(batch):
-                    scored = logits[row, len(inputs) - count - first:len(inputs) - first].float()  # (count, V)
-                    log_probs = torch.log_softmax(scored, dim=-1)
-                    targets = torch.tensor(requests[unique[(inputs, count)][0]][1][-count:], device=scored.device)
-                    logprob = float(log_probs.gather(1, targets[:, None]).sum())
-                    greedy = bool((scored.argmax(dim=-1) == targets).all())
-                    for index in unique[(inputs, count)]:
-                        results[index] = (logprob, greedy)
-                if progress is not None:
-                    progress(sum(len(unique[key]) for key in batch))
-        return results  # type: ignore[return-value]
+        shared = [group for group in window if group[0] > 0]
+        width = max((length for length, _ in shared), default=0)
+        keys: list[list] = []
+        values: list[list] = []
+        for batch in _prefix_batches(shared, self.batch_size):
+            steps = max(length for length, _ in batch)
+            ids = torch.full((len(batch), steps), pad_id, dtype=torch.long)
+            mask = torch.zeros((len(batch), steps), dtype=torch.long)
+            for row, (length, members) in enumerate(batch):
+                ids[row, :length] = torch.tensor(members[0][0][:length])
+                mask[row, :length] = 1
+            positions = torch.arange(steps)[None].expand(len(batch), steps)
+            _, cache = self._forward(ids.to(device), mask.to(device), positions.to(device), DynamicCache())
+            for layer, (key, value) in enumerate(cache.layers()):
+                if layer == len(keys):
+                    keys.append([])
+                    values.append([])
+                keys[layer].append(F.pad(key, (0, 0, 0, width - steps)))
+                values[layer].append(F.pad(value, (0, 0, 0, width - steps)))
+        keys = [torch.cat(parts) for parts in keys]  # per layer (G, H, width, D)
+        values = [torch.cat(parts) for parts in values]
+        rows = [(slot, length, inputs, count) for slot, (length, members) in enumerate(shared)
+                for inputs, count in members]
+        rows += [(0, 0, inputs, count) for length, members in window if length == 0 for inputs, count in members]
+        rows.sort(key=lambda row: -(len(row[2]) - row[1]))
+        for start in range(0, len(rows), self.batch_size):
+            batch = rows[start:start + self.batch_size]
+            past_width = max(length for _, length, _, _ in batch)
+            steps = max(len(inputs) - length for _, length, inputs, _ in batch)
+            ids = torch.full((len(batch), steps), pad_id, dtype=torch.long)
+            mask = torch.zeros((len(batch), past_width + steps), dtype=torch.long)
+            positions = torch.zeros((len(batch), steps), dtype=torch.long)
+            for row, (_, length, inputs, _) in enumerate(batch):
+                suffix = inputs[length:]
+                ids[row, :len(suffix)] = torch.tensor(suffix)
+                mask[row, :length] = 1
+                mask[row, past_width:past_width + len(suffix)] = 1
+                positions[row, :len(suffix)] = torch.arange(length, length + len(suffix))  # pads: 0
+            past = None
+            if past_width:
+                slots = torch.tensor([slot for slot, _, _, _ in batch], device=device)
+                past = DynamicCache()
+                for key, value in zip(keys, values):
+                    # Rows of the contiguous tensor first (a block copy), then the narrower view: index_select on
+                    # the strided view took a slow elementwise path (12% of a run on 2 threads).
+                    past.keys.append(key.index_select(0, slots)[:, :, :past_width].contiguous())
+                    past.values.append(value.index_select(0, slots)[:, :, :past_width].contiguous())
+            # The head runs on the scored positions only: each row's last ``count`` ones.
+            scored_rows, columns, targets = [], [], []
+            for row, (_, length, inputs, count) in enumerate(batch):
+                end = len(inputs) - length
+                scored_rows += [row] * count
+                columns += range(end - count, end)
+                targets += requests[unique[(inputs, count)][0]][1][-count:]
+            outputs, _ = self._forward(ids.to(device), mask.to(device), positions.to(device), past,
+                                       torch.tensor(scored_rows, device=device), torch.tensor(columns, device=device))
+            picked, hits = self._log_probs(outputs, torch.tensor(targets, device=outputs.device))
+            hits = hits.tolist()
+            offset = 0
+            for _, _, inputs, count in batch:
+                # Summed in fp32, as lm-eval sums.
+                score = (float(picked[offset:offset + count].sum()), all(hits[offset:offset + count]))
+                offset += count
+                for index in unique[(inputs, count)]:
+                    results[index] = score
+            if progress is not None:
+                progress(sum(len(unique[(inputs, count)]) for _, _, inputs, count in batch))
+
+
+def _prefix_batches(groups: list, batch_size: int):
+    """Consecutive runs of ``groups`` (sorted longest prefix first) to prefill together: ``batch_size`` at
+    most, and fewer where that many would pad past ``PREFIX_BATCH_TOKENS`` (long few-shot prefixes: a
+    few rows of hundreds of tokens already make large products, and fewer rows pad less)."""
+    batch: list = []
+    for group in groups:
+        if batch and (len(batch) == batch_size or (len(batch) + 1) * batch[0][0] > PREFIX_BATCH_TOKENS):
+            yield batch
+            batch = []
+        batch.append(group)
+    if batch:
+        yield batch
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    """Length of the longest common prefix of two token sequences."""
+    length = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        length += 1
+    return length
+
+
+def shared_prefix_groups(sequences: Sequence[tuple[tuple[int, ...], int]]) -> list[tuple[int, list]]:
+    """Group (inputs, count) sequences that share a leading run of tokens: [(prefix length, members)].
+
+    Sorted by their tokens, each sequence joins the group before it when the group's common prefix,
+    shortened to that sequence's, keeps at least half its length (so one shared first token, such as a
+    BOS, does not merge unrelated documents into one group with a useless prefix). A prefix never reaches
+    a position whose logits are scored (``len(inputs) - count``), so every member runs at least its scored
+    tokens after the cache. A group of one shares nothing and has prefix length 0: it runs in one piece.
+    This is the longest common prefix of the members' token sequences, so a context whose last token
+    changes when the continuation is joined to it shares only the tokens before it.
+    """
+    groups: list[tuple[int, list]] = []
+    members: list = []
+    length = 0
+    for sequence in sorted(sequences):
+        inputs, count = sequence
+        if members:
+            shared = min(length, _common_prefix(members[0][0], inputs), len(inputs) - count)
+            if shared >= 1 and 2 * shared >= length:
+                members.append(sequence)
+                length = shared
+                continue
+            groups.append((length if len(members) > 1 else 0, members))
+        members, length = [sequence], len(inputs) - count
+    if members:
+        groups.append((length if len(members) > 1 else 0, members))
+    return groups
 
 
 def progress_bar(total: int, description: str, enabled: bool = True):
