@@ -28,8 +28,25 @@ def spy_compiled(monkeypatch) -> list:
     return calls
 
 
+def expected_routing(dtype):
+    """The rows COMPILED_ROWS must give the compiled kernel by default (docs/performance.md, session 4)."""
+    if dtype == torch.float32 or (dtype == torch.bfloat16 and fast_kernels.native_bf16()):
+        return (1, 0)
+    if dtype == torch.int8:
+        return (1, 16) if fast_kernels._SPINNING else (1, 0)
+    return (1 if fast_kernels._SPINNING else 2, 16)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16, torch.int8])
+def test_default_routing_is_the_measured_one(dtype):
+    assert fast_kernels.COMPILED_ROWS[dtype] == expected_routing(dtype)
+
+
+@pytest.mark.parametrize("forced", [False, True], ids=["default routing", "compiled 1-16 rows"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
-def test_decode_linear_routes_the_measured_rows_to_the_compiled_kernel(dtype, monkeypatch):
+def test_decode_linear_routes_the_measured_rows_to_the_compiled_kernel(dtype, forced, monkeypatch):
+    if forced:  # every row count 1-16 on the kernel, whatever this machine's routing
+        monkeypatch.setitem(fast_kernels.COMPILED_ROWS, dtype, (1, 16))
     calls = spy_compiled(monkeypatch)
     torch.manual_seed(0)
     for N, K in SHAPES:
@@ -42,9 +59,38 @@ def test_decode_linear_routes_the_measured_rows_to_the_compiled_kernel(dtype, mo
             # fp32: sums reassociated, 1e-5 of the largest output; bf16/fp16: the result rounded to the dtype
             close(got, expected, rel=1e-5 if dtype == torch.float32 else 1e-2)
             assert got.dtype == dtype and got.shape == (rows, N)
-    lo, hi = fast_kernels.COMPILED_ROWS[dtype]  # the others ran on oneDNN / the widened slices, checked above
+    lo, hi = fast_kernels.COMPILED_ROWS[dtype]  # the others ran on oneDNN / native bf16 / the widened slices
     assert sorted(set(calls)) == list(range(lo, hi + 1))
-    assert dtype == torch.float32 or (lo in (1, 2) and hi == 16)
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_bf16_without_the_compiled_kernel_takes_native_bf16_or_the_widened_slices(native, monkeypatch):
+    monkeypatch.setattr(fast_kernels, "native_bf16", lambda: native)
+    monkeypatch.setitem(fast_kernels.COMPILED_ROWS, torch.bfloat16, (1, 0))
+    calls = spy_compiled(monkeypatch)
+    torch.manual_seed(0)
+    layer = FastLinear.from_linear(nn.Linear(40, 24).to(torch.bfloat16))
+    assert ("native bf16" in layer.kernel) == native
+    for rows in (1, 3, 17):
+        x = torch.randn(rows, 40).to(torch.bfloat16)
+        with torch.inference_mode():
+            close(layer(x), F.linear(x.float(), layer.weight.float(), layer.bias.float()), rel=1e-2)
+            close(layer(x.float()), F.linear(x.float(), layer.weight.float(), layer.bias.float()), rel=1e-2)
+    assert calls == []
+
+
+def test_a_large_weight_takes_the_compiled_kernel_for_its_rows(monkeypatch):
+    monkeypatch.setitem(fast_kernels.COMPILED_ROWS, torch.bfloat16, (1, 0))
+    monkeypatch.setattr(fast_kernels, "LARGE_WEIGHT", 24 * 40)  # this layer counts as large
+    calls = spy_compiled(monkeypatch)
+    torch.manual_seed(0)
+    layer = FastLinear.from_linear(nn.Linear(40, 24).to(torch.bfloat16))
+    for rows in range(1, 7):
+        x = torch.randn(rows, 40).to(torch.bfloat16)
+        with torch.inference_mode():
+            close(layer(x), F.linear(x.float(), layer.weight.float(), layer.bias.float()), rel=1e-2)
+    assert sorted(set(calls)) == list(range(1, fast_kernels.LARGE_ROWS[torch.bfloat16] + 1))
+    assert "rows of weights over" in layer.kernel
 
 
 def test_fp32_three_dimensional_input_and_cached_views_follow_the_weight(monkeypatch):
@@ -60,7 +106,10 @@ def test_fp32_three_dimensional_input_and_cached_views_follow_the_weight(monkeyp
         close(layer(x), F.linear(x, layer.weight, layer.bias))
 
 
-def test_int8_quantlinear_routes_the_measured_rows_to_the_compiled_kernel(monkeypatch):
+@pytest.mark.parametrize("forced", [False, True], ids=["default routing", "compiled 1-16 rows"])
+def test_int8_quantlinear_routes_the_measured_rows_to_the_compiled_kernel(forced, monkeypatch):
+    if forced:
+        monkeypatch.setitem(fast_kernels.COMPILED_ROWS, torch.int8, (1, 16))
     calls = spy_compiled(monkeypatch)
     torch.manual_seed(0)
     for N, K in SHAPES:
@@ -76,8 +125,8 @@ def test_int8_quantlinear_routes_the_measured_rows_to_the_compiled_kernel(monkey
                 # (widened slices) and bf16 outputs round to bf16.
                 close(got, expected, rel=1e-5 if dtype == torch.float32 else 1e-2)
     lo, hi = fast_kernels.COMPILED_ROWS[torch.int8]
-    assert sorted(set(calls)) == list(range(lo, hi + 1)) and lo in (1, 2) and hi == 16
-    assert f"compiled kernel for {lo}-{hi} rows" in layer.kernel
+    assert sorted(set(calls)) == list(range(lo, hi + 1))
+    assert (f"compiled kernel for {lo}-{hi} rows" in layer.kernel) == (lo <= hi)
 
 
 def test_without_numba_the_torch_paths_run(monkeypatch):
@@ -132,7 +181,8 @@ def test_model_decode_threads_only_when_every_layer_is_compiled():
             with decode_threads(model, 16):  # fp32 at 16 rows runs on oneDNN, on torch's threads
                 assert torch.get_num_threads() == (1 if fast_kernels.COMPILED_ROWS[torch.float32][1] >= 16 else 2)
         with torch.no_grad(), decode_threads(model.to(torch.bfloat16).prepare_for_decode(), 16):
-            assert torch.get_num_threads() == 1
+            # every bf16 layer on the compiled kernel at 16 rows, unless this CPU multiplies bf16 natively
+            assert torch.get_num_threads() == (2 if fast_kernels.native_bf16() else 1)
         with decode_threads(model, 1):  # autograd on: nothing changes
             assert torch.get_num_threads() == 2
         model.prepare_for_decode("none")  # plain nn.Linear layers use torch's threads

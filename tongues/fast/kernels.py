@@ -129,9 +129,45 @@ def fp32_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
 # the default sleeping pool (workqueue) the ~100 us wake-up per product lost to torch's bf16 gemv and its
 # packed int8 kernel at one row on the idle machine (session 3: 0.68x and 0.42x on BLOOM's blocks).
 _SPINNING = os.environ.get("NUMBA_THREADING_LAYER", "") in ("omp", "tbb")
+# int8 at 2-16 rows lost to torch's packed int8 kernel in a whole decode step on the idle AVX-512 machine
+# (113 vs 138 ms at 8 rows, 201 vs 291 ms at 16; commit 738655e), so with the sleeping pool it stays there.
 COMPILED_ROWS = {torch.float32: (1, 0), torch.bfloat16: (1 if _SPINNING else 2, 16),
-                 torch.float16: (1 if _SPINNING else 2, 16), torch.int8: (1 if _SPINNING else 2, 16)}
+                 torch.float16: (1 if _SPINNING else 2, 16), torch.int8: (1, 16) if _SPINNING else (1, 0)}
 COMPILED_MAX_ROWS = 16
+# A weight this large (the LM head: 257 M elements for BLOOM) amortises the pool's wake-up, so the compiled
+# kernel takes it up to LARGE_ROWS rows whatever COMPILED_ROWS says: on the idle AVX-512 machine it read the
+# bf16 head at 27.6 / 24.6 / 19.8 GB/s for 1 / 2 / 4 rows against torch's 19.4 / 18.8 / 17.1.
+LARGE_WEIGHT = 1 << 24
+LARGE_ROWS = {torch.bfloat16: 4, torch.float16: 4, torch.int8: 1}
+
+
+@functools.cache
+def native_bf16() -> bool:
+    """Whether torch's oneDNN multiplies bf16 natively on this CPU (AVX-512 BF16 or AMX).
+
+    There, torch's bf16 ``F.linear`` beat every other path on BLOOM-560m's block matrices at every row
+    count measured (1-64; idle 2-core Zen 4, session 4: 16.9 GB/s at one row against 11.4 for the
+    compiled kernel, 11.6 against 2.4 at 16 rows), so bf16 goes there except the large-weight case above.
+    """
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+if native_bf16():
+    COMPILED_ROWS[torch.bfloat16] = (1, 0)
+
+
+def compiled_description(dtype: torch.dtype) -> str:
+    """Where the compiled kernel runs ``dtype`` weights, for the layers' ``kernel`` property ("" if nowhere)."""
+    if _compiled_rows() is None:
+        return ""
+    lo, hi = COMPILED_ROWS.get(dtype, (1, 0))
+    parts = [f"{lo}-{hi} rows"] if lo <= hi else []
+    if LARGE_ROWS.get(dtype):
+        parts.append(f"1-{LARGE_ROWS[dtype]} rows of weights over {LARGE_WEIGHT >> 20} M elements")
+    return f"tongues.kernels compiled kernel for {' and '.join(parts)}, " if parts else ""
 
 
 @functools.cache
@@ -142,10 +178,12 @@ def _compiled_rows():
     return dense.run_rows_kernel if resolve_backend("auto") == "numba" else None
 
 
-def compiled_rows(dtype: torch.dtype, rows: int) -> bool:
-    """Whether ``decode_linear`` runs a ``rows``-row product with ``dtype`` weights on the compiled kernel."""
+def compiled_rows(dtype: torch.dtype, rows: int, numel: int = 0) -> bool:
+    """Whether ``decode_linear`` runs a ``rows``-row product with a ``dtype`` weight of ``numel``
+    elements on the compiled kernel (``numel`` 0: a weight below :data:`LARGE_WEIGHT`)."""
     lo, hi = COMPILED_ROWS.get(dtype, (1, 0))
-    return lo <= rows <= hi and _compiled_rows() is not None
+    large = numel >= LARGE_WEIGHT and 1 <= rows <= LARGE_ROWS.get(dtype, 0)
+    return (lo <= rows <= hi or large) and _compiled_rows() is not None
 
 
 def decode_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
@@ -155,10 +193,13 @@ def decode_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
     ``owner``: the layer holding ``weight``, where the compiled kernel keeps its views between calls.
     """
     rows = x.numel() // max(1, x.shape[-1])
-    if compiled_rows(weight.dtype, rows) and weight.is_contiguous() and x.device.type == "cpu":
+    if compiled_rows(weight.dtype, rows, weight.numel()) and weight.is_contiguous() and x.device.type == "cpu":
         x2 = x.reshape(rows, x.shape[-1]).float().contiguous()  # (rows, K) dense fp32
         out = _compiled_rows()(x2, weight, None, bias, owner)  # (rows, N) fp32
         return out.to(x.dtype).reshape(*x.shape[:-1], weight.shape[0])
     if weight.dtype == torch.float32:
         return fp32_linear(x, weight, bias)
+    if weight.dtype == torch.bfloat16 and x.device.type == "cpu" and native_bf16():
+        out = F.linear(x.to(torch.bfloat16), weight, None if bias is None else bias.to(torch.bfloat16))
+        return out.to(x.dtype)
     return upcast_linear(x, weight, bias)

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from . import kernels as fast_kernels
-from .kernels import COMPILED_ROWS, _onednn_linear, decode_linear
+from .kernels import _onednn_linear, decode_linear
 
 
 class FastLinear(nn.Linear):
@@ -36,13 +36,13 @@ class FastLinear(nn.Linear):
     def kernel(self) -> str:
         """Which kernel runs this layer (``model.decode_kernels`` lists it)."""
         dtype = str(self.weight.dtype).replace("torch.", "")
-        lo, hi = COMPILED_ROWS.get(self.weight.dtype, (1, 0))
-        compiled = (f"tongues.kernels compiled kernel for {lo}-{hi} rows, "
-                    if lo <= hi and fast_kernels._compiled_rows() is not None else "")
+        compiled = fast_kernels.compiled_description(self.weight.dtype)
         if self.weight.dtype == torch.float32:
             if _onednn_linear() is None:
                 return f"float32: {compiled}torch F.linear otherwise (this torch has no oneDNN)"
             return f"float32: {compiled}oneDNN matmul otherwise below 192 rows, MKL F.linear above"
+        if self.weight.dtype == torch.bfloat16 and fast_kernels.native_bf16():
+            return f"bfloat16: {compiled}torch's native bf16 F.linear (oneDNN) otherwise"
         return f"{dtype}: {compiled}widened fp32 slices + BLAS otherwise"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from . import kernels as fast_kernels
-from .kernels import COMPILED_ROWS, _scratch, compiled_rows, upcast_linear
+from .kernels import _scratch, compiled_rows, upcast_linear
 
 METHODS = ("int8", "int4")
 INT4_GROUP_SIZE = 128
@@ -149,15 +149,14 @@ class QuantLinear(nn.Module):
     def kernel(self) -> str:
         """Which kernel runs this layer (``model.decode_kernels`` lists it)."""
         if self.method == "int8":
-            lo, hi = COMPILED_ROWS[torch.int8]
-            compiled = f"tongues.kernels compiled kernel for {lo}-{hi} rows, " if fast_kernels._compiled_rows() is not None else ""
+            compiled = fast_kernels.compiled_description(torch.int8)
             return (f"int8 per-channel: {compiled}torch _weight_int8pack_mm otherwise up to {PACKED_INT8_MAX_ROWS} "
                     "rows (bf16 activations), widened int8 slices + fp32 BLAS above")
         return f"int4 group {self.group_size}: torch _weight_int4pack_mm_for_cpu (bf16 activations)"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = x.numel() // self.in_features
-        if self.method == "int8" and x.device.type == "cpu" and compiled_rows(torch.int8, rows):
+        if self.method == "int8" and x.device.type == "cpu" and compiled_rows(torch.int8, rows, self.qweight.numel()):
             # tongues.kernels' row kernel reads the int8 weight once, widens it in the register and applies
             # the scale once per output; activations stay fp32
             x2 = x.reshape(rows, self.in_features).float().contiguous()  # (rows, K)
