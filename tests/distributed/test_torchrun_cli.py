@@ -18,7 +18,7 @@ def run(args: list[str], nproc: int = 1, stdin: str | None = None) -> subprocess
 
 
 def test_torchrun_generate_prints_the_one_process_output():
-    # The embedded model (BLOOM, 8 heads, a vocabulary of 8192) shards over 2 ranks; greedy tokens must agree.
+    # The embedded model (BLOOM, 4 heads, a vocabulary of 4096) shards over 2 ranks; greedy tokens must agree.
     args = ["generate", "--temperature", "0", "--max-new-tokens", "12", "--json"]
     alone = run(args + ["Tous les êtres humains"])
     sharded = run(args + ["Tous les êtres humains"], nproc=2)

@@ -1,6 +1,6 @@
 """``torchrun --nproc-per-node 2 -m tongues serve``: rank 0 serves, rank 1 replays its steps; texts equal one process.
 
-The embedded model (BLOOM, 8 heads, a vocabulary of 8192) is sharded over 2 gloo ranks on the CPU.
+The embedded model (BLOOM, 4 heads, a vocabulary of 4096) is sharded over 2 gloo ranks on the CPU.
 The same greedy requests go to the sharded server and to an in-process engine over the whole model:
 one at a time, two at once of different lengths (prefill chunks and a batched decode of 2 rows),
 ``n=2`` (a cache row copied) and ``echo`` with prompt log-probabilities (a prefill keeping every

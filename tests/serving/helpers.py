@@ -94,7 +94,7 @@ class LiveServer:
 
 
 def demo_model_and_tokenizer():
-    """The embedded demonstration BLOOM (real byte-level tokenizer, 5.3M parameters), in fp32."""
+    """The embedded demonstration BLOOM (real byte-level tokenizer, 1.3M parameters), in fp32."""
     from tongues import AutoModelForCausalLM
     from tongues.assets import default_model_path
     from tongues.tokenization import AutoTokenizer

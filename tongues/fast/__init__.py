@@ -1,7 +1,8 @@
 """Fast CPU inference: the linear-layer kernels and the modules that run them.
 
-- :mod:`.kernels`: products measured fastest per dtype and row count (tongues.kernels' compiled row
-  kernel for 2-16 rows of bf16/fp16/int8 (1-16 with a spinning pool, see COMPILED_ROWS); oneDNN for fp32, fp32 BLAS on widened slices for more bf16/fp16 rows).
+- :mod:`.kernels`: products measured fastest per dtype and row count (oneDNN for fp32; torch's native
+  bf16 where the CPU has it; tongues.kernels' compiled row kernel for the LM head at 1-4 rows and, per
+  COMPILED_ROWS, small-row bf16/fp16 elsewhere; fp32 BLAS on widened slices for more rows).
 - :func:`decode_threads`: torch's own ops on one thread during a loop of small decode steps.
 - :class:`FastLinear` (float weights) and :class:`QuantLinear` (int8 / int4 weights): the modules.
 - :mod:`.select`: which module runs each layer. The choice is made once, by

@@ -12,7 +12,9 @@ so fp32 logits differ from ``F.linear``'s in the last bits (about 1e-6 relative)
 rows on (long prefills) MKL is as fast or faster (0.86x at 512 rows), so those stay on ``F.linear``,
 as does everything where oneDNN is not built into torch.
 
-On the CPUs we measured (AVX2, no AVX-512 bf16, so oneDNN has no bf16 kernels), torch's bf16
+Where oneDNN multiplies bf16 natively (AVX-512 BF16 or AMX; :func:`native_bf16`), torch's bf16 ``F.linear``
+is the fastest path at every row count and bf16 goes there (see :data:`COMPILED_ROWS`). On AVX2 CPUs
+(no AVX-512 bf16, so oneDNN has no bf16 kernels), torch's bf16
 ``F.linear`` is good for a single row (a matrix-vector product reading 2 bytes a weight) but falls
 to a slow reference loop for several rows: batch-8 decoding and prefill ran 3x slower in bf16
 than in fp32. :func:`upcast_linear` instead widens the low-precision weight to fp32 a slice at a

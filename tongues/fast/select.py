@@ -45,9 +45,10 @@ def select_linear(linear: nn.Linear, weight_format: str) -> nn.Module:
     """``kernels="auto"``: the module that runs ``linear`` with its weights in ``weight_format``.
 
     Float layers get :class:`FastLinear`, whose kernel depends on the rows (``fast.kernels.decode_linear``:
-    tongues.kernels' compiled kernel for 2-16 rows of bf16/fp16 (see COMPILED_ROWS), oneDNN for fp32, widened slices + BLAS above).
-    int8/int4 get :class:`QuantLinear`, which quantises in row blocks while loading (the peak-memory
-    bound of docs/performance.md); its int8 products of 2-16 rows run on the same compiled kernel.
+    oneDNN for fp32, native bf16 or the compiled kernel for bf16/fp16 (see COMPILED_ROWS and native_bf16),
+    widened slices + BLAS above). int8/int4 get :class:`QuantLinear`, which quantises in row blocks while
+    loading (the peak-memory bound of docs/performance.md); its int8 products run on torch's packed kernel
+    or, for the LM head at one row (and per COMPILED_ROWS), on the same compiled kernel.
     """
     if weight_format in QUANTIZED_FORMATS:
         return QuantLinear.from_linear(linear, weight_format)
