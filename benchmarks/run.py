@@ -395,6 +395,11 @@ def rate(r: dict, key: str, fmt: str = "{:.2f}") -> str:
     return fmt.format(r[key]) if key in r else "-"
 
 
+def products_gbs(r: dict) -> float:
+    """GB/s of weights read by the weight products alone (the step split's products time)."""
+    return r["weights_mib"] * 2**20 / (r["split"]["products_ms"] / 1e3) / 1e9
+
+
 def format_row(r: dict) -> str:
     extra = ""
     if "argmax_agreement_vs_fp32" in r and r["dtype"] != "fp32":
@@ -412,8 +417,7 @@ def format_row(r: dict) -> str:
         decode += f"  b{batch} {r[key]:.2f} ({100 * r[key] / (batch * roof):.0f}% of {batch}x roof {roof:.1f})"
     split = ""
     if "split" in r:
-        s = r["split"]
-        product_gbs = r["weights_mib"] * 2**20 / (s["products_ms"] / 1e3) / 1e9
+        s, product_gbs = r["split"], products_gbs(r)
         split = (f"  step {s['step_ms']:.1f}ms = products {s['products_ms']:.1f} ({product_gbs:.1f}GB/s, "
                  f"{100 * product_gbs / r['bandwidth_gbs']:.0f}% of bw) + rest {s['rest_ms']:.1f} "
                  f"({100 * s['rest_ms'] / s['step_ms']:.0f}%)")
@@ -461,8 +465,7 @@ def print_table(results: list[dict]) -> None:
             b8 += f"; x{r['decode_b8_tok_s'] / r['decode_b1_tok_s']:.1f})" if "decode_b1_tok_s" in r else ")"
         split = "-"
         if "split" in r:
-            s = r["split"]
-            product_gbs = r["weights_mib"] * 2**20 / (s["products_ms"] / 1e3) / 1e9
+            s, product_gbs = r["split"], products_gbs(r)
             split = (f"{s['step_ms']:.1f}: {s['products_ms']:.1f} + {s['rest_ms']:.1f} "
                      f"({100 * s['rest_ms'] / s['step_ms']:.0f} %; "
                      f"{100 * product_gbs / r['bandwidth_gbs']:.0f} %)")

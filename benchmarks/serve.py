@@ -73,6 +73,21 @@ def make_checkpoint(path: str) -> None:
     os.replace(partial, path)
 
 
+def wait_ready(url: str, server: subprocess.Popen, what: str) -> None:
+    """Poll ``/health`` until the server answers 200; stop the benchmark if the server process exits first."""
+    import requests
+
+    while True:
+        try:
+            if requests.get(url + "/health", timeout=5).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        if server.poll() is not None:
+            raise SystemExit(f"{what} server exited with {server.returncode}")
+        time.sleep(0.5)
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -196,12 +211,7 @@ def soak(seconds: float, clients: int, threads: int) -> None:
     lost: list[str] = []
     lock = threading.Lock()
     try:
-        while True:
-            try:
-                if requests.get(url + "/health", timeout=5).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                time.sleep(0.5)
+        wait_ready(url, server, "the soak")
 
         def traffic(seed: int, until: float) -> None:
             rng = random.Random(seed)
@@ -303,15 +313,7 @@ def main() -> None:
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             url = f"http://127.0.0.1:{port}"
             try:
-                while True:
-                    try:
-                        if requests.get(url + "/health", timeout=5).status_code == 200:
-                            break
-                    except requests.ConnectionError:
-                        pass
-                    if server.poll() is not None:
-                        raise SystemExit(f"the {backend} {dtype} server exited with {server.returncode}")
-                    time.sleep(0.5)
+                wait_ready(url, server, f"the {backend} {dtype}")
                 # A warm-up request (transformers serve also loads the model on the first one).
                 asyncio.run(level(url, backend, served_name(backend, args.checkpoint), 1, 1, 4, seed=0))
                 print(f"\n{backend} {dtype}: clients  tok/s  (x one client)  TTFT p50/p99 ms  ITL p50/p99 ms  "
