@@ -43,6 +43,7 @@ def test_shared_prefixes_equal_whole_forwards(family, checkpoint):
         ([40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50], [51, 52]),        # a one-choice document
         ([tokenizer.eos_token_id], [60, 61, 62]), ([tokenizer.eos_token_id], [63]),  # empty contexts
         ([70, 71], [72, 73, 74, 75, 76, 77, 78, 79, 80]), ([70, 71], [72, 73, 81]),  # a long continuation
+        (ctx, [90]), (ctx, [91]), (ctx, [20, 92]), (ctx, [20, 93]),      # the same inputs, another last token
     ]
     expected = reference(model, requests)
     for batch_size in (1, 2, 3, 16):  # groups split over batches, several groups per batch

@@ -333,22 +333,29 @@ class Scorer:
                     past.keys.append(key.index_select(0, slots)[:, :, :past_width].contiguous())
                     past.values.append(value.index_select(0, slots)[:, :, :past_width].contiguous())
             # The head runs on the scored positions only: each row's last ``count`` ones.
-            scored_rows, columns, targets = [], [], []
+            # Requests that share a sequence can still differ in their continuation's last token (it is not an
+            # input): each distinct continuation gets its own scored rows, over the same hidden states.
+            scored_rows, columns, targets, owners = [], [], [], []
             for row, (_, length, inputs, count) in enumerate(batch):
                 end = len(inputs) - length
-                scored_rows += [row] * count
-                columns += range(end - count, end)
-                targets += requests[unique[(inputs, count)][0]][1][-count:]
+                variants: dict[tuple[int, ...], list[int]] = {}
+                for index in unique[(inputs, count)]:
+                    variants.setdefault(tuple(requests[index][1][-count:]), []).append(index)
+                for target, indices in variants.items():
+                    scored_rows += [row] * count
+                    columns += range(end - count, end)
+                    targets += target
+                    owners.append((count, indices))
             outputs, _ = self._forward(ids.to(device), mask.to(device), positions.to(device), past,
                                        torch.tensor(scored_rows, device=device), torch.tensor(columns, device=device))
             picked, hits = self._log_probs(outputs, torch.tensor(targets, device=outputs.device))
             hits = hits.tolist()
             offset = 0
-            for _, _, inputs, count in batch:
+            for count, indices in owners:
                 # Summed in fp32, as lm-eval sums.
                 score = (float(picked[offset:offset + count].sum()), all(hits[offset:offset + count]))
                 offset += count
-                for index in unique[(inputs, count)]:
+                for index in indices:
                     results[index] = score
             if progress is not None:
                 progress(sum(len(unique[(inputs, count)]) for _, _, inputs, count in batch))
