@@ -185,7 +185,7 @@ def worker(args) -> dict:
     elif args.impl == "tongues":
         from tongues.fast import prepare_for_decode
 
-        prepare_for_decode(model)
+        prepare_for_decode(model, args.kernels)  # the CLI's choice, "packed", unless --kernels says otherwise
     prompt512, prompt128 = make_prompts(model.config.vocab_size, args.prefill, args.prompt)
 
     with torch.inference_mode():
@@ -250,7 +250,7 @@ def run_one(impl, model, dtype, checkpoint, opts) -> dict | None:
     else:
         cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--impl", impl, "--model", model, "--dtype", dtype,
                "--checkpoint", checkpoint, "--split-steps", str(opts.split_steps),
-               "--split-repeats", str(opts.split_repeats)] + common
+               "--split-repeats", str(opts.split_repeats), "--kernels", opts.kernels] + common
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
     if proc.returncode:
@@ -278,6 +278,8 @@ def main() -> None:
     parser.add_argument("--batches", type=int_list, default=[1, 8], help="decode batch sizes, 1-8 (default 1,8)")
     parser.add_argument("--peer", choices=("none", "llama.cpp"), default="none",
                         help="add a peer's rows: llama.cpp (llama-cpp-python) on the same checkpoint, BLOOM shape only")
+    parser.add_argument("--kernels", choices=("packed", "auto", "none"), default="packed",
+                        help="tongues' kernels= setting (default packed, as the CLI commands load models)")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--cache-dir", default=os.path.expanduser("~/.cache/tongues-bench"))
     parser.add_argument("--json", help="also write every result to this file")

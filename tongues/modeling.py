@@ -145,7 +145,8 @@ class PreTrainedModel(nn.Module):
 
         ``from_pretrained`` calls it with its ``kernels=`` keyword; call it yourself on a model built
         from a config. ``"auto"``: the kernels measured fastest for each weight dtype
-        (:mod:`tongues.fast.select`); ``"none"``: torch's ``F.linear``. Parameters are shared (tying,
+        (:mod:`tongues.fast.select`); ``"packed"``: the same, with bf16 weights packed for oneDNN
+        (inference only; :mod:`tongues.fast.packed`); ``"none"``: torch's ``F.linear``. Parameters are shared (tying,
         ``state_dict`` and saving are unchanged); quantised layers keep their kernels. ``generate``
         never changes the choice. :attr:`decode_kernels` shows it.
         """
@@ -366,7 +367,9 @@ class PreTrainedModel(nn.Module):
             quantization: ``None``, ``"int8"`` or ``"int4"`` weight-only quantisation of linear layers,
                 done while reading the checkpoint (peak memory: the quantised model plus about one tensor).
             kernels: ``"auto"`` (default) runs each CPU linear layer on the kernel measured fastest for
-                its weights; ``"none"`` keeps torch's ``F.linear``. See :meth:`prepare_for_decode`.
+                its weights; ``"packed"`` also packs bf16 weights into oneDNN's layout where the CPU
+                multiplies bf16 natively (inference only, faster); ``"none"`` keeps torch's ``F.linear``.
+                See :meth:`prepare_for_decode`.
             device: where to put the weights (default CPU).
             tp_plan: ``"auto"`` shards the model Megatron-style over the ``torch.distributed`` world
                 (under ``torchrun``), each rank loading only its part (tongues.distributed).

@@ -292,8 +292,10 @@ def load_causal_lm(model: str | None, command: str, dtype: str = "auto", device:
     model_dir = resolve_model_dir(model, command)
     try:
         config = AutoConfig.from_pretrained(model_dir)
+        # The commands only infer: bf16 weights are packed for oneDNN where that is faster (tongues.fast.packed).
         loaded = AutoModelForCausalLM.from_pretrained(model_dir, config=config, dtype=dtype, device=device,
                                                       quantization=quantization,
+                                                      kernels="packed" if world_size() == 1 else "auto",
                                                       tp_plan="auto" if world_size() > 1 else None)
     except (OSError, ValueError, TypeError, KeyError, RuntimeError) as err:
         raise CommandError(f"--model {model_dir}: {_one_line(err)}") from None

@@ -46,9 +46,10 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--device", default="cpu", help="torch device (cpu)")
     parser.add_argument("--quantization", choices=("int8", "int4"), default=None,
                         help="weight-only quantisation of the linear layers (CPU)")
-    parser.add_argument("--kernels", choices=("auto", "none"), default="auto",
-                        help="CPU linear kernels: auto (chosen at load, see docs/performance.md) or none "
-                             "(torch's F.linear for every layer) (auto)")
+    parser.add_argument("--kernels", choices=("packed", "auto", "none"), default="packed",
+                        help="CPU linear kernels: packed (auto, plus bf16 weights packed for oneDNN where the CPU "
+                             "multiplies bf16 natively), auto (chosen at load, see docs/performance.md) or none "
+                             "(torch's F.linear for every layer) (packed)")
     parser.add_argument("--max-running", type=positive_int, default=16,
                         help="sequences decoded together (rows of the KV cache) (16)")
     parser.add_argument("--max-queue", type=positive_int, default=64,
@@ -87,8 +88,9 @@ def load_model(args, model_dir: str):
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    kernels = "auto" if args.kernels == "packed" and world_size() > 1 else args.kernels  # shards stay unpacked
     return AutoModelForCausalLM.from_pretrained(model_dir, dtype=args.dtype, device=args.device,
-                                                quantization=args.quantization, kernels=args.kernels,
+                                                quantization=args.quantization, kernels=kernels,
                                                 tp_plan="auto" if world_size() > 1 else None)
 
 

@@ -6,6 +6,10 @@ A *weight format* names how a layer's weights are held: ``"float32"``, ``"bfloat
 
 - ``kernels="auto"`` -> :func:`select_linear`: the kernels measured fastest (docs/performance.md).
   This is the one place another kernel module plugs in.
+- ``kernels="packed"``: as ``"auto"``, and where oneDNN multiplies bf16 natively, bf16 layers whose
+  weight no other module holds become :class:`~tongues.fast.packed.PackedLinear` (the weight copied
+  once into oneDNN's blocked layout, in place of the plain one; inference only). ``tongues serve``
+  uses it.
 - ``kernels="none"`` -> :func:`reference_linear`: torch's own ops (the layer unchanged; int8/int4
   still need :class:`~tongues.fast.quantized.QuantLinear` to hold their integers).
 
@@ -32,10 +36,11 @@ from torch import nn
 
 from .kernels import compiled_rows
 from .linear import FastLinear
+from .packed import PackedLinear, packable, shared_weights
 from .quantized import METHODS as QUANTIZED_FORMATS
 from .quantized import QuantLinear
 
-KERNELS = ("auto", "none")
+KERNELS = ("auto", "packed", "none")
 FLOAT_FORMATS = {torch.float32: "float32", torch.bfloat16: "bfloat16", torch.float16: "float16"}
 
 Selector = Callable[[nn.Linear, str], nn.Module]
@@ -66,7 +71,7 @@ def selector(kernels: str) -> Selector:
     """The selector of a ``kernels=`` setting; a ValueError names the accepted ones."""
     if kernels not in KERNELS:
         raise ValueError(f"kernels must be one of {KERNELS}; got {kernels!r}")
-    return select_linear if kernels == "auto" else reference_linear
+    return reference_linear if kernels == "none" else select_linear
 
 
 def _float_linear(module: nn.Module) -> nn.Linear | None:
@@ -88,9 +93,15 @@ def prepare_for_decode(model: nn.Module, kernels: str = "auto") -> nn.Module:
 
     Idempotent, and reversible with ``kernels="none"``. Parameters are shared, so weight tying,
     ``state_dict`` keys and ``save_pretrained`` are unchanged; a layer used in two places gets one
-    module. Quantised layers keep the kernels chosen when they were quantised.
+    module. Quantised layers keep the kernels chosen when they were quantised. ``"packed"`` layers
+    hold a packed copy in place of their plain weight (their ``state_dict`` unpacks it, exactly).
     """
     select = selector(kernels)
+    if kernels == "packed":
+        shared = shared_weights(model)  # before any layer changes: tied weights stay plain
+
+        def select(linear: nn.Linear, weight_format: str, plain=select) -> nn.Module:
+            return PackedLinear(linear) if packable(linear, shared) else plain(linear, weight_format)
     chosen: dict[int, nn.Module] = {}
     for parent in list(model.modules()):
         for name, child in list(parent._modules.items()):  # named_children() hides a module reused twice
@@ -100,7 +111,7 @@ def prepare_for_decode(model: nn.Module, kernels: str = "auto") -> nn.Module:
                     continue
                 chosen[id(child)] = _carry_hooks(child, select(linear, FLOAT_FORMATS[linear.weight.dtype]))
             setattr(parent, name, chosen[id(child)])
-    model.__dict__["_compiled_dtypes"] = _compiled_dtypes(model) if kernels == "auto" else None
+    model.__dict__["_compiled_dtypes"] = _compiled_dtypes(model) if kernels != "none" else None
     return model
 
 
@@ -117,6 +128,8 @@ def _compiled_dtypes(model: nn.Module) -> frozenset | None:
     for module in model.modules():
         if isinstance(module, FastLinear):
             dtypes.add(module.weight.dtype)
+        elif isinstance(module, PackedLinear):
+            return None
         elif isinstance(module, QuantLinear):
             if module.method != "int8":
                 return None

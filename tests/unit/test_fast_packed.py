@@ -1,0 +1,105 @@
+"""kernels="packed": bf16 weights in oneDNN's blocked layout (tongues/fast/packed.py).
+
+On a CPU without native bf16 (no AVX-512 BF16 / AMX) nothing is packed; the tests then check that
+"packed" falls back to "auto" exactly, and the packed-layer tests check the error that says why.
+"""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tongues import BloomConfig, BloomForCausalLM
+from tongues.fast import FastLinear, PackedLinear, prepare_for_decode
+from tongues.fast.packed import can_pack
+
+
+def tiny_bloom() -> BloomForCausalLM:
+    torch.manual_seed(0)
+    config = BloomConfig(vocab_size=96, hidden_size=40, n_layer=2, n_head=4)
+    return BloomForCausalLM(config).to(torch.bfloat16).eval()
+
+
+def test_packed_layer_gives_f_linear_bit_for_bit():
+    torch.manual_seed(0)
+    for in_features, out_features, bias in ((40, 24, True), (33, 7, False), (64, 96, True)):
+        linear = nn.Linear(in_features, out_features, bias=bias).to(torch.bfloat16)
+        if not can_pack():
+            with pytest.raises(ValueError, match="PackedLinear"):
+                PackedLinear(linear.float())
+            continue
+        packed = PackedLinear(linear)
+        for shape in ((1, in_features), (3, in_features), (17, in_features), (2, 5, in_features)):
+            x = torch.randn(*shape).to(torch.bfloat16)
+            with torch.inference_mode():
+                got, expected = packed(x), F.linear(x, linear.weight, linear.bias)
+            assert got.dtype == torch.bfloat16 and got.shape == expected.shape
+            assert torch.equal(got, expected), (in_features, out_features, shape)
+        x = torch.randn(4, 2 * in_features)[:, ::2]  # fp32, not contiguous: multiplied in bf16, returned as fp32
+        with torch.inference_mode():
+            got = packed(x)
+        assert got.dtype == torch.float32
+        assert torch.equal(got, F.linear(x.to(torch.bfloat16), linear.weight, linear.bias).float())
+
+
+def test_packed_layer_refuses_gradients_with_a_clear_error():
+    if not can_pack():
+        pytest.raises(ValueError, PackedLinear, nn.Linear(8, 8))  # fp32: nothing to pack anywhere
+        return
+    packed = PackedLinear(nn.Linear(8, 8).to(torch.bfloat16))
+    assert not packed.weight.requires_grad
+    with pytest.raises(RuntimeError, match="prepare_for_decode"):
+        packed(torch.randn(2, 8, dtype=torch.bfloat16, requires_grad=True))
+
+
+def test_packed_model_keeps_its_logits_state_dict_and_tied_head():
+    model, reference = tiny_bloom(), tiny_bloom()
+    expected_state = {k: v.clone() for k, v in reference.state_dict().items()}
+    prepare_for_decode(model, "packed")
+    layers = [m for m in model.modules() if isinstance(m, PackedLinear)]
+    if can_pack():
+        assert len(layers) == 2 * 4  # query_key_value, dense, dense_h_to_4h, dense_4h_to_h per block
+        assert isinstance(model.lm_head, FastLinear)  # tied to the embeddings: stays plain
+        assert model.lm_head.weight is model.transformer.word_embeddings.weight
+        assert "packed" in model.decode_kernels["transformer.h.0.self_attention.query_key_value"]
+    else:
+        assert layers == []
+    ids = torch.randint(3, 96, (2, 9))
+    with torch.inference_mode():
+        assert torch.equal(model(ids).logits, prepare_for_decode(reference, "auto")(ids).logits)
+    state = model.state_dict()
+    assert list(state) == list(expected_state)
+    for key, value in expected_state.items():
+        assert not state[key].is_mkldnn and torch.equal(state[key], value), key
+
+
+def test_packed_model_round_trips_through_save_load_and_unpacking(tmp_path):
+    model = prepare_for_decode(tiny_bloom(), "packed")
+    ids = torch.randint(3, 96, (1, 7))
+    with torch.inference_mode():
+        expected = model(ids).logits
+    model.save_pretrained(tmp_path)
+    loaded = BloomForCausalLM.from_pretrained(tmp_path, kernels="packed")
+    assert loaded.dtype == torch.bfloat16
+    with torch.inference_mode():
+        assert torch.equal(loaded(ids).logits, expected)
+    # load_state_dict into a packed model repacks what it is given
+    other = prepare_for_decode(tiny_bloom(), "packed")
+    torch.manual_seed(1)
+    other.load_state_dict({k: torch.randn_like(v) if v.is_floating_point() else v for k, v in model.state_dict().items()})
+    other.load_state_dict(model.state_dict())
+    with torch.inference_mode():
+        assert torch.equal(other(ids).logits, expected)
+    prepare_for_decode(model, "none")  # back to plain nn.Linear, weights unpacked exactly
+    assert not any(isinstance(m, (PackedLinear, FastLinear)) for m in model.modules())
+    with torch.inference_mode():
+        assert torch.equal(model(ids).logits, expected)
+
+
+def test_packed_falls_back_to_auto_where_oneDNN_has_no_native_bf16(monkeypatch):
+    from tongues.fast import packed as packed_module
+
+    monkeypatch.setattr(packed_module, "can_pack", lambda: False)
+    model = prepare_for_decode(tiny_bloom(), "packed")
+    assert not any(isinstance(m, PackedLinear) for m in model.modules())
+    assert isinstance(model.transformer.h[0].mlp.dense_h_to_4h, FastLinear)

@@ -1,0 +1,131 @@
+"""bf16 weights kept in oneDNN's blocked layout, for inference (``kernels="packed"``).
+
+On CPUs where oneDNN multiplies bf16 natively (:func:`~tongues.fast.kernels.native_bf16`), torch's bf16
+``F.linear`` hands oneDNN the weight in its plain (N, K) layout, and oneDNN reads it in that order.
+``torch.ops.mkldnn._reorder_linear_weight`` copies it once into the blocked layout oneDNN's bf16 kernel
+walks, and ``_linear_pointwise`` multiplies by that copy: the same kernel, so the same sums bit for bit
+(tests/unit/test_fast_packed.py), only faster. On the idle 2-core Zen 4 VM, 48 matrices of 4096 x 1024
+(400 MB of bf16, read from memory every call) took 23.6 / 38.1 / 49.1 / 68.6 ms at 1 / 16 / 32 / 48 rows
+with ``F.linear`` and 19.6 / 24.1 / 38.4 / 52.2 ms packed; a whole BLOOM-560m step went from 89 to 71 ms
+at one row and from 160 to 105 ms at 16 rows (docs/performance.md, "Session 5").
+
+The packed copy replaces the plain weight (the memory stays that of the model): :class:`PackedLinear`
+is for inference only. Its ``state_dict`` still gives the plain weight (unpacked on the fly, exactly),
+so saving works; ``prepare_for_decode("auto")`` or ``("none")`` turns it back into a plain layer.
+Weights another module also uses (an LM head tied to the embeddings) stay plain, and so do weights of
+:data:`~tongues.fast.kernels.LARGE_WEIGHT` elements or more, which the compiled kernel reads faster at
+the few rows of a decode step.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+from torch import nn
+
+from .kernels import LARGE_WEIGHT, native_bf16
+
+
+@functools.cache
+def can_pack() -> bool:
+    """Whether this torch and CPU have oneDNN's packed bf16 linear (so ``kernels="packed"`` packs)."""
+    if not native_bf16():
+        return False
+    try:
+        weight = torch.ones(8, 8, dtype=torch.bfloat16)
+        packed = torch.ops.mkldnn._reorder_linear_weight(weight, 1)
+        out = torch.ops.mkldnn._linear_pointwise(torch.ones(1, 8, dtype=torch.bfloat16), packed, None, "none", [], "")
+        return bool(out.float().eq(8).all())
+    except (AttributeError, RuntimeError, NotImplementedError):
+        return False
+
+
+class PackedLinear(nn.Module):
+    """A bf16 linear layer whose weight is held in oneDNN's blocked layout (inference only).
+
+    ``weight`` is a ``Parameter`` over the packed (mkldnn) tensor, without gradient; ``bias`` is the
+    layer's own bias parameter. Inputs of any float dtype go in (multiplied in bf16, as torch's bf16
+    ``F.linear`` does); the output has the input's dtype.
+    """
+
+    def __init__(self, linear: nn.Linear) -> None:
+        super().__init__()
+        if linear.weight.dtype != torch.bfloat16 or linear.weight.device.type != "cpu":
+            raise ValueError(f"PackedLinear packs CPU bf16 weights; got {linear.weight.dtype} on {linear.weight.device}")
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+        self.weight = nn.Parameter(_pack(linear.weight.detach()), requires_grad=False)
+        self.bias = linear.bias
+        self.train(linear.training)
+
+    def as_linear(self) -> nn.Linear:
+        """A plain ``nn.Linear`` with the weight unpacked (exactly) and the same bias parameter."""
+        plain = nn.Linear.__new__(nn.Linear)
+        nn.Module.__init__(plain)
+        plain.in_features, plain.out_features = self.in_features, self.out_features
+        plain.weight = nn.Parameter(self.weight.to_dense(), requires_grad=False)
+        plain.bias = self.bias
+        plain.train(self.training)
+        return plain
+
+    @property
+    def kernel(self) -> str:
+        return "bfloat16: oneDNN's bf16 matmul on the weight packed in its blocked layout (inference only)"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled() and x.requires_grad:
+            raise RuntimeError(
+                "this layer's weight is packed for inference (kernels='packed') and has no gradient; call "
+                "model.prepare_for_decode('auto') before training"
+            )
+        bias = None if self.bias is None else self.bias.to(torch.bfloat16)
+        out = torch.ops.mkldnn._linear_pointwise(x.to(torch.bfloat16), self.weight, bias, "none", [], "")
+        return out.to(x.dtype)
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars) -> None:
+        destination[prefix + "weight"] = self.weight.to_dense()
+        if self.bias is not None:
+            destination[prefix + "bias"] = self.bias if keep_vars else self.bias.detach()
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs) -> None:
+        key = prefix + "weight"
+        if key in state_dict:
+            weight = state_dict[key]
+            if tuple(weight.shape) != (self.out_features, self.in_features):
+                error_msgs.append(f"size mismatch for {key}: copying a param with shape {tuple(weight.shape)}, "
+                                  f"the packed layer holds ({self.out_features}, {self.in_features})")
+            else:
+                self.weight = nn.Parameter(_pack(weight.detach().to(torch.bfloat16)), requires_grad=False)
+        elif strict:
+            missing_keys.append(key)
+        if self.bias is not None:
+            if prefix + "bias" in state_dict:
+                with torch.no_grad():
+                    self.bias.copy_(state_dict[prefix + "bias"])
+            elif strict:
+                missing_keys.append(prefix + "bias")
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}, packed"
+
+
+def _pack(weight: torch.Tensor) -> torch.Tensor:
+    return torch.ops.mkldnn._reorder_linear_weight(weight.contiguous(), 16)
+
+
+def shared_weights(model: nn.Module) -> set[int]:
+    """ids of the parameters that more than one module of ``model`` holds (an LM head tied to the
+    embeddings): packing one holder's copy would leave the other with nothing to read."""
+    holders: dict[int, int] = {}
+    for module in model.modules():  # each module once, however often it is used
+        for param in module.parameters(recurse=False):
+            holders[id(param)] = holders.get(id(param), 0) + 1
+    return {key for key, count in holders.items() if count > 1}
+
+
+def packable(linear: nn.Linear, shared: set[int]) -> bool:
+    """Whether ``kernels="packed"`` packs ``linear`` (see the module docstring)."""
+    weight = linear.weight
+    return (can_pack() and weight.dtype == torch.bfloat16 and weight.device.type == "cpu"
+            and weight.numel() < LARGE_WEIGHT and id(weight) not in shared)
