@@ -11,6 +11,7 @@ from torch import nn
 
 from tongues import BloomConfig, BloomForCausalLM
 from tongues.fast import FastLinear, PackedLinear, prepare_for_decode
+from tongues.fast.kernels import compiled_rows
 from tongues.fast.packed import can_pack
 
 
@@ -103,3 +104,20 @@ def test_packed_falls_back_to_auto_where_oneDNN_has_no_native_bf16(monkeypatch):
     model = prepare_for_decode(tiny_bloom(), "packed")
     assert not any(isinstance(m, PackedLinear) for m in model.modules())
     assert isinstance(model.transformer.h[0].mlp.dense_h_to_4h, FastLinear)
+
+
+def test_a_tied_head_keeps_its_weight_and_gets_a_packed_copy_for_rows_the_compiled_kernel_does_not_take():
+    model = prepare_for_decode(tiny_bloom(), "packed")
+    head = model.lm_head
+    assert head.copy_packed == can_pack()
+    x = torch.randn(8, 40).to(torch.bfloat16)
+    with torch.inference_mode():
+        head(x[:1])  # one row: the copy only where the compiled kernel does not take the row (a small head)
+        one_row_on_copy = can_pack() and not compiled_rows(torch.bfloat16, 1, head.weight.numel())
+        assert ("_packed_copy" in head.__dict__) == one_row_on_copy
+        got = head(x)
+    assert ("_packed_copy" in head.__dict__) == can_pack()
+    assert torch.equal(got, F.linear(x, head.weight))
+    assert "_packed_copy" not in str(list(model.state_dict()))
+    prepare_for_decode(model, "auto")
+    assert not model.lm_head.copy_packed and "_packed_copy" not in model.lm_head.__dict__

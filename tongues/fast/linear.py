@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from . import kernels as fast_kernels
+from . import packed as fast_packed
 from .kernels import _onednn_linear, decode_linear
 
 
@@ -41,13 +42,25 @@ class FastLinear(nn.Linear):
             if _onednn_linear() is None:
                 return f"float32: {compiled}torch F.linear otherwise (this torch has no oneDNN)"
             return f"float32: {compiled}oneDNN matmul otherwise below 192 rows, MKL F.linear above"
+        if self.weight.dtype == torch.bfloat16 and self.copy_packed:
+            return f"bfloat16: {compiled}oneDNN's bf16 matmul on a packed copy of the weight otherwise"
         if self.weight.dtype == torch.bfloat16 and fast_kernels.native_bf16():
             return f"bfloat16: {compiled}torch's native bf16 F.linear (oneDNN) otherwise"
         return f"{dtype}: {compiled}widened fp32 slices + BLAS otherwise"
+
+    # kernels="packed" sets it on bf16 layers it cannot pack (tied or large weights; tongues.fast.packed):
+    # products of more rows than the compiled kernel takes then run on a packed copy, built on first use.
+    copy_packed = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if (torch.is_grad_enabled() and self.weight.requires_grad) or self.weight.device.type != "cpu":
             # the kernels are for CPU inference (no autograd through the slices); a model moved to
             # another device after loading runs torch's own kernels there
             return super().forward(x)
+        if self.copy_packed and not fast_kernels.compiled_rows(self.weight.dtype, x.numel() // x.shape[-1],
+                                                               self.weight.numel()):
+            packed = self.__dict__.get("_packed_copy")
+            if packed is None:
+                packed = self.__dict__["_packed_copy"] = fast_packed.pack(self.weight)
+            return fast_packed.packed_linear(x, packed, self.bias)
         return decode_linear(x, self.weight, self.bias, self)

@@ -14,7 +14,11 @@ is for inference only. Its ``state_dict`` still gives the plain weight (unpacked
 so saving works; ``prepare_for_decode("auto")`` or ``("none")`` turns it back into a plain layer.
 Weights another module also uses (an LM head tied to the embeddings) stay plain, and so do weights of
 :data:`~tongues.fast.kernels.LARGE_WEIGHT` elements or more, which the compiled kernel reads faster at
-the few rows of a decode step.
+the few rows of a decode step. Those keep their :class:`~tongues.fast.linear.FastLinear`, which builds
+a packed copy beside the plain weight the first time it multiplies more rows than the compiled kernel
+takes (a batched decode step of 5 rows or more; as vLLM's CPU backend keeps a tied head's weight
+beside its packed copy): it costs the weight's bytes again, only in processes that decode batches
+(BLOOM-560m's head: 513 MB; 48 -> 31 ms at 16 rows).
 """
 
 from __future__ import annotations
@@ -54,7 +58,7 @@ class PackedLinear(nn.Module):
         if linear.weight.dtype != torch.bfloat16 or linear.weight.device.type != "cpu":
             raise ValueError(f"PackedLinear packs CPU bf16 weights; got {linear.weight.dtype} on {linear.weight.device}")
         self.in_features, self.out_features = linear.in_features, linear.out_features
-        self.weight = nn.Parameter(_pack(linear.weight.detach()), requires_grad=False)
+        self.weight = nn.Parameter(pack(linear.weight), requires_grad=False)
         self.bias = linear.bias
         self.train(linear.training)
 
@@ -78,9 +82,7 @@ class PackedLinear(nn.Module):
                 "this layer's weight is packed for inference (kernels='packed') and has no gradient; call "
                 "model.prepare_for_decode('auto') before training"
             )
-        bias = None if self.bias is None else self.bias.to(torch.bfloat16)
-        out = torch.ops.mkldnn._linear_pointwise(x.to(torch.bfloat16), self.weight, bias, "none", [], "")
-        return out.to(x.dtype)
+        return packed_linear(x, self.weight, self.bias)
 
     def _save_to_state_dict(self, destination, prefix, keep_vars) -> None:
         destination[prefix + "weight"] = self.weight.to_dense()
@@ -96,7 +98,7 @@ class PackedLinear(nn.Module):
                 error_msgs.append(f"size mismatch for {key}: copying a param with shape {tuple(weight.shape)}, "
                                   f"the packed layer holds ({self.out_features}, {self.in_features})")
             else:
-                self.weight = nn.Parameter(_pack(weight.detach().to(torch.bfloat16)), requires_grad=False)
+                self.weight = nn.Parameter(pack(weight.to(torch.bfloat16)), requires_grad=False)
         elif strict:
             missing_keys.append(key)
         if self.bias is not None:
@@ -110,8 +112,15 @@ class PackedLinear(nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}, packed"
 
 
-def _pack(weight: torch.Tensor) -> torch.Tensor:
-    return torch.ops.mkldnn._reorder_linear_weight(weight.contiguous(), 16)
+def pack(weight: torch.Tensor) -> torch.Tensor:
+    """A CPU bf16 (N, K) weight copied into oneDNN's blocked layout (an mkldnn tensor)."""
+    return torch.ops.mkldnn._reorder_linear_weight(weight.detach().contiguous(), 16)
+
+
+def packed_linear(x: torch.Tensor, packed: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """``F.linear(x, weight, bias)`` in bf16 with ``packed = pack(weight)``; the result in ``x``'s dtype."""
+    bias = None if bias is None else bias.to(torch.bfloat16)
+    return torch.ops.mkldnn._linear_pointwise(x.to(torch.bfloat16), packed, bias, "none", [], "").to(x.dtype)
 
 
 def shared_weights(model: nn.Module) -> set[int]:
@@ -124,8 +133,9 @@ def shared_weights(model: nn.Module) -> set[int]:
     return {key for key, count in holders.items() if count > 1}
 
 
-def packable(linear: nn.Linear, shared: set[int]) -> bool:
-    """Whether ``kernels="packed"`` packs ``linear`` (see the module docstring)."""
+def packable(linear: nn.Linear, shared: set[int], large: bool = False) -> bool:
+    """Whether ``kernels="packed"`` packs ``linear`` (see the module docstring); ``large``: weights of
+    :data:`~tongues.fast.kernels.LARGE_WEIGHT` elements or more count too."""
     weight = linear.weight
     return (can_pack() and weight.dtype == torch.bfloat16 and weight.device.type == "cpu"
-            and weight.numel() < LARGE_WEIGHT and id(weight) not in shared)
+            and (large or weight.numel() < LARGE_WEIGHT) and id(weight) not in shared)

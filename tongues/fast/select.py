@@ -101,7 +101,12 @@ def prepare_for_decode(model: nn.Module, kernels: str = "auto") -> nn.Module:
         shared = shared_weights(model)  # before any layer changes: tied weights stay plain
 
         def select(linear: nn.Linear, weight_format: str, plain=select) -> nn.Module:
-            return PackedLinear(linear) if packable(linear, shared) else plain(linear, weight_format)
+            if packable(linear, shared):
+                return PackedLinear(linear)
+            module = plain(linear, weight_format)
+            if isinstance(module, FastLinear) and packable(linear, set(), large=True):
+                module.copy_packed = True  # tied or large: a packed copy beside the weight, for batches
+            return module
     chosen: dict[int, nn.Module] = {}
     for parent in list(model.modules()):
         for name, child in list(parent._modules.items()):  # named_children() hides a module reused twice
