@@ -121,3 +121,22 @@ def test_a_tied_head_keeps_its_weight_and_gets_a_packed_copy_for_rows_the_compil
     assert "_packed_copy" not in str(list(model.state_dict()))
     prepare_for_decode(model, "auto")
     assert not model.lm_head.copy_packed and "_packed_copy" not in model.lm_head.__dict__
+
+
+@pytest.mark.parametrize("family", ["xglm", "glm"])
+def test_packed_generation_equals_auto_in_the_other_families(family):
+    """XGLM (tied head, sinusoidal positions) and GLM (untied head, grouped-query attention, rotary):
+    greedy tokens and logits of a packed bf16 model equal the unpacked one's, batched and alone."""
+    from test_decode_step import tiny_models
+
+    torch.manual_seed(0)
+    model = tiny_models()[family].to(torch.bfloat16).eval()
+    reference = prepare_for_decode(model, "auto")
+    ids = torch.randint(3, 100, (3, 6))
+    with torch.inference_mode():
+        expected_logits = reference(ids).logits
+        expected = reference.generate(ids, max_new_tokens=8, do_sample=False, eos_token_id=None)
+        prepare_for_decode(model, "packed")
+        assert torch.equal(model(ids).logits, expected_logits)
+        assert torch.equal(model.generate(ids, max_new_tokens=8, do_sample=False, eos_token_id=None), expected)
+    assert any(isinstance(m, PackedLinear) for m in model.modules()) == can_pack()
