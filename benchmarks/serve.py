@@ -1,7 +1,7 @@
 """Serving benchmark: `tongues serve` (and `transformers serve`) under 1, 4, 16 and 32 streaming clients.
 
     python benchmarks/serve.py [--backends tongues,tongues-torch,transformers,transformers-cb] [--dtypes bf16,int8]
-                               [--clients 1,4,16,32] [--requests 2] [--max-tokens 16] [--threads 2] [--chunk-size 256]
+                               [--clients 1,4,16,32] [--requests 2] [--max-tokens 16] [--threads 2] [--chunk-size 64]
 
 One checkpoint folder serves every backend (built once, reused: ``--checkpoint``): random weights of
 the BLOOM-560m shape (24 layers, hidden 1024, vocabulary 250880; torch seed 0) saved in bf16, with a
@@ -272,7 +272,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2, help="requests per client, one after another")
     parser.add_argument("--max-tokens", type=int, default=16)
     parser.add_argument("--max-running", type=int, default=32)
-    parser.add_argument("--chunk-size", type=int, default=256, help="as tongues serve's default (256)")
+    parser.add_argument("--chunk-size", type=int, default=64, help="as tongues serve's default (64)")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--checkpoint", default=os.path.join("/tmp", "tongues-bench-bloom-560m-random"),
                         help="the benchmark checkpoint folder (made once if missing)")

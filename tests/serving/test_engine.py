@@ -308,7 +308,7 @@ def test_mixed_batch_seeds_and_penalties_equal_each_request_alone():
     assert results[2] == generate_alone(model, many[2], 10, eos_token_id=None, repetition_penalty=1.5)
 
 
-def test_schedule_gives_every_row_a_chunk_only_while_nothing_decodes():
+def test_schedule_gives_every_row_a_chunk_only_while_fewer_rows_decode_than_prefill():
     from tongues.serving.scheduler import Scheduler
     from tongues.serving.sequence import Sequence
 
@@ -335,5 +335,23 @@ def test_schedule_gives_every_row_a_chunk_only_while_nothing_decodes():
     first = busy.schedule()[0][0]
     first.num_prefilled = 2
     busy.prefilled(first)
-    # A sequence decodes: at most one chunk (8 tokens) in all.
-    assert spans(busy.schedule()) == [("r1", 0, 5), ("r2", 0, 3)]
+    # One sequence decodes, two wait for their first token: still a chunk for every prefilling row.
+    assert spans(busy.schedule()) == [("r1", 0, 5), ("r2", 0, 5)]
+    busy.add(seqs(4))  # a newcomer ("r0" of another request), and r1 finishes its prefill
+    second = busy.prefilling[0]
+    second.num_prefilled = 5
+    busy.prefilled(second)
+    # Two decode, two prefill: at most one chunk (8 tokens) in all, in row order.
+    assert spans(busy.schedule()) == [("r2", 0, 5), ("r0", 0, 3)]
+
+    # With max_prefill_wait=2, a newcomer into a batch where more rows decode than prefill waits two
+    # steps (nothing prefilled), then starts; a burst (fewer decoding than prefilling) never waits.
+    held = Scheduler(max_running=8, max_waiting=8, chunk_size=8, rows=Rows(), max_prefill_wait=2)
+    held.add(seqs(2, 2))
+    for seq, start, stop in held.schedule():  # idle: both prefill at once
+        seq.num_prefilled = stop
+        held.prefilled(seq)
+    held.add(seqs(5))
+    assert [spans(held.schedule()) for _ in range(3)] == [[], [], [("r0", 0, 5)]]
+    held.add(seqs(3, 3, 3))  # four prefilling against two decoding: a burst, nobody waits
+    assert spans(held.schedule()) == [("r0", 0, 5), ("r0", 0, 3), ("r1", 0, 3), ("r2", 0, 3)]

@@ -25,7 +25,7 @@ import sys
 import threading
 from pathlib import Path
 
-from . import CommandError, _one_line, resolve_model_dir, world_size
+from . import CommandError, _one_line, non_negative_int, resolve_model_dir, world_size
 from .generate import positive_int
 
 SERVE_EXTRA_HINT = "pip install 'tongues[serve]'"
@@ -56,8 +56,11 @@ def register(subparsers) -> argparse.ArgumentParser:
                         help="sequences that may wait for a row; more get 503 with Retry-After (64)")
     parser.add_argument("--max-model-len", type=positive_int, default=None,
                         help="prompt + output limit (default: the model's context length)")
-    parser.add_argument("--chunk-size", type=positive_int, default=256,
-                        help="prompt tokens prefilled per engine step, so long prompts delay others little (256)")
+    parser.add_argument("--chunk-size", type=positive_int, default=64,
+                        help="prompt tokens prefilled per engine step, so long prompts delay others little (64)")
+    parser.add_argument("--max-prefill-wait", type=non_negative_int, default=4,
+                        help="engine steps a new prompt may wait, while more sequences decode than wait, to be "
+                             "prefilled together with later ones (4; 0: at once)")
     parser.add_argument("--threads", type=positive_int, default=None,
                         help="torch CPU threads (default: torch's choice; fewer on a machine shared with other jobs)")
     parser.add_argument("--served-model-name", default=None,
@@ -113,7 +116,8 @@ def load_engine(args, model_dir: str):
 
     def start(model, tokenizer, channel=None):
         return Engine(model, tokenizer, max_running=args.max_running, max_queue=args.max_queue,
-                      chunk_size=args.chunk_size, max_model_len=args.max_model_len, channel=channel).start()
+                      chunk_size=args.chunk_size, max_model_len=args.max_model_len, channel=channel,
+                      max_prefill_wait=args.max_prefill_wait).start()
 
     if world_size() == 1:
         return start(load_model(args, model_dir), AutoTokenizer.from_pretrained(model_dir))

@@ -111,6 +111,8 @@ class Engine:
         max_running: sequences in the cache at once (its rows).
         max_queue: sequences allowed to wait for a row; beyond it :meth:`submit` raises QueueFull.
         chunk_size: prompt tokens prefilled per step, so a long prompt delays others by one chunk.
+        max_prefill_wait: steps a new prompt may wait to be prefilled together with others while more
+            sequences decode than wait (see :mod:`~tongues.serving.scheduler`; 0: prefill at once).
         max_model_len: prompt + output limit (default: the model's context length).
         stats: optional observer with ``request(prompt_tokens)``, ``first_token(seconds)``,
             ``inter_token(seconds)`` and ``finished(generated_tokens)`` (the server's Prometheus metrics).
@@ -118,11 +120,13 @@ class Engine:
             model step is broadcast to the other ranks, which replay it (``serving.distributed.follow``).
     """
 
-    def __init__(self, model, tokenizer, max_running: int = 16, max_queue: int = 64, chunk_size: int = 256,
-                 max_model_len: int | None = None, stats=None, channel=None) -> None:
+    def __init__(self, model, tokenizer, max_running: int = 16, max_queue: int = 64, chunk_size: int = 64,
+                 max_model_len: int | None = None, stats=None, channel=None, max_prefill_wait: int = 4) -> None:
         for name, value in (("max_running", max_running), ("max_queue", max_queue), ("chunk_size", chunk_size)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"Engine needs a positive integer {name}; got {value!r}")
+        if not isinstance(max_prefill_wait, int) or isinstance(max_prefill_wait, bool) or max_prefill_wait < 0:
+            raise ValueError(f"Engine needs a non-negative integer max_prefill_wait; got {max_prefill_wait!r}")
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.max_model_len = max_model_len or context_length(model.config)
@@ -134,7 +138,7 @@ class Engine:
         self.end_ids = end_token_ids(model)
         self.device = next(model.parameters()).device
         self.runner = make_runner(model, max_running, self.max_model_len, channel)
-        self.scheduler = Scheduler(max_running, max_queue, chunk_size, self.runner)
+        self.scheduler = Scheduler(max_running, max_queue, chunk_size, self.runner, max_prefill_wait)
         self.stats = stats
         self._requests: dict[str, _Request] = {}
         self._inbox: list[tuple[str, object]] = []

@@ -10,7 +10,17 @@ prompt delays the decoding sequences by at most one chunk per step; a prompt tha
 prefill joins the running rows at once (it is the first prefilling row, right after them). When no
 sequence is decoding (a burst arrives at an idle engine), nobody waits on the step, so every
 admitted row may prefill one chunk in it (the engine runs equal chunks of consecutive rows as one
-forward).
+forward). The same holds while fewer rows decode than prefill (as text-generation-inference's
+``waiting_served_ratio``): the many waiting for their first token outweigh the few waiting for their
+next, and one large prefill reads the weights once where many small ones would read them again.
+
+While more rows decode than prefill, a prompt that has not started its prefill is held for at most
+``max_prefill_wait`` steps (text-generation-inference's ``max_waiting_tokens``, there 20): a separate
+prefill forward of even one short prompt costs every decoding row about a decode step (on 2 cores, a
+32-token prompt added 120 ms to a 100 ms step of 15 rows), so prompts arriving one by one into a busy
+batch wait a few steps for company, or for the decoding rows to thin out, and then go in together.
+It trades a few steps of time to first token for the inter-token latency of every other request
+(docs/serving.md, "Session 5").
 """
 
 from __future__ import annotations
@@ -38,11 +48,16 @@ class Scheduler:
         max_waiting: sequences that may wait for a row; more raise :class:`QueueFull`.
         chunk_size: prompt tokens prefilled per step, over all prefilling sequences.
         rows: moves and frees cache rows (the model runner).
+        max_prefill_wait: steps a prompt may be held before its prefill starts, while more rows decode
+            than prefill (0: never held).
     """
 
-    def __init__(self, max_running: int, max_waiting: int, chunk_size: int, rows: RowMover) -> None:
+    def __init__(self, max_running: int, max_waiting: int, chunk_size: int, rows: RowMover,
+                 max_prefill_wait: int = 0) -> None:
         self.max_running, self.max_waiting, self.chunk_size = max_running, max_waiting, chunk_size
+        self.max_prefill_wait = max_prefill_wait
         self.rows = rows
+        self.held_steps = 0  # steps the first prefilling sequence has been held (it has not started)
         self.waiting: deque[Sequence] = deque()
         self.prefilling: list[Sequence] = []
         self.running: list[Sequence] = []
@@ -65,8 +80,14 @@ class Scheduler:
             seq.status = Status.PREFILLING
             self.prefilling.append(seq)
         plan, budget = [], self.chunk_size
-        if not self.running:  # nobody decodes, so nobody waits on this step: a chunk for every row
+        if len(self.running) < len(self.prefilling):
+            # Fewer sequences wait on this step for their next token than for their first (a burst of
+            # arrivals; at an idle engine, nobody decodes at all): a chunk for every prefilling row.
             budget = self.chunk_size * len(self.prefilling)
+        elif self.prefilling and self.prefilling[0].num_prefilled == 0 and self.held_steps < self.max_prefill_wait:
+            self.held_steps += 1  # newcomers into a busy batch wait a few steps for company
+            return plan
+        self.held_steps = 0
         for seq in self.prefilling:
             if budget == 0:
                 break
