@@ -7,7 +7,7 @@ from pathlib import Path
 
 DEFAULT_MODEL_DIR = "default-model"
 DEFAULT_MODEL_NOTICE = (
-    "using tongues' embedded demonstration model (a 1.3M-parameter BLOOM trained for an hour on a CPU, in "
+    "using tongues' embedded demonstration model (a 1.3M-parameter BLOOM trained for 44 minutes on a CPU, in "
     "ten European languages; expect broken text, see docs/default-model.md); pass --model DIR for a real "
     "checkpoint"
 )
