@@ -35,6 +35,8 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:  # ``python benchmarks/run.py`` from anywhere: ``benchmarks.llama_cpp_peer`` imports
+    sys.path.insert(0, ROOT)
 PROMPT_SEED = 1234
 
 # The shapes of the public checkpoints (config fields as the reference names them), vocabularies included.
