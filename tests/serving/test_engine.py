@@ -353,5 +353,8 @@ def test_schedule_gives_every_row_a_chunk_only_while_fewer_rows_decode_than_pref
         held.prefilled(seq)
     held.add(seqs(5))
     assert [spans(held.schedule()) for _ in range(3)] == [[], [], [("r0", 0, 5)]]
+    held.remove(held.prefilling[0])  # aborted before its first chunk went in: the next one waits afresh
+    held.add(seqs(4))
+    assert [spans(held.schedule()) for _ in range(3)] == [[], [], [("r0", 0, 4)]]
     held.add(seqs(3, 3, 3))  # four prefilling against two decoding: a burst, nobody waits
-    assert spans(held.schedule()) == [("r0", 0, 5), ("r0", 0, 3), ("r1", 0, 3), ("r2", 0, 3)]
+    assert spans(held.schedule()) == [("r0", 0, 4), ("r0", 0, 3), ("r1", 0, 3), ("r2", 0, 3)]

@@ -124,6 +124,8 @@ class Scheduler:
             i = self.prefilling.index(seq)
             self.prefilling.pop(i)
             shifted = self.prefilling[i:]
+            if i == 0:
+                self.held_steps = 0  # the next prompt's hold starts afresh
         else:
             return
         for other in shifted:  # ascending rows: each moves down into the row just freed
