@@ -16,9 +16,9 @@ Weights another module also uses (an LM head tied to the embeddings) stay plain,
 :data:`~tongues.fast.kernels.LARGE_WEIGHT` elements or more, which the compiled kernel reads faster at
 the few rows of a decode step. Those keep their :class:`~tongues.fast.linear.FastLinear`, which builds
 a packed copy beside the plain weight the first time it multiplies more rows than the compiled kernel
-takes (a batched decode step of 5 rows or more; as vLLM's CPU backend keeps a tied head's weight
-beside its packed copy): it costs the weight's bytes again, only in processes that decode batches
-(BLOOM-560m's head: 513 MB; 48 -> 31 ms at 16 rows).
+takes (a batched decode step of 5 rows or more, or scoring many positions in bf16; as vLLM's CPU
+backend keeps a tied head's weight beside its packed copy): it costs the weight's bytes again, only
+in processes that do that (BLOOM-560m's head: 513 MB; 48 -> 31 ms at 16 rows).
 """
 
 from __future__ import annotations
