@@ -140,3 +140,14 @@ def test_packed_generation_equals_auto_in_the_other_families(family):
         assert torch.equal(model(ids).logits, expected_logits)
         assert torch.equal(model.generate(ids, max_new_tokens=8, do_sample=False, eos_token_id=None), expected)
     assert any(isinstance(m, PackedLinear) for m in model.modules()) == can_pack()
+
+
+def test_build_packed_copies_builds_the_heads_copy_at_once():
+    from tongues.fast.packed import build_packed_copies
+
+    model = prepare_for_decode(tiny_bloom(), "packed")
+    assert build_packed_copies(model) == (1 if can_pack() else 0)
+    assert ("_packed_copy" in model.lm_head.__dict__) == can_pack()
+    x = torch.randn(6, 40).to(torch.bfloat16)
+    with torch.inference_mode():
+        assert torch.equal(model.lm_head(x), F.linear(x, model.lm_head.weight))

@@ -92,9 +92,14 @@ def load_model(args, model_dir: str):
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     kernels = "auto" if args.kernels == "packed" and world_size() > 1 else args.kernels  # shards stay unpacked
-    return AutoModelForCausalLM.from_pretrained(model_dir, dtype=args.dtype, device=args.device,
-                                                quantization=args.quantization, kernels=kernels,
-                                                tp_plan="auto" if world_size() > 1 else None)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=args.dtype, device=args.device,
+                                                 quantization=args.quantization, kernels=kernels,
+                                                 tp_plan="auto" if world_size() > 1 else None)
+    if kernels == "packed":  # the server batches: the LM head's packed copy now, not in the first burst
+        from ..fast.packed import build_packed_copies
+
+        build_packed_copies(model)
+    return model
 
 
 def all_ranks_loaded(loaded: bool) -> bool:

@@ -59,8 +59,12 @@ class FastLinear(nn.Linear):
             return super().forward(x)
         if self.copy_packed and not fast_kernels.compiled_rows(self.weight.dtype, x.numel() // x.shape[-1],
                                                                self.weight.numel()):
-            packed = self.__dict__.get("_packed_copy")
-            if packed is None:
-                packed = self.__dict__["_packed_copy"] = fast_packed.pack(self.weight)
-            return fast_packed.packed_linear(x, packed, self.bias)
+            return fast_packed.packed_linear(x, self.packed_copy(), self.bias)
         return decode_linear(x, self.weight, self.bias, self)
+
+    def packed_copy(self) -> torch.Tensor:
+        """The weight's packed copy (``copy_packed`` layers), built on the first call."""
+        packed = self.__dict__.get("_packed_copy")
+        if packed is None:
+            packed = self.__dict__["_packed_copy"] = fast_packed.pack(self.weight)
+        return packed

@@ -139,3 +139,15 @@ def packable(linear: nn.Linear, shared: set[int], large: bool = False) -> bool:
     weight = linear.weight
     return (can_pack() and weight.dtype == torch.bfloat16 and weight.device.type == "cpu"
             and (large or weight.numel() < LARGE_WEIGHT) and id(weight) not in shared)
+
+
+def build_packed_copies(model: nn.Module) -> int:
+    """Build now the packed copies that ``kernels="packed"`` layers would build on their first batch
+    (see the module docstring); returns how many. ``tongues serve`` calls it at load, so that the
+    first burst of requests does not pay for it (BLOOM-560m's head: about a quarter of a second)."""
+    built = 0
+    for module in model.modules():
+        if getattr(module, "copy_packed", False):
+            module.packed_copy()
+            built += 1
+    return built
