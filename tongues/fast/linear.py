@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..layers.linear import plain_linear
 from . import kernels as fast_kernels
 from . import packed as fast_packed
 from .kernels import _onednn_linear, decode_linear
@@ -26,12 +27,7 @@ class FastLinear(nn.Linear):
 
     def as_linear(self) -> nn.Linear:
         """The plain ``nn.Linear`` over the same parameters (``prepare_for_decode(kernels="none")``)."""
-        plain = nn.Linear.__new__(nn.Linear)
-        nn.Module.__init__(plain)
-        plain.in_features, plain.out_features = self.in_features, self.out_features
-        plain.weight, plain.bias = self.weight, self.bias
-        plain.train(self.training)
-        return plain
+        return plain_linear(self.in_features, self.out_features, self.weight, self.bias, self.training)
 
     @property
     def kernel(self) -> str:

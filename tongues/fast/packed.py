@@ -28,6 +28,7 @@ import functools
 import torch
 from torch import nn
 
+from ..layers.linear import plain_linear
 from .kernels import LARGE_WEIGHT, native_bf16
 
 
@@ -64,13 +65,8 @@ class PackedLinear(nn.Module):
 
     def as_linear(self) -> nn.Linear:
         """A plain ``nn.Linear`` with the weight unpacked (exactly) and the same bias parameter."""
-        plain = nn.Linear.__new__(nn.Linear)
-        nn.Module.__init__(plain)
-        plain.in_features, plain.out_features = self.in_features, self.out_features
-        plain.weight = nn.Parameter(self.weight.to_dense(), requires_grad=False)
-        plain.bias = self.bias
-        plain.train(self.training)
-        return plain
+        weight = nn.Parameter(self.weight.to_dense(), requires_grad=False)
+        return plain_linear(self.in_features, self.out_features, weight, self.bias, self.training)
 
     @property
     def kernel(self) -> str:

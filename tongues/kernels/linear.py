@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..layers.linear import plain_linear
 from . import _jit, dense, int4, int8
 
 FORMATS = ("fp32", "bf16", "fp16", "int8", "int4")
@@ -141,12 +142,7 @@ class KernelLinear(nn.Module):
         linear's own weight (``prepare_for_decode(kernels="none")``); ``None`` for packed formats."""
         if self.weight_format not in dense.DTYPES or not isinstance(getattr(self, "weight", None), nn.Parameter):
             return None
-        plain = nn.Linear.__new__(nn.Linear)
-        nn.Module.__init__(plain)
-        plain.in_features, plain.out_features = self.in_features, self.out_features
-        plain.weight, plain.bias = self.weight, self.bias
-        plain.train(self.training)
-        return plain
+        return plain_linear(self.in_features, self.out_features, self.weight, self.bias, self.training)
 
     def extra_repr(self) -> str:
         group = f", group_size={self.group_size}" if self.group_size else ""
