@@ -272,6 +272,12 @@ def world_size() -> int:
         return 1
 
 
+def inference_kernels(requested: str = "packed") -> str:
+    """The ``kernels=`` a command that only infers loads with: ``requested``, except that under torchrun
+    (``WORLD_SIZE`` > 1) the shards stay unpacked ("auto" for "packed")."""
+    return "auto" if requested == "packed" and world_size() > 1 else requested
+
+
 def load_causal_lm(model: str | None, command: str, dtype: str = "auto", device: str = "cpu",
                    quantization: str | None = None, threads: int | None = None):
     """(model, tokenizer, model_dir) for ``--model`` (or the embedded model), with one-line errors.
@@ -294,8 +300,7 @@ def load_causal_lm(model: str | None, command: str, dtype: str = "auto", device:
         config = AutoConfig.from_pretrained(model_dir)
         # The commands only infer: bf16 weights are packed for oneDNN where that is faster (tongues.fast.packed).
         loaded = AutoModelForCausalLM.from_pretrained(model_dir, config=config, dtype=dtype, device=device,
-                                                      quantization=quantization,
-                                                      kernels="packed" if world_size() == 1 else "auto",
+                                                      quantization=quantization, kernels=inference_kernels(),
                                                       tp_plan="auto" if world_size() > 1 else None)
     except (OSError, ValueError, TypeError, KeyError, RuntimeError) as err:
         raise CommandError(f"--model {model_dir}: {_one_line(err)}") from None

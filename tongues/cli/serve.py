@@ -25,7 +25,7 @@ import sys
 import threading
 from pathlib import Path
 
-from . import CommandError, _one_line, non_negative_int, resolve_model_dir, world_size
+from . import CommandError, _one_line, inference_kernels, non_negative_int, resolve_model_dir, world_size
 from .generate import positive_int
 
 SERVE_EXTRA_HINT = "pip install 'tongues[serve]'"
@@ -91,7 +91,7 @@ def load_model(args, model_dir: str):
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    kernels = "auto" if args.kernels == "packed" and world_size() > 1 else args.kernels  # shards stay unpacked
+    kernels = inference_kernels(args.kernels)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=args.dtype, device=args.device,
                                                  quantization=args.quantization, kernels=kernels,
                                                  tp_plan="auto" if world_size() > 1 else None)

@@ -129,12 +129,16 @@ def shared_weights(model: nn.Module) -> set[int]:
     return {key for key, count in holders.items() if count > 1}
 
 
-def packable(linear: nn.Linear, shared: set[int], large: bool = False) -> bool:
-    """Whether ``kernels="packed"`` packs ``linear`` (see the module docstring); ``large``: weights of
-    :data:`~tongues.fast.kernels.LARGE_WEIGHT` elements or more count too."""
+def packs_bf16(weight: torch.Tensor) -> bool:
+    """Whether oneDNN can multiply by a packed copy of ``weight`` here: a CPU bf16 weight where :func:`can_pack`."""
+    return weight.dtype == torch.bfloat16 and weight.device.type == "cpu" and can_pack()
+
+
+def packable(linear: nn.Linear, shared: set[int]) -> bool:
+    """Whether ``kernels="packed"`` replaces ``linear``'s weight by its packed copy: below
+    :data:`~tongues.fast.kernels.LARGE_WEIGHT` elements and held by no other module (``shared``)."""
     weight = linear.weight
-    return (can_pack() and weight.dtype == torch.bfloat16 and weight.device.type == "cpu"
-            and (large or weight.numel() < LARGE_WEIGHT) and id(weight) not in shared)
+    return packs_bf16(weight) and weight.numel() < LARGE_WEIGHT and id(weight) not in shared
 
 
 def build_packed_copies(model: nn.Module) -> int:
