@@ -113,7 +113,8 @@ def complete(url: str, request: dict) -> list[str]:
 def start_server(tmp_path) -> tuple[subprocess.Popen, int, dict[int, int]]:
     """torchrun with 2 ranks serving the embedded model, once /health is 200: (launcher, port, {rank: pid})."""
     port, master_port = free_ports(2)
-    env = dict(os.environ, OMP_NUM_THREADS="1",
+    # PYTHONFAULTHANDLER: should a rank abort, its stderr (shown by the assertions) holds every thread's stack.
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONFAULTHANDLER="1",
                PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     with open(tmp_path / "stderr.txt", "w") as log:
         launcher = subprocess.Popen(

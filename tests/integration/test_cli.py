@@ -105,6 +105,20 @@ def test_usage_errors_exit_2_and_help_exits_0(capsys):
     assert main(["train", "--help"]) == 0
 
 
+def test_under_torchrun_the_executable_flushes_its_output_and_keeps_its_exit_code():
+    # Under torchrun (WORLD_SIZE > 1) the process ends with os._exit, past the interpreter's finalization
+    # (tongues.cli.entry): buffered output must still come out, and the command's code be the process's.
+    env = dict(os.environ, WORLD_SIZE="2", RANK="0", PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    env.pop("PYTHONUNBUFFERED", None)
+    helped = subprocess.run([sys.executable, "-m", "tongues", "generate", "--help"], capture_output=True, text=True,
+                            env=env, timeout=120)
+    assert helped.returncode == 0, helped.stderr
+    assert "--max-new-tokens" in helped.stdout  # a pipe: block-buffered, so only a flush gets it out
+    wrong = subprocess.run([sys.executable, "-m", "tongues", "generate", "x", "--top-p", "1.5"], capture_output=True,
+                           text=True, env=env, timeout=120)
+    assert wrong.returncode == 2 and "--top-p" in wrong.stderr
+
+
 def test_generate_flags_and_seed_repeat(tiny_checkpoint, capsys):
     argv = ["generate", "Tous", "--model", str(tiny_checkpoint), "--max-new-tokens", "6", "--do-sample",
             "--temperature", "0.8", "--top-k", "20", "--top-p", "0.9", "--repetition-penalty", "1.2", "--seed", "3"]

@@ -13,6 +13,7 @@ Example::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import importlib
 import os
@@ -97,6 +98,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if world_size() > 1:
             _leave_process_group()
+
+
+def entry() -> None:
+    """The ``tongues`` executable (and ``python -m tongues``): :func:`main`, then exit with its code.
+
+    Under torchrun the process ends with ``os._exit`` once :func:`main` has left the process group and
+    flushed its output. gloo's worker threads may still be releasing the tensors of the last collective
+    (rank 0's ``STOP`` to the other ranks, say); a release that needs the GIL while the interpreter is
+    finalizing kills the thread mid-unwind and aborts the process ("terminate called without an active
+    exception", seen in a core dump: ``ProcessGroupGloo::runLoop`` -> ``~AsyncBroadcastWork`` ->
+    ``take_gil`` during ``Py_FinalizeEx``), failing a command that succeeded. Nothing else is left to
+    run at that point, so the interpreter's finalization is skipped.
+    """
+    code = main()
+    if world_size() > 1:
+        import logging
+
+        logging.shutdown()
+        for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 def _leave_process_group() -> None:
