@@ -5,6 +5,7 @@ forward (and greedy generation for causal LMs), and saves each rank's results be
 """
 
 import json
+import os
 import sys
 
 import torch
@@ -46,3 +47,8 @@ def main(cases_path: str) -> None:
 
 if __name__ == "__main__":
     main(sys.argv[1])
+    # As the tongues executable does under torchrun (tongues.cli.entry): skip the interpreter's
+    # finalization, during which a gloo thread releasing a collective's tensors can abort the process.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
