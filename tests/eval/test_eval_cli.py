@@ -66,6 +66,33 @@ def test_malformed_data_file_names_the_line(tmp_path):
     assert out.returncode == 1 and "validation.jsonl, line 2: not JSON" in out.stderr
 
 
+@pytest.mark.parametrize("layout", ["validation.parquet", "validation-00000-of-00002.parquet",
+                                    "validation/0000.parquet"])
+def test_data_dir_reads_the_datasets_parquet_files(layout, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    docs = [{"premise": f"premise {i}", "hypothesis": f"hypothesis {i}", "label": i % 3} for i in range(5)]
+    target = tmp_path / "xnli" / "en" / layout
+    target.parent.mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist(docs[:3]), target)
+    if layout.startswith("validation-"):  # the next shard, read after the first
+        pq.write_table(pa.Table.from_pylist(docs[3:]), target.with_name("validation-00001-of-00002.parquet"))
+    else:
+        docs = docs[:3]
+    assert get_task("xnli_en").docs("validation", tmp_path) == docs
+    (tmp_path / "xnli" / "en" / "validation.jsonl").write_text(json.dumps(docs[0]) + "\n", encoding="utf-8")
+    assert get_task("xnli_en").docs("validation", tmp_path) == docs[:1]  # a JSON Lines file comes first
+
+
+def test_damaged_parquet_file_is_named(tmp_path):
+    folder = tmp_path / "pawsx" / "de"
+    folder.mkdir(parents=True)
+    (folder / "test.parquet").write_bytes(b"not parquet at all")
+    out = tongues_cli("--tasks", "paws_de", "--data-dir", str(tmp_path))
+    assert out.returncode == 1 and "test.parquet: not a readable Parquet file" in out.stderr
+
+
 def test_task_registry_counts_and_groups():
     assert {group: len(members) for group, members in GROUPS.items()} == {
         "xcopa": 11, "xwinograd": 6, "xstorycloze": 11, "xnli": 15, "pawsx": 7}

@@ -30,7 +30,10 @@ Hugging Face dataset lm-eval loads:
   DIR/xstorycloze/<lang>/{train,eval}.jsonl        juletxara/xstory_cloze
   DIR/xnli/<lang>/{train,validation}.jsonl         facebook/xnli
   DIR/pawsx/<lang>/{train,test}.jsonl              google-research-datasets/paws-x
-The train files are read only for --num-fewshot > 0. To write one from the Hugging Face copy:
+The train files are read only for --num-fewshot > 0. The dataset's own Parquet files serve as well
+(needs pyarrow, which lm-eval's datasets brings): DIR/xnli/<lang>/validation.parquet, or as the
+Hugging Face repository names them, validation-00000-of-00001.parquet or validation/0000.parquet.
+To write a JSON Lines file from the Hugging Face copy:
   datasets.load_dataset("facebook/xnli", "en")["validation"].to_json("DIR/xnli/en/validation.jsonl",
                                                                      force_ascii=False)"""
 
@@ -161,8 +164,37 @@ def _data_dir_loader(folder: str, language: str, keys: tuple[str, ...]):
             raise TaskDataError(f"task data for {folder}_{language} is not shipped with tongues; give --data-dir "
                                 f"DIR with {folder}/{language}/{split}.jsonl in it.\n{DATA_LAYOUT}")
         path = Path(data_dir) / folder / language / f"{split}.jsonl"
+        parquet = parquet_files(path.parent, split)
+        if not path.is_file() and parquet:
+            return _require(read_parquet(parquet), str(parquet[0]), keys)
         return _require(read_jsonl(path), str(path), keys)
     return load
+
+
+def parquet_files(folder: Path, split: str) -> list[Path]:
+    """A split's Parquet files in ``folder``: ``<split>.parquet``, ``<split>-*.parquet`` (a Hugging Face
+    dataset repository's shards) or ``<split>/*.parquet`` (its converted-to-Parquet branch), in order."""
+    for pattern in (f"{split}.parquet", f"{split}-*.parquet", f"{split}/*.parquet"):
+        found = sorted(folder.glob(pattern))
+        if found:
+            return found
+    return []
+
+
+def read_parquet(paths: list[Path]) -> list[Doc]:
+    """The rows of ``paths`` (one split's shards, in order) as dicts, with errors naming the file."""
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise TaskDataError(f"{paths[0]}: reading Parquet needs pyarrow (pip install pyarrow), or give the split "
+                            f"as {paths[0].parent / 'SPLIT.jsonl'}.\n{DATA_LAYOUT}") from None
+    docs: list[Doc] = []
+    for path in paths:
+        try:
+            docs.extend(pq.read_table(path).to_pylist())
+        except Exception as err:  # pyarrow raises ArrowInvalid / OSError on a damaged file
+            raise TaskDataError(f"{path}: not a readable Parquet file ({type(err).__name__}: {err})") from None
+    return docs
 
 
 # -- XCOPA (lm_eval/tasks/xcopa) --------------------------------------------------------------------
