@@ -11,6 +11,9 @@ import requests
 from tongues.cli import main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CHAT_TEMPLATE = ("{% for m in messages %}{% if m.role == 'user' %}Question: {{ m.content }}\n"
+                 "{% else %}Answer: {{ m.content }}\n{% endif %}{% endfor %}"
+                 "{% if add_generation_prompt %}Answer:{% endif %}")
 
 
 def free_port() -> int:
@@ -23,7 +26,10 @@ def test_serve_starts_reports_loading_then_answers(tmp_path):
     port = free_port()
     env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
     log = open(tmp_path / "stderr.txt", "w+")
-    process = subprocess.Popen([sys.executable, "-m", "tongues", "serve", "--port", str(port), "--max-running", "4"],
+    # The embedded model has no chat template of its own: --chat-template gives it one for /v1/chat/completions.
+    (tmp_path / "chat.jinja").write_text(CHAT_TEMPLATE, encoding="utf-8")
+    process = subprocess.Popen([sys.executable, "-m", "tongues", "serve", "--port", str(port), "--max-running", "4",
+                                "--chat-template", "chat.jinja"],
                                stdout=subprocess.DEVNULL, stderr=log, env=env, cwd=tmp_path)
     try:
         url = f"http://127.0.0.1:{port}"
@@ -42,11 +48,30 @@ def test_serve_starts_reports_loading_then_answers(tmp_path):
                                                            "max_tokens": 5, "temperature": 0}, timeout=60).json()
         assert out["choices"][0]["finish_reason"] in ("stop", "length") and out["model"] == "tongues-default"
         assert "<title>tongues playground</title>" in requests.get(url + "/", timeout=10).text
+        chat = requests.post(url + "/v1/chat/completions", json={
+            "model": "tongues-default", "messages": [{"role": "user", "content": "Bonjour"}], "max_tokens": 4,
+            "temperature": 0}, timeout=60)
+        assert chat.status_code == 200, chat.text
+        from tongues.assets import default_model_path
+        from tongues.tokenization import AutoTokenizer
+
+        rendered = "Question: Bonjour\nAnswer:"  # CHAT_TEMPLATE's rendering of that conversation
+        prompt_tokens = len(AutoTokenizer.from_pretrained(default_model_path())(rendered)["input_ids"])
+        assert chat.json()["usage"]["prompt_tokens"] == prompt_tokens
     finally:
         process.terminate()
         process.wait(30)
         log.close()
     assert "embedded demonstration model" in open(tmp_path / "stderr.txt").read()
+
+
+def test_serve_chat_template_errors_come_before_the_server(tmp_path, capsys):
+    assert main(["serve", "--chat-template", str(tmp_path / "missing.jinja")]) == 1
+    assert "--chat-template" in capsys.readouterr().err
+    (tmp_path / "broken.jinja").write_text("{% for m in messages %}{{ m.content }", encoding="utf-8")
+    assert main(["serve", "--chat-template", str(tmp_path / "broken.jinja")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "broken.jinja" in err and "syntax error" in err
 
 
 def test_serve_without_the_extra_names_the_pip_command(monkeypatch, capsys):

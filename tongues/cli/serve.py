@@ -26,6 +26,7 @@ import threading
 from pathlib import Path
 
 from . import CommandError, _one_line, inference_kernels, non_negative_int, resolve_model_dir, world_size
+from .chat import check_chat_template, read_chat_template
 from .generate import positive_int
 
 SERVE_EXTRA_HINT = "pip install 'tongues[serve]'"
@@ -63,6 +64,9 @@ def register(subparsers) -> argparse.ArgumentParser:
                              "prefilled together with later ones (4; 0: at once)")
     parser.add_argument("--threads", type=positive_int, default=None,
                         help="torch CPU threads (default: torch's choice; fewer on a machine shared with other jobs)")
+    parser.add_argument("--chat-template", default=None, metavar="FILE",
+                        help="a Jinja chat template file, or the template itself, for /v1/chat/completions "
+                             "(default: the checkpoint's; a model without one serves completions only)")
     parser.add_argument("--served-model-name", default=None,
                         help="the model's name in the API (default: the checkpoint folder's name)")
     parser.add_argument("--api-key", default=os.environ.get("TONGUES_API_KEY"),
@@ -119,7 +123,12 @@ def load_engine(args, model_dir: str):
     from ..serving import Engine
     from ..tokenization import AutoTokenizer
 
+    template = None if args.chat_template is None else read_chat_template(args.chat_template)
+
     def start(model, tokenizer, channel=None):
+        if template is not None:
+            tokenizer.chat_template = template
+            check_chat_template(tokenizer, args.model, args.chat_template)
         return Engine(model, tokenizer, max_running=args.max_running, max_queue=args.max_queue,
                       chunk_size=args.chunk_size, max_model_len=args.max_model_len, channel=channel,
                       max_prefill_wait=args.max_prefill_wait).start()
@@ -188,6 +197,13 @@ def serve(args) -> int:
 
     if not 1 <= args.port <= 65535:
         raise CommandError(f"--port {args.port}: must be between 1 and 65535")
+    if args.chat_template is not None:  # a missing file or a syntax error fails here, before the server starts
+        from ..tokenization.chat import ChatTemplateError, compile_chat_template
+
+        try:
+            compile_chat_template(read_chat_template(args.chat_template))
+        except ChatTemplateError as err:
+            raise CommandError(f"--chat-template {args.chat_template}: {_one_line(err)}") from None
     model_dir = resolve_model_dir(args.model, "serve")
     name = args.served_model_name or (Path(model_dir).name if args.model is not None else "tongues-default")
     app = create_app(name, api_key=args.api_key)
@@ -197,7 +213,8 @@ def serve(args) -> int:
             attach(app, load_engine(args, model_dir))
             print(f"tongues serve: {name} is ready", file=sys.stderr, flush=True)
         except Exception as err:  # reported by /health and every request, and on stderr
-            message = f"--model {model_dir}: {_one_line(err)}"
+            # A CommandError names its own flag (--chat-template); anything else is the model's.
+            message = str(err) if isinstance(err, CommandError) else f"--model {model_dir}: {_one_line(err)}"
             load_failed(app, message)
             print(f"tongues serve: {message}", file=sys.stderr, flush=True)
 

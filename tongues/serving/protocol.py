@@ -241,7 +241,8 @@ def parse_chat(data: Any, tokenizer, limits: Limits) -> ChatRequest:
         raise ParameterError("top_logprobs", f"'top_logprobs' must be between 0 and {MAX_LOGPROBS}; got {top}")
     params = sampling_params(body, limits, None, (top or 0) if logprobs else None, None)
     if getattr(tokenizer, "chat_template", None) is None:
-        raise ParameterError("messages", "this model's tokenizer has no chat template; use /v1/completions")
+        raise ParameterError("messages", "this model's tokenizer has no chat template; use /v1/completions, or "
+                                         "start the server with --chat-template FILE")
     try:
         prompt = tokenizer.apply_chat_template(
             conversation, add_generation_prompt=body.get("add_generation_prompt", (bool,), True),
