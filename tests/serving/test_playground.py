@@ -45,6 +45,12 @@ def test_the_page_streams_a_completion(browser):
     with LiveServer(Engine(model, tokenizer).start(), model_name="demo") as server:
         browser.get(server.url + "/")
         WebDriverWait(browser, 20).until(lambda d: d.find_element(By.ID, "model-name").text == "demo")
+        # The embedded model has no chat template: the Chat tab is off, and the page says how to turn it on.
+        WebDriverWait(browser, 20).until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-chat"))
+        assert browser.find_element(By.TAG_NAME, "body").get_attribute("data-chat") == "off"
+        assert browser.find_element(By.ID, "chat-note").is_displayed()
+        assert not browser.find_element(By.ID, "tab-chat").is_enabled()
+        assert "--chat-template" in browser.find_element(By.ID, "chat-note").text
         prompt = browser.find_element(By.ID, "prompt")
         prompt.clear()
         prompt.send_keys("Tous les êtres humains")
@@ -79,6 +85,9 @@ def test_the_page_chats_with_glm4_and_stops_at_user(browser, tmp_path):
     with LiveServer(engine, model_name="glm-4-tiny") as server:
         browser.get(server.url + "/")
         WebDriverWait(browser, 20).until(lambda d: d.find_element(By.ID, "model-name").text == "glm-4-tiny")
+        WebDriverWait(browser, 20).until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-chat"))
+        assert browser.find_element(By.TAG_NAME, "body").get_attribute("data-chat") == "on"
+        assert not browser.find_element(By.ID, "chat-note").is_displayed()
         browser.find_element(By.ID, "tab-chat").click()
         for field, value in (("system", CONVERSATION[0]["content"]), ("message", CONVERSATION[1]["content"]),
                              ("temperature", "0")):
