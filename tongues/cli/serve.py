@@ -118,12 +118,11 @@ def all_ranks_loaded(loaded: bool) -> bool:
     return bool(flag.item())
 
 
-def load_engine(args, model_dir: str):
-    """Load the model and tokenizer of ``model_dir`` and start an engine over them (on rank 0 under torchrun)."""
+def load_engine(args, model_dir: str, template: str | None = None):
+    """Load the model and tokenizer of ``model_dir`` and start an engine over them (on rank 0 under torchrun).
+    ``template``: the text of ``--chat-template``, read and compiled by :func:`serve`."""
     from ..serving import Engine
     from ..tokenization import AutoTokenizer
-
-    template = None if args.chat_template is None else read_chat_template(args.chat_template)
 
     def start(model, tokenizer, channel=None):
         if template is not None:
@@ -197,11 +196,13 @@ def serve(args) -> int:
 
     if not 1 <= args.port <= 65535:
         raise CommandError(f"--port {args.port}: must be between 1 and 65535")
+    template = None
     if args.chat_template is not None:  # a missing file or a syntax error fails here, before the server starts
         from ..tokenization.chat import ChatTemplateError, compile_chat_template
 
+        template = read_chat_template(args.chat_template)
         try:
-            compile_chat_template(read_chat_template(args.chat_template))
+            compile_chat_template(template)
         except ChatTemplateError as err:
             raise CommandError(f"--chat-template {args.chat_template}: {_one_line(err)}") from None
     model_dir = resolve_model_dir(args.model, "serve")
@@ -210,7 +211,7 @@ def serve(args) -> int:
 
     def load() -> None:
         try:
-            attach(app, load_engine(args, model_dir))
+            attach(app, load_engine(args, model_dir, template))
             print(f"tongues serve: {name} is ready", file=sys.stderr, flush=True)
         except Exception as err:  # reported by /health and every request, and on stderr
             # A CommandError names its own flag (--chat-template); anything else is the model's.

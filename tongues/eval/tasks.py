@@ -164,8 +164,8 @@ def _data_dir_loader(folder: str, language: str, keys: tuple[str, ...]):
             raise TaskDataError(f"task data for {folder}_{language} is not shipped with tongues; give --data-dir "
                                 f"DIR with {folder}/{language}/{split}.jsonl in it.\n{DATA_LAYOUT}")
         path = Path(data_dir) / folder / language / f"{split}.jsonl"
-        parquet = parquet_files(path.parent, split)
-        if not path.is_file() and parquet:
+        parquet = [] if path.is_file() else parquet_files(path.parent, split)  # a .jsonl comes first
+        if parquet:
             return _require(read_parquet(parquet), str(parquet[0]), keys)
         return _require(read_jsonl(path), str(path), keys)
     return load
@@ -383,7 +383,8 @@ def _pawsx_task(language: str) -> Task:
                 doc["sentence1"] + f", {question}? {yes}, " + doc["sentence2"]]
 
     load = (lambda split, data_dir: pawsx_process_docs(raw(split, data_dir))) if language in PAWSX_PROCESSED else raw
-    return Task(f"paws_{language}", "pawsx", load, "test", "train", lambda doc: "", doc_to_choice, lambda doc: doc["label"], target_delimiter="")
+    return Task(f"paws_{language}", "pawsx", load, "test", "train", lambda doc: "", doc_to_choice,
+                lambda doc: doc["label"], target_delimiter="")
 
 
 # -- registry ----------------------------------------------------------------------------------------
