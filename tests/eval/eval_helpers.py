@@ -52,6 +52,47 @@ def shipped_task_configs(folder: Path, tasks: list[str]) -> list[str]:
     return names
 
 
+def data_dir_docs(count: int = 5):
+    """Small documents in the fields of xstorycloze, xnli and paws-x (lm-eval reads them through its own YAMLs)."""
+    words = ["the river", "a small bird", "our neighbours", "the old library", "every child", "a tired farmer"]
+    story, nli, paws = [], [], []
+    for i in range(count):
+        a, b = words[i % len(words)], words[(i + 2) % len(words)]
+        story.append({"story_id": str(i), "input_sentence_1": f"{a.capitalize()} woke up early.",
+                      "input_sentence_2": f"It met {b}.", "input_sentence_3": "They talked for hours.",
+                      "input_sentence_4": "Night came.", "sentence_quiz1": f"{a.capitalize()} slept well.",
+                      "sentence_quiz2": "The moon sang.", "answer_right_ending": 1 + i % 2})
+        nli.append({"premise": f"{a.capitalize()} is near {b}", "hypothesis": f"{b} is far away", "label": i % 3})
+        paws.append({"id": i, "sentence1": f"{a.capitalize()} saw {b} ( again ) .",
+                     "sentence2": f"{b.capitalize()} was seen by {a} .", "label": i % 2})
+    return story, nli, paws
+
+
+# family: (lm-eval's YAML for one language, the folder under --data-dir, the splits written)
+DATA_DIR_FAMILIES = {
+    "xstorycloze": ("xstorycloze/default_{}.yaml", "xstorycloze", ("train", "eval")),
+    "xnli": ("xnli/xnli_{}.yaml", "xnli", ("train", "validation")),
+    "paws": ("paws-x/paws_{}.yaml", "pawsx", ("train", "test")),
+}
+
+
+def data_dir_task_configs(folder: Path, tasks: list[str], count: int = 5) -> list[str]:
+    """lm-eval task names for ``xstorycloze_<lang>``, ``xnli_<lang>`` and ``paws_<lang>``, reading
+    :func:`data_dir_docs` written in tongues' ``--data-dir`` layout under ``folder / "data"`` (the
+    train split in reverse order, so few-shot draws differ from the documents scored)."""
+    docs = dict(zip(DATA_DIR_FAMILIES, data_dir_docs(count)))
+    names = []
+    for task in tasks:
+        family, language = task.rsplit("_", 1)
+        include, data_folder, splits = DATA_DIR_FAMILIES[family]
+        paths = {split: write_jsonl(folder / "data" / data_folder / language / f"{split}.jsonl",
+                                    docs[family][::-1] if split == "train" else docs[family]) for split in splits}
+        if family == "paws":  # lm-eval's paws-x also declares a validation split
+            paths["validation"] = paths["train"]
+        names.append(local_task_yaml(folder, task, include.format(language), paths))
+    return names
+
+
 def save_tokenizer_and_model(path: Path, family: str) -> str:
     import torch
     import transformers

@@ -18,8 +18,8 @@ import time
 import pytest
 import requests
 import torch
-from eval_helpers import local_task_yaml, shipped_task_configs, write_jsonl
-from test_lm_eval_parity import _data_dir_docs, load_ours, run_lm_eval
+from eval_helpers import data_dir_task_configs, shipped_task_configs
+from test_lm_eval_parity import load_ours, run_lm_eval
 
 from tongues.eval import Scorer, evaluate
 
@@ -126,13 +126,10 @@ def test_an_empty_context_is_the_prefix_token_through_the_remote_tokenizer(check
     bos_token; tongues eval uses the tokenizer's BOS id. Here lm-eval sends 3 prompts per request (batch_size)."""
     path = checkpoint("bloom")
     server = serve(path, "tiny-bloom")
-    _, nli, _ = _data_dir_docs()
-    data = tmp_path / "data"
-    files = {split: write_jsonl(data / "xnli" / "fr" / f"{split}.jsonl", nli) for split in ("train", "validation")}
-    names = [local_task_yaml(tmp_path, "xnli_fr", "xnli/xnli_fr.yaml", files)]
+    names = data_dir_task_configs(tmp_path, ["xnli_fr"])
     theirs = run_lm_eval(local_completions(server, "tiny-bloom", tokenizer_backend="remote", batch_size=3), names,
                          tmp_path, LIMIT, 0)
-    assert_same_as_tongues_eval(theirs, *ours(path, 0, ["xnli_fr"], data_dir=data))
+    assert_same_as_tongues_eval(theirs, *ours(path, 0, ["xnli_fr"], data_dir=tmp_path / "data"))
 
 
 @pytest.mark.parametrize("family", ["glm", "xglm"])

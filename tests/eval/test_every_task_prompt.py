@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import lm_eval  # the `eval` extra, part of the `test` extra
 import pytest
-from eval_helpers import local_task_yaml, shipped_task_configs, write_jsonl
+from eval_helpers import data_dir_task_configs, shipped_task_configs
 from lm_eval.api.model import LM
-from test_lm_eval_parity import _data_dir_docs
 
 from tongues.eval.evaluator import build_requests
 from tongues.eval.tasks import GROUPS
@@ -36,35 +35,14 @@ class RecordingLM(LM):
         raise AssertionError("no task here generates")
 
 
-def write_data_dir_tasks(folder) -> tuple[list[str], dict[str, str]]:
-    """The data-dir tasks of every language: their files under folder/data, and local lm-eval YAMLs."""
-    story, nli, paws = _data_dir_docs(6)
-    families = {
-        "xstorycloze": ("xstorycloze/default_{}.yaml", "xstorycloze", story, ("train", "eval")),
-        "xnli": ("xnli/xnli_{}.yaml", "xnli", nli, ("train", "validation")),
-        "pawsx": ("paws-x/paws_{}.yaml", "pawsx", paws, ("train", "test")),
-    }
-    tasks, names = [], {}
-    for group, (include, folder_name, docs, splits) in families.items():
-        for task in GROUPS[group]:
-            language = task.rsplit("_", 1)[1]
-            paths = {split: write_jsonl(folder / "data" / folder_name / language / f"{split}.jsonl",
-                                        docs[::-1] if split == "train" else docs) for split in splits}
-            if group == "pawsx":  # lm-eval's paws-x also declares a validation split
-                paths["validation"] = paths["train"]
-            tasks.append(task)
-            names[task] = local_task_yaml(folder, task, include.format(language), paths)
-    return tasks, names
-
-
 @pytest.mark.parametrize("num_fewshot", [0, 2])
 def test_every_task_and_language_builds_lm_evals_requests(num_fewshot, tmp_path):
     from lm_eval.tasks import TaskManager
 
     shipped = GROUPS["xcopa"] + GROUPS["xwinograd"]
     names = dict(zip(shipped, shipped_task_configs(tmp_path, shipped)))
-    data_dir_tasks, data_dir_names = write_data_dir_tasks(tmp_path)
-    names.update(data_dir_names)
+    data_dir = GROUPS["xstorycloze"] + GROUPS["xnli"] + GROUPS["pawsx"]
+    names.update(zip(data_dir, data_dir_task_configs(tmp_path, data_dir, count=6)))
     out = lm_eval.simple_evaluate(model=RecordingLM(), tasks=list(names.values()),
                                   task_manager=TaskManager(include_path=str(tmp_path), include_defaults=False),
                                   limit=LIMIT, num_fewshot=num_fewshot, log_samples=True, bootstrap_iters=0)

@@ -8,7 +8,7 @@ import math
 import lm_eval  # the `eval` extra, part of the `test` extra
 import pytest
 import torch
-from eval_helpers import FAMILIES, local_task_yaml, shipped_task_configs, write_jsonl
+from eval_helpers import FAMILIES, data_dir_task_configs, shipped_task_configs
 
 import tongues
 from tongues.eval import Scorer, evaluate
@@ -65,43 +65,15 @@ def test_shipped_tasks_match_lm_eval_hf(family, checkpoint, tmp_path):
     assert_same(theirs, results, samples)
 
 
-def _data_dir_docs(count: int = 5):
-    """Small documents in the fields of xstorycloze, xnli and paws-x (lm-eval reads them through its own YAMLs)."""
-    words = ["the river", "a small bird", "our neighbours", "the old library", "every child", "a tired farmer"]
-    story, nli, paws = [], [], []
-    for i in range(count):
-        a, b = words[i % len(words)], words[(i + 2) % len(words)]
-        story.append({"story_id": str(i), "input_sentence_1": f"{a.capitalize()} woke up early.",
-                      "input_sentence_2": f"It met {b}.", "input_sentence_3": "They talked for hours.",
-                      "input_sentence_4": "Night came.", "sentence_quiz1": f"{a.capitalize()} slept well.",
-                      "sentence_quiz2": "The moon sang.", "answer_right_ending": 1 + i % 2})
-        nli.append({"premise": f"{a.capitalize()} is near {b}", "hypothesis": f"{b} is far away", "label": i % 3})
-        paws.append({"id": i, "sentence1": f"{a.capitalize()} saw {b} ( again ) .",
-                     "sentence2": f"{b.capitalize()} was seen by {a} .", "label": i % 2})
-    return story, nli, paws
-
-
 def test_data_dir_tasks_and_fewshot_match_lm_eval_hf(checkpoint, tmp_path):
     """xstorycloze, xnli and paws-x read from --data-dir, one few-shot example drawn as lm-eval draws it."""
-    story, nli, paws = _data_dir_docs()
-    data = tmp_path / "data"
-    files = {
-        "xstorycloze_en": ("xstorycloze/default_en.yaml", "xstorycloze/en", story, ("train", "eval")),
-        "xnli_fr": ("xnli/xnli_fr.yaml", "xnli/fr", nli, ("train", "validation")),
-        "paws_de": ("paws-x/paws_de.yaml", "pawsx/de", paws, ("train", "test")),
-    }
-    names = []
-    for task, (include, folder, docs, splits) in files.items():
-        paths = {split: write_jsonl(data / folder / f"{split}.jsonl", docs[::-1] if split == "train" else docs)
-                 for split in splits}
-        if task == "paws_de":  # lm-eval's paws-x also declares a validation split
-            paths["validation"] = paths["train"]
-        names.append(local_task_yaml(tmp_path, task, include, paths))
+    tasks = ["xstorycloze_en", "xnli_fr", "paws_de"]
+    names = data_dir_task_configs(tmp_path, tasks)
     path = checkpoint("embedded")
     theirs = run_lm_eval(hf_backend(path), names, tmp_path, 4, 1)
     model, tokenizer = load_ours(path)
-    results, samples = evaluate(Scorer(model, tokenizer, batch_size=3), list(files), num_fewshot=1, limit=4,
-                                data_dir=data, progress=False)
+    results, samples = evaluate(Scorer(model, tokenizer, batch_size=3), tasks, num_fewshot=1, limit=4,
+                                data_dir=tmp_path / "data", progress=False)
     assert_same(theirs, results, samples)
 
 
