@@ -117,6 +117,37 @@ def test_stop_string_cuts_the_text_and_penalties_match_generate():
         engine.shutdown()
 
 
+def test_logit_bias_and_min_tokens_change_the_draw_but_not_the_logprobs():
+    model = tiny("bloom")
+    engine = Engine(model, LetterTokenizer()).start()
+    try:
+        prompt = prompts()[2]
+        free = engine.generate(prompt, SamplingParams(max_tokens=6, temperature=0, ignore_eos=True, logprobs=1))[0]
+        forced = engine.generate(prompt, SamplingParams(max_tokens=6, temperature=0, ignore_eos=True, logprobs=1,
+                                                        logit_bias={77: 100}))[0]
+        assert forced.token_ids == [77] * 6
+        # the reported log-probability is the model's own, not the biased one
+        assert forced.logprobs[0].logprob < -0.5 and forced.logprobs[0].logprob != pytest.approx(0.0)
+        banned = engine.generate(prompt, SamplingParams(max_tokens=6, temperature=0, ignore_eos=True,
+                                                        logit_bias={free.token_ids[0]: -100}))[0]
+        assert banned.token_ids[0] != free.token_ids[0]
+        # sampled rows see the bias too: a banned token never comes out of 3 x 6 draws
+        sampled = engine.generate(prompt, SamplingParams(max_tokens=6, temperature=1.0, seed=3, n=3, ignore_eos=True,
+                                                         logit_bias={t: -100 for t in range(6, 60)}))
+        assert all(not 6 <= t < 60 for out in sampled for t in out.token_ids)
+        # min_tokens: a forced end id cannot come before the third token; then it ends the sequence
+        end = sorted(engine.end_ids)[0]
+        ended = engine.generate(prompt, SamplingParams(max_tokens=6, temperature=0, logit_bias={end: 100},
+                                                       min_tokens=3))[0]
+        assert len(ended.token_ids) == 4 and ended.token_ids[-1] == end and ended.finish_reason == "stop"
+        assert end not in ended.token_ids[:3]
+        with pytest.raises(ParameterError) as err:
+            engine.generate(prompt, SamplingParams(max_tokens=6, logit_bias={10**6: 1.0}))
+        assert err.value.param == "logit_bias"
+    finally:
+        engine.shutdown()
+
+
 def test_seeded_sampling_repeats_and_n_gives_distinct_continuations():
     engine = Engine(tiny("glm"), LetterTokenizer()).start()
     try:

@@ -42,6 +42,17 @@ def test_models_and_a_greedy_completion_through_the_openai_client(served, client
     assert out.usage.prompt_tokens == len(ids) and out.usage.completion_tokens <= 12
 
 
+def test_logit_bias_and_min_tokens_through_the_openai_client(served, client):
+    token = served.tokenizer.encode(" la")[-1]
+    out = client.completions.create(model="demo", prompt=PROMPTS[1], max_tokens=4, temperature=0,
+                                    logit_bias={str(token): 100})
+    assert out.choices[0].text == served.tokenizer.decode([token] * 4)
+    end = 2  # the demonstration model's end id, forced from the start but allowed only after 3 tokens
+    out = client.completions.create(model="demo", prompt=PROMPTS[1], max_tokens=8, temperature=0,
+                                    logit_bias={str(end): 100}, extra_body={"min_tokens": 3})
+    assert out.choices[0].finish_reason == "stop" and out.usage.completion_tokens == 4
+
+
 def test_streamed_chunks_concatenate_to_the_whole_text(client):
     for prompt in PROMPTS[:4]:
         whole = client.completions.create(model="demo", prompt=prompt, max_tokens=20, temperature=0,
@@ -121,6 +132,12 @@ def test_chat_without_a_template_and_bad_inputs_are_named_4xx(served):
         ("/v1/completions", {"prompt": "a", "stream_options": {"include_usage": True}}, 400, "stream_options"),
         ("/v1/completions", {"prompt": "a", "presence_penalty": 9}, 400, "presence_penalty"),
         ("/v1/completions", {"prompt": "a", "frobnicate": 1}, 400, "frobnicate"),
+        ("/v1/completions", {"prompt": "a", "logit_bias": {"x": 1}}, 400, "logit_bias"),
+        ("/v1/completions", {"prompt": "a", "logit_bias": {"5": 101}}, 400, "logit_bias"),
+        ("/v1/completions", {"prompt": "a", "logit_bias": {"99999": 1}}, 400, "logit_bias"),
+        ("/v1/completions", {"prompt": "a", "logit_bias": [1]}, 400, "logit_bias"),
+        ("/v1/completions", {"prompt": "a", "min_tokens": -1}, 400, "min_tokens"),
+        ("/v1/completions", {"prompt": "a", "min_tokens": 9, "max_tokens": 3}, 400, "min_tokens"),
         ("/v1/completions", {"prompt": "a", "model": "gpt-4"}, 404, "model"),
         ("/v1/chat/completions", {"messages": []}, 400, "messages"),
         ("/v1/chat/completions", {"messages": [{"role": "user"}]}, 400, "messages[0].content"),

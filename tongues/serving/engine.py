@@ -92,7 +92,9 @@ def context_length(config) -> int:
 
 
 def _penalised(params: SamplingParams) -> bool:
-    return params.repetition_penalty != 1.0 or bool(params.presence_penalty) or bool(params.frequency_penalty)
+    """Whether the request's logits change before sampling (so its greedy token is not the plain argmax)."""
+    return (params.repetition_penalty != 1.0 or bool(params.presence_penalty) or bool(params.frequency_penalty)
+            or bool(params.logit_bias) or params.min_tokens > 0)
 
 
 class _Request:
@@ -191,6 +193,10 @@ class Engine:
             raise ParameterError("max_tokens", f"'max_tokens' is {params.max_tokens} but the prompt has "
                                                f"{len(prompt_ids)} tokens and the context is {self.max_model_len}: "
                                                f"ask for at most {self.max_model_len - len(prompt_ids)}")
+        bad = [t for t in params.logit_bias if t >= self.vocab_size]
+        if bad:
+            raise ParameterError("logit_bias", f"'logit_bias' has token id {bad[0]}, outside the vocabulary "
+                                               f"0..{self.vocab_size - 1}")
         if params.prompt_logprobs is not None and not self.runner.supports_prompt_logprobs:
             raise ParameterError("echo", "this model (no causal cache: XLM) cannot return prompt log-probabilities")
         return list(prompt_ids)
@@ -405,7 +411,7 @@ class Engine:
             if logits.shape[-1] > self.vocab_size:  # never sample an id the tokenizer cannot write
                 writable = logits.clone()
                 writable[self.vocab_size:] = float("-inf")
-            adjusted = adjust_logits(writable, params, seq.prompt_ids, seq.output_ids)
+            adjusted = adjust_logits(writable, params, seq.prompt_ids, seq.output_ids, seq.end_ids)
             token = sample_token(adjusted, params, seq.generator)
         logprob = None
         if params.logprobs is not None:

@@ -3,7 +3,7 @@
 Every field is read by name with its type and range checked, and a wrong one raises
 :class:`~tongues.serving.sampling.ParameterError` naming it (the server answers 400). Fields this
 server does not implement are refused rather than ignored, except a few that clients send with
-their default values (``user``, ``best_of`` equal to ``n``, an empty ``logit_bias``, ``suffix`` null).
+their default values (``user``, ``best_of`` equal to ``n``, ``suffix`` null).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ MAX_N = 16
 
 COMMON = {"model", "max_tokens", "temperature", "top_p", "top_k", "n", "seed", "stop", "stream", "stream_options",
           "presence_penalty", "frequency_penalty", "repetition_penalty", "ignore_eos", "user", "logit_bias",
-          "stop_token_ids", "skip_special_tokens"}
+          "stop_token_ids", "skip_special_tokens", "min_tokens"}
 COMPLETION_FIELDS = COMMON | {"prompt", "logprobs", "echo", "best_of", "suffix"}
 CHAT_FIELDS = COMMON | {"messages", "logprobs", "top_logprobs", "max_completion_tokens", "add_generation_prompt",
                         "continue_final_message"}
@@ -96,8 +96,13 @@ def check_model(body: Body, limits: Limits) -> None:
 def sampling_params(body: Body, limits: Limits, default_max_tokens: int | None, logprobs: int | None,
                     prompt_logprobs: int | None) -> SamplingParams:
     """The common sampling fields of a completion or chat request."""
-    if body.get("logit_bias", (dict,)):
-        raise ParameterError("logit_bias", "'logit_bias' is not supported by this server")
+    logit_bias = {}
+    for key, bias in body.get("logit_bias", (dict,), {}).items():
+        try:  # JSON object keys are strings: OpenAI's are token ids written in decimal
+            token = int(key)
+        except ValueError:
+            raise ParameterError("logit_bias", f"'logit_bias' keys must be token ids (\"1234\"); got {key!r}") from None
+        logit_bias[token] = bias
     n = body.get("n", (int,), 1)
     if not 1 <= n <= limits.max_n:
         raise ParameterError("n", f"'n' must be between 1 and {limits.max_n}; got {n}")
@@ -120,7 +125,8 @@ def sampling_params(body: Body, limits: Limits, default_max_tokens: int | None, 
         frequency_penalty=body.get("frequency_penalty", (float,), 0.0),
         repetition_penalty=body.get("repetition_penalty", (float,), defaults.get("repetition_penalty", 1.0)),
         logprobs=logprobs,
-        prompt_logprobs=prompt_logprobs, n=n, skip_special_tokens=body.get("skip_special_tokens", (bool,), True))
+        prompt_logprobs=prompt_logprobs, n=n, skip_special_tokens=body.get("skip_special_tokens", (bool,), True),
+        logit_bias=logit_bias, min_tokens=body.get("min_tokens", (int,), 0))
 
 
 @dataclass

@@ -45,6 +45,10 @@ class SamplingParams:
         logprobs: also return each generated token's log-probability and the top ``logprobs`` ones.
         prompt_logprobs: also return the prompt tokens' log-probabilities (the top ``prompt_logprobs``).
         n: number of continuations of the prompt.
+        logit_bias: OpenAI's ``{token id: bias}``, added to those tokens' logits before sampling
+            (-100..100; -100 in effect bans a token, 100 forces it). Log-probabilities stay the model's.
+        min_tokens: vLLM's: the end ids (and ``stop_token_ids``) cannot be drawn before this many
+            tokens are generated (stop strings still apply).
     """
 
     max_tokens: int | None = 16
@@ -62,6 +66,8 @@ class SamplingParams:
     prompt_logprobs: int | None = None
     n: int = 1
     skip_special_tokens: bool = True
+    logit_bias: dict[int, float] = field(default_factory=dict)
+    min_tokens: int = 0
 
     def __post_init__(self) -> None:
         if isinstance(self.stop, str):
@@ -98,6 +104,18 @@ class SamplingParams:
             raise ParameterError("stop", f"'stop' must be a non-empty string or a list of them; got {self.stop!r}")
         if len(self.stop) > 16:
             raise ParameterError("stop", f"'stop' takes at most 16 strings; got {len(self.stop)}")
+        number("min_tokens", 0, integer=True)
+        if self.max_tokens is not None and self.min_tokens > self.max_tokens:
+            raise ParameterError("min_tokens", f"'min_tokens' ({self.min_tokens}) is larger than 'max_tokens' "
+                                               f"({self.max_tokens})")
+        if not isinstance(self.logit_bias, dict):
+            raise ParameterError("logit_bias", f"'logit_bias' must map token ids to numbers; got {self.logit_bias!r}")
+        for token, bias in self.logit_bias.items():
+            if isinstance(token, bool) or not isinstance(token, int) or token < 0:
+                raise ParameterError("logit_bias", f"'logit_bias' keys must be token ids; got {token!r}")
+            if isinstance(bias, bool) or not isinstance(bias, (int, float)) or not -100 <= bias <= 100:
+                raise ParameterError("logit_bias", f"'logit_bias' values must be numbers from -100 to 100; got "
+                                                   f"{bias!r} for token {token}")
         if not isinstance(self.stop_token_ids, list) or not all(
                 isinstance(t, int) and not isinstance(t, bool) and t >= 0 for t in self.stop_token_ids):
             raise ParameterError("stop_token_ids", f"'stop_token_ids' must be a list of token ids; got "
@@ -119,8 +137,9 @@ class SamplingParams:
 
 
 def adjust_logits(logits: torch.Tensor, params: SamplingParams, prompt_ids: list[int],
-                  output_ids: list[int]) -> torch.Tensor:
-    """(V,) logits after the request's penalties (repetition, presence, frequency)."""
+                  output_ids: list[int], end_ids: set[int] | frozenset = frozenset()) -> torch.Tensor:
+    """(V,) logits after the request's penalties (repetition, presence, frequency), its ``logit_bias``
+    and, while fewer than ``min_tokens`` are generated, its ``end_ids`` banned. ``logits`` is not changed."""
     if params.repetition_penalty != 1.0:
         seen = torch.tensor([prompt_ids + output_ids], device=logits.device)
         logits = repetition_penalty(seen, logits[None], params.repetition_penalty)[0]
@@ -129,6 +148,16 @@ def adjust_logits(logits: torch.Tensor, params: SamplingParams, prompt_ids: list
         ids = torch.tensor(output_ids, device=logits.device).clamp(max=V)
         counts = torch.bincount(ids, minlength=V + 1)[:V].to(logits.dtype)
         logits = logits - params.frequency_penalty * counts - params.presence_penalty * (counts > 0).to(logits.dtype)
+    if params.logit_bias:
+        V = logits.shape[-1]
+        ids = [t for t in params.logit_bias if t < V]
+        logits = logits.clone()
+        logits[ids] += torch.tensor([float(params.logit_bias[t]) for t in ids], dtype=logits.dtype,
+                                    device=logits.device)
+    if len(output_ids) < params.min_tokens and end_ids:
+        V = logits.shape[-1]
+        logits = logits.clone()
+        logits[[t for t in end_ids if t < V]] = float("-inf")
     return logits
 
 
