@@ -188,6 +188,11 @@ def worker(args) -> dict:
         from tongues.fast import prepare_for_decode
 
         prepare_for_decode(model, args.kernels)  # the CLI's choice, "packed", unless --kernels says otherwise
+    if args.impl == "tongues":
+        from tongues import native
+
+        native.load()  # as the serving engine does (a batched generate would too): batch 1 gets it as well
+        result["native"] = native.status()
     prompt512, prompt128 = make_prompts(model.config.vocab_size, args.prefill, args.prompt)
 
     with torch.inference_mode():

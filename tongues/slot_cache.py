@@ -20,13 +20,14 @@ keys/values at that row's own length and returns the keys/values up to the longe
 Positions that depend on the row (rotary, sinusoidal, learned) come from
 :meth:`SlotView.position_ids`; ALiBi reads them from the attention mask.
 
-On CPU, keys and values that arrive in bf16 or fp16 are stored widened to fp32 (exactly: every
-low-precision value is an fp32 value). The decode step's attention computes in fp32 there
-(:func:`~tongues.layers.attention.decode_attend`), and widening each token once when it is written
-costs far less than widening the whole cache in every layer of every step; the price is twice the
-cache memory. ``update`` returns the stored (fp32) keys/values, and :meth:`SlotView.layers` (the
-legacy format) gives them back in the dtype they came in. ``SlotCache(..., widen=False)`` stores
-them as they come.
+On CPU, the decode step's attention computes in fp32 (:func:`~tongues.layers.attention.decode_attend`).
+Where tongues' compiled kernels are built (:mod:`tongues.native`), bf16 keys and values are stored as
+they come and the kernel widens them as it reads them (exactly: every bf16 value is an fp32 value), so
+a step reads half the bytes. Otherwise keys and values that arrive in bf16 or fp16 are stored widened
+to fp32, since widening each token once when it is written costs far less than widening the whole
+cache in every layer of every step; the price is twice the cache memory. ``update`` returns the
+stored keys/values, and :meth:`SlotView.layers` (the legacy format) gives them back in the dtype they
+came in. ``SlotCache(..., widen=False)`` stores them as they come.
 
 Each layer keeps its own row lengths and advances them as it writes, so every layer of one forward
 sees the same past without the cache knowing the number of layers; between forwards all layers
@@ -46,6 +47,7 @@ from __future__ import annotations
 
 import torch
 
+from . import native
 from .cache import Cache, check_memory
 
 
@@ -88,6 +90,8 @@ class SlotCache:
     def storage_dtype(self, dtype: torch.dtype, device: torch.device) -> torch.dtype:
         """The dtype keys/values of ``dtype`` on ``device`` are stored in."""
         if self.widen and device.type == "cpu" and dtype in (torch.bfloat16, torch.float16):
+            if dtype == torch.bfloat16 and native.available():
+                return dtype  # the compiled decode attention widens bf16 as it reads it
             return torch.float32
         return dtype
 

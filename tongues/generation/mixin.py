@@ -27,6 +27,7 @@ from typing import Any, Callable
 
 import torch
 
+from .. import native
 from ..cache import Cache, DynamicCache, check_memory
 from ..slot_cache import SlotCache
 from .configuration import GENERATION_DEFAULTS, GenerationConfig
@@ -468,6 +469,8 @@ class GenerationMixin:
         # a DynamicCache. Capped: a huge max_length must not reserve memory up front (rows grow if needed).
         if config.num_beams == 1 and self._can_decode_into_slot_cache():
             capacity = max(1, min(config.max_length or 1, MAX_PREALLOCATED_POSITIONS))
+            if rows > 1 and self.device.type == "cpu":
+                native.load()  # batched decoding: the compiled decode attention (built once per machine)
             model_kwargs["past_key_values"] = SlotCache(slots=rows, capacity=capacity).view(0, rows)
             return
         model_kwargs["past_key_values"] = DynamicCache()

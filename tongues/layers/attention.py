@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import native as compiled_kernels
 from .rotary import apply_rotary
 
 
@@ -96,6 +97,8 @@ def decode_attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch
     H_kv = k.shape[1]
     groups = H // H_kv
     dtype = q.dtype
+    if _compiled_decode_ok(q, k, v):
+        return _compiled_decode(q, k, v, bias, scale).to(dtype)
     if (dtype != torch.float32 and q.device.type == "cpu") or k.dtype != dtype:
         q, k, v = q.float(), k.float(), v.float()
     if bias is not None:
@@ -106,6 +109,31 @@ def decode_attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch
     q = q.reshape(B, H_kv, groups, D)  # query heads h = kv_head * groups + j, as repeat_kv pairs them
     out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=scale)  # (B, H_kv, groups, Dv)
     return out.reshape(B, H, 1, v.shape[-1]).to(dtype)
+
+
+def _compiled_decode_ok(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> bool:
+    """Whether :func:`decode_attend` can run the compiled kernel (CPU, no gradient, fp32/bf16 keys)."""
+    if q.device.type != "cpu" or k.dtype not in (torch.float32, torch.bfloat16) or v.dtype != k.dtype:
+        return False
+    if torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad):
+        return False
+    if k.shape[-1] != q.shape[-1] or v.shape[-1] != q.shape[-1] or k.stride(-1) != 1 or v.stride(-1) != 1:
+        return False
+    return compiled_kernels.loaded() is not None
+
+
+def _compiled_decode(q, k, v, bias, scale) -> torch.Tensor:
+    """:func:`decode_attend` in tongues' C++ kernel: (B, H, 1, D) fp32, keys/values read in their own dtype."""
+    B, H, _, D = q.shape
+    Tk = k.shape[2]
+    q3 = q.reshape(B, H, D).float().contiguous()
+    if bias is None:
+        bias3 = torch.empty(0)
+    else:
+        bias3 = bias.float() if bias.dtype != torch.float32 else bias
+        bias3 = bias3.expand(B, H, 1, Tk)[:, :, 0]  # (B, H, Tk) view: broadcast dimensions get stride 0
+    out = compiled_kernels.loaded().decode_attention(q3, k, v, bias3, float(scale))
+    return out.view(B, H, 1, D)
 
 
 def expand_head_mask(head_mask: torch.Tensor, ndim: int = 4) -> torch.Tensor:

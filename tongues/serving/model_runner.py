@@ -21,6 +21,7 @@ import inspect
 
 import torch
 
+from .. import native
 from ..slot_cache import SlotCache, forward_step
 from .distributed import DECODE, HEARTBEAT_SECONDS, IDLE, MOVE, OP_NAMES, PREFILL, PREFILL_ALL, RECOMPUTE, RESET, \
     STOP, Command
@@ -83,6 +84,8 @@ class SlotRunner(_Runner):
 
     def __init__(self, model, slots: int, capacity: int, channel=None) -> None:
         super().__init__(model, channel)
+        if self.device.type == "cpu":
+            native.load()  # the compiled decode attention of the batched steps (built once per machine)
         self.cache = SlotCache(slots=slots, capacity=capacity)
 
     def prefill(self, seq: Sequence, start: int, stop: int, all_logits: bool) -> torch.Tensor | None:

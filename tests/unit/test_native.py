@@ -1,0 +1,199 @@
+"""tongues.native: the C++ decode attention against torch's scaled_dot_product_attention, and its fallback."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from tongues import native
+from tongues.layers.attention import decode_attend
+from tongues.slot_cache import SlotCache
+
+MIN = torch.finfo(torch.float32).min
+
+
+@pytest.fixture(scope="module")
+def module():
+    built = native.load()
+    assert built is not None, f"the C++ kernels did not build here: {native.status()}"
+    return built
+
+
+def reference(q, k, v, bias, scale):
+    """SDPA in fp32 with grouped heads repeated: (B, H, D)."""
+    B, H, _, D = q.shape
+    groups = H // k.shape[1]
+    k = k.float().repeat_interleave(groups, dim=1)
+    v = v.float().repeat_interleave(groups, dim=1)
+    return F.scaled_dot_product_attention(q.float(), k, v, attn_mask=bias, scale=scale)[:, :, 0]
+
+
+CASES = [  # B, H, Hk, D, Tk
+    (1, 16, 16, 64, 1), (1, 16, 16, 64, 37), (3, 4, 2, 128, 20), (8, 8, 1, 64, 129), (17, 2, 2, 40, 9),
+    (5, 6, 3, 24, 64), (16, 16, 16, 64, 48), (2, 32, 2, 128, 130),
+]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("B,H,Hk,D,Tk", CASES)
+@pytest.mark.parametrize("bias_kind", ["none", "alibi_and_mask", "mask_only", "inf_mask"])
+def test_decode_attention_equals_sdpa(module, dtype, B, H, Hk, D, Tk, bias_kind):
+    generator = torch.Generator().manual_seed(B * 1000 + Tk)
+    capacity = Tk + 7  # keys/values are the filled part of a larger cache: strided, not contiguous
+    cache_k = torch.randn(B, Hk, capacity, D, generator=generator).to(dtype)
+    cache_v = torch.randn(B, Hk, capacity, D, generator=generator).to(dtype)
+    k, v = cache_k[:, :, :Tk], cache_v[:, :, :Tk]
+    q = torch.randn(B, 1, H, D, generator=generator).transpose(1, 2)  # (B, H, 1, D), not contiguous
+    lengths = torch.randint(1, Tk + 1, (B,), generator=generator)
+    hidden = torch.arange(Tk)[None, :] >= lengths[:, None]  # each row's unused columns
+    if bias_kind == "none":
+        bias = None
+    elif bias_kind == "alibi_and_mask":
+        slopes = torch.rand(H, generator=generator)
+        bias = (slopes[None, :, None, None] * torch.arange(Tk)[None, None, None, :]).expand(B, H, 1, Tk).clone()
+        bias = bias.masked_fill(hidden[:, None, None, :], MIN)
+    elif bias_kind == "mask_only":
+        bias = torch.zeros(B, 1, 1, Tk).masked_fill(hidden[:, None, None, :], MIN)
+    else:
+        bias = torch.zeros(B, 1, 1, Tk).masked_fill(hidden[:, None, None, :], float("-inf"))
+    expected = reference(q, k, v, bias, D ** -0.5)
+    bias3 = torch.empty(0) if bias is None else bias.expand(B, H, 1, Tk)[:, :, 0]
+    got = module.decode_attention(q.reshape(B, H, D).contiguous(), k, v, bias3, D ** -0.5)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)  # scores up to ~130 (ALiBi): their ulp is 8e-6
+
+
+def test_a_fully_masked_row_gives_what_sdpa_gives(module):
+    q, k, v = torch.randn(2, 4, 1, 16), torch.randn(2, 4, 6, 16), torch.randn(2, 4, 6, 16)
+    finite = torch.zeros(2, 1, 1, 6)
+    finite[1] = MIN  # every column of row 1 masked with the lowest value: SDPA averages the values
+    got = native.loaded().decode_attention(q[:, :, 0].contiguous(), k, v, finite.expand(2, 4, 1, 6)[:, :, 0], 0.25)
+    torch.testing.assert_close(got, reference(q, k, v, finite, 0.25), rtol=1e-5, atol=2e-6)
+    infinite = torch.zeros(2, 1, 1, 6)
+    infinite[1] = float("-inf")  # ... and with -inf gives zeros
+    got = native.loaded().decode_attention(q[:, :, 0].contiguous(), k, v, infinite.expand(2, 4, 1, 6)[:, :, 0], 0.25)
+    torch.testing.assert_close(got, reference(q, k, v, infinite, 0.25), rtol=1e-5, atol=2e-6)
+    assert not got[1].any()
+
+
+def test_decode_attend_takes_the_kernel_and_the_pytorch_path_agrees(module, monkeypatch):
+    q = torch.randn(4, 8, 1, 32, dtype=torch.bfloat16)
+    k, v = torch.randn(4, 2, 11, 32, dtype=torch.bfloat16), torch.randn(4, 2, 11, 32, dtype=torch.bfloat16)
+    bias = torch.zeros(4, 8, 1, 11)
+    bias[2, :, :, 7:] = MIN
+    calls = []
+    real = module.decode_attention
+    monkeypatch.setattr(native, "loaded", lambda: type("M", (), {"decode_attention": staticmethod(
+        lambda *a: calls.append(1) or real(*a))}))
+    compiled = decode_attend(q, k, v, bias, 32 ** -0.5)
+    assert calls and compiled.dtype == torch.bfloat16 and compiled.shape == (4, 8, 1, 32)
+    monkeypatch.setattr(native, "loaded", lambda: None)
+    plain = decode_attend(q, k, v, bias, 32 ** -0.5)
+    torch.testing.assert_close(compiled, plain)
+    # with gradients the kernel (which has no backward) is not used
+    monkeypatch.setattr(native, "loaded", lambda: module)
+    q32 = torch.randn(1, 2, 1, 8, requires_grad=True)
+    out = decode_attend(q32, torch.randn(1, 2, 3, 8), torch.randn(1, 2, 3, 8), None, 0.5)
+    out.sum().backward()
+    assert q32.grad is not None
+
+
+def test_the_slot_cache_keeps_bf16_keys_when_the_kernel_is_loaded(module, monkeypatch):
+    key = torch.randn(2, 4, 3, 8, dtype=torch.bfloat16)
+    cache = SlotCache(slots=2, capacity=8)
+    stored, _ = cache.view(0, 2).update(key, key, 0)
+    assert stored.dtype == torch.bfloat16 and torch.equal(stored[:, :, :3], key)
+    monkeypatch.setattr(native, "loaded", lambda: None)
+    monkeypatch.setattr(native, "available", lambda: False)
+    wide, _ = SlotCache(slots=2, capacity=8).view(0, 2).update(key, key, 0)
+    assert wide.dtype == torch.float32 and torch.equal(wide[:, :, :3], key.float())
+    # fp16 is always widened (the kernel reads fp32 and bf16 only)
+    half, _ = SlotCache(slots=2, capacity=8).view(0, 2).update(key.half(), key.half(), 0)
+    assert half.dtype == torch.float32
+
+
+def test_turned_off_or_without_a_compiler_the_status_says_why(tmp_path):
+    code = ("from tongues import native; m = native.load(); print(m is None); print(native.status())")
+    for env, expected in (({"TONGUES_CPP_KERNELS": "0"}, "TONGUES_CPP_KERNELS=0"),
+                          ({"CXX": "no-such-compiler-xyz"}, "no C++ compiler")):
+        run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                             env={**os.environ, "TONGUES_KERNEL_CACHE": str(tmp_path), **env})
+        assert run.returncode == 0, run.stderr
+        lines = run.stdout.splitlines()
+        assert lines[0] == "True" and expected in lines[1], run.stdout
+
+
+@pytest.mark.parametrize("rows", [1, 2, 3, 4, 5, 7, 8, 9, 16, 17])
+@pytest.mark.parametrize("N,K", [(4, 16), (37, 40), (130, 263), (1027, 1024)])
+def test_int8_rows_equal_the_dequantised_product(module, rows, N, K):
+    generator = torch.Generator().manual_seed(rows * 7 + N)
+    q = torch.randint(-127, 128, (N, K), dtype=torch.int8, generator=generator)
+    scale = torch.rand(N, generator=generator) / 64
+    bias = torch.randn(N, generator=generator)
+    x = torch.randn(rows + 2, K, generator=generator)[1:-1]  # a slice of a larger batch
+    expected = (x.double() @ (q.double() * scale.double()[:, None]).T + bias.double()).float()
+    for b in (bias, torch.empty(0)):
+        got = module.int8_rows(x.contiguous(), q, scale, b)
+        want = expected if b.numel() else expected - bias
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5 * float(want.abs().max()))
+
+
+def test_int8_rows_refuses_wrong_shapes_with_a_clear_message(module):
+    with pytest.raises(RuntimeError, match="features"):
+        module.int8_rows(torch.randn(2, 8), torch.zeros(4, 9, dtype=torch.int8), torch.ones(4), torch.empty(0))
+    with pytest.raises(RuntimeError, match="int8"):
+        module.int8_rows(torch.randn(2, 8), torch.zeros(4, 8), torch.ones(4), torch.empty(0))
+
+
+def test_int8_layers_take_the_kernel_for_batches_when_it_is_loaded(module, monkeypatch):
+    from tongues.fast.quantized import QuantLinear
+
+    torch.manual_seed(0)
+    layer = QuantLinear(torch.nn.Linear(96, 80), "int8")
+    dequantised = layer.qweight.double() * layer.scale.double()[:, None]
+    calls = []
+    monkeypatch.setattr(native, "loaded", lambda: type("M", (), {"int8_rows": staticmethod(
+        lambda *a: calls.append(a[0].shape[0]) or module.int8_rows(*a))}))
+    with torch.no_grad():
+        for rows in (1, 2, 8, 16, 17):
+            x = torch.randn(rows, 96)
+            got = layer(x)
+            expected = (x.double() @ dequantised.T + layer.bias.double()).float()
+            if 2 <= rows <= 16:  # fp32 activations: the dequantised product to fp32 rounding
+                torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+            else:  # one row (torch's kernel, bf16 activations) and prefill (widened slices) keep their paths
+                torch.testing.assert_close(got, expected, rtol=2e-2, atol=2e-2)
+    assert calls == [2, 8, 16]
+    assert "tongues.native int8_rows for 2-16 rows" in layer.kernel
+
+
+@pytest.mark.parametrize("family", ["bloom", "xglm", "glm"])
+def test_bf16_decode_steps_with_the_kernel_match_the_pytorch_path(module, monkeypatch, family):
+    """Mixed-length bf16 decode steps: bf16 cache + C++ attention against the widened cache + SDPA."""
+    from tests.unit.test_decode_step import tiny_models
+    from tongues.slot_cache import SlotCache, forward_step
+
+    torch.manual_seed(6)
+    model = tiny_models()[family].to(torch.bfloat16).eval()
+    prompts = [torch.randint(3, 100, (1, n)) for n in (5, 2, 7)]
+    runs = {}
+    for compiled in (True, False):
+        if not compiled:
+            monkeypatch.setattr(native, "loaded", lambda: None)
+            monkeypatch.setattr(native, "available", lambda: False)
+        cache = SlotCache(slots=3, capacity=16)
+        steps = []
+        with torch.no_grad():
+            for row, prompt in enumerate(prompts):
+                steps.append(forward_step(model, prompt, cache.view(row, row + 1)))
+            ids = torch.tensor([[int(s[0].argmax())] for s in steps])
+            for _ in range(3):
+                out = forward_step(model, ids, cache.view(0, 3))
+                steps.append(out)
+                ids = out.argmax(-1, keepdim=True)
+        assert cache.keys[0].dtype == (torch.bfloat16 if compiled else torch.float32)
+        runs[compiled] = steps
+    for a, b in zip(runs[True], runs[False]):  # the same fp32 sums in another order, then bf16 rounding
+        torch.testing.assert_close(a.float(), b.float(), rtol=2e-2, atol=2e-2)

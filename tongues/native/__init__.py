@@ -1,0 +1,134 @@
+"""tongues' C++ CPU kernels (the ``.cpp``/``.h`` files beside this one): compiled once per machine, loaded on demand.
+
+The sources are built with torch's own extension builder (``torch.utils.cpp_extension.load``: the
+C++ compiler found as ``$CXX`` or ``c++``, and ninja, a dependency of tongues) the first time a
+process asks for them, into ``$TONGUES_KERNEL_CACHE``, else ``$XDG_CACHE_HOME/tongues/kernels``, else
+``~/.cache/tongues/kernels``. The folder's name carries a hash of the sources and of the torch
+version, so an upgrade rebuilds instead of loading a stale build. A build takes about 30 s and says
+so on stderr first; later processes load it in well under a second.
+
+The code splits its work with ``at::parallel_for``, so it runs on torch's own OpenMP threads (the
+library is linked against the ``libgomp`` torch already loaded: one thread pool, not two). Its hot
+loops are compiled for AVX-512, AVX2+FMA and baseline x86-64 (GCC's ``target_clones``), and the CPU
+it runs on picks one when the library loads, so a build made on one machine class runs on the other.
+
+Who loads them: the serving engine when it starts, ``generate`` before it decodes two or more rows,
+the benchmarks, or you (``tongues.native.load()``). Batched decoding is where they pay (the attention
+over 8-16 rows' caches); a batch-1 ``generate`` alone never waits for a build. The decode path only
+asks whether they are loaded (:func:`loaded`).
+
+Without a compiler, or when the build fails, or with ``TONGUES_CPP_KERNELS=0``, :func:`load` returns
+``None`` (after one warning, for a failure) and every caller keeps its PyTorch path, which gives the
+same results within float rounding (tests/unit/test_native.py compares both). :func:`status` says
+which it is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import sys
+import threading
+import warnings
+from pathlib import Path
+
+SOURCES = ("module.cpp",)
+HEADERS = ("decode_attention.h", "int8_rows.h")
+CFLAGS = ("-O3", "-fopenmp", "-fno-math-errno", "-fno-trapping-math")
+LDFLAGS = ("-fopenmp",)
+
+_lock = threading.Lock()
+_state: dict = {"module": None, "reason": "not loaded yet", "tried": False}
+
+
+def source_dir() -> Path:
+    return Path(__file__).resolve().parent
+
+
+def cache_root() -> Path:
+    """Where builds live (see the module's docstring)."""
+    explicit = os.environ.get("TONGUES_KERNEL_CACHE")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "tongues" / "kernels"
+
+
+def build_name() -> str:
+    """The extension's name: a hash of the sources, the flags and the torch version."""
+    import torch
+
+    digest = hashlib.sha256()
+    for name in SOURCES + HEADERS:
+        digest.update((source_dir() / name).read_bytes())
+    digest.update(" ".join(CFLAGS + LDFLAGS).encode())
+    digest.update(torch.__version__.encode())
+    return f"tongues_cpu_{digest.hexdigest()[:12]}"
+
+
+def _why_not() -> str | None:
+    """Why no build can be attempted here (``None``: it can)."""
+    if os.environ.get("TONGUES_CPP_KERNELS", "1").strip().lower() in ("0", "false", "no", "off"):
+        return "turned off by TONGUES_CPP_KERNELS=0"
+    if sys.platform != "linux":
+        return f"built only on Linux (this is {sys.platform})"
+    compiler = os.environ.get("CXX", "c++")
+    if shutil.which(compiler) is None:
+        return f"no C++ compiler ({compiler!r} is not on PATH; install g++, or set CXX)"
+    from torch.utils import cpp_extension
+
+    if not cpp_extension.is_ninja_available():
+        return "ninja is not installed (pip install ninja)"
+    return None
+
+
+def load():
+    """The compiled module (building it first if this machine has no build yet), or ``None``."""
+    if _state["tried"]:
+        return _state["module"]
+    with _lock:
+        if _state["tried"]:
+            return _state["module"]
+        reason = _why_not()
+        module = None
+        if reason is None:
+            try:
+                module = _build()
+                reason = None
+            except Exception as err:  # noqa: BLE001 - any build failure leaves the PyTorch path in place
+                first = str(err).strip().splitlines()
+                reason = f"the build failed ({type(err).__name__}: {first[-1] if first else ''})"
+                warnings.warn(f"tongues: the C++ CPU kernels could not be built, so the PyTorch path is used "
+                              f"instead (same results, slower decoding): {reason}", RuntimeWarning, stacklevel=2)
+        _state.update(module=module, reason=reason or "loaded", tried=True)
+        return module
+
+
+def _build():
+    from torch.utils import cpp_extension
+
+    name = build_name()
+    folder = cache_root() / name
+    folder.mkdir(parents=True, exist_ok=True)
+    if not (folder / f"{name}.so").exists():
+        print(f"tongues: compiling the C++ CPU kernels once for this machine (about 30 s) into {folder}",
+              file=sys.stderr, flush=True)
+    return cpp_extension.load(name=name, sources=[str(source_dir() / s) for s in SOURCES],
+                              extra_cflags=list(CFLAGS), extra_ldflags=list(LDFLAGS), build_directory=str(folder),
+                              verbose=False)
+
+
+def status() -> str:
+    """"loaded", "not loaded yet", or why the PyTorch path is used."""
+    return _state["reason"]
+
+
+def loaded():
+    """The module if this process has loaded it, else ``None``; never builds (the decode path asks this)."""
+    return _state["module"]
+
+
+def available() -> bool:
+    """Whether this process has the compiled kernels loaded (see :func:`load`)."""
+    return _state["module"] is not None

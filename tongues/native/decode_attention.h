@@ -1,0 +1,204 @@
+// tongues' compiled CPU code: attention of one query per row over a key/value cache (the decode step).
+//
+// Built on first use by tongues/native/__init__.py (torch.utils.cpp_extension), once per machine and torch
+// version. Work is split with at::parallel_for, so it runs on torch's own OpenMP threads (the same pool,
+// and the same cheap wake-up, as every torch operator). The hot loops are plain C++ that GCC vectorises;
+// target_clones builds them for AVX-512, AVX2+FMA and baseline x86-64, and the loader picks one for the
+// CPU it runs on, so one build serves both machine classes.
+
+#pragma once
+
+#include <torch/extension.h>
+#include <ATen/Parallel.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+namespace tongues {
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define TONGUES_CLONES __attribute__((target_clones("avx512f", "arch=haswell", "default")))
+#else
+#define TONGUES_CLONES
+#endif
+
+inline float widen(float x) { return x; }
+inline float widen(uint16_t bits) {  // bfloat16: the top half of a float32
+  uint32_t u = static_cast<uint32_t>(bits) << 16;
+  float f;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
+}
+
+// exp for the softmax, vectorisable (no libm call): 2^(x log2 e) split into 2^n * 2^f, f in [-0.5, 0.5],
+// 2^f by a degree-6 polynomial (relative error below 2e-7 over the range). x <= 0 here (scores minus
+// their maximum); below -87 it returns 0, like expf's underflow.
+inline float fast_exp(float x) {
+  x = x < -87.0f ? -87.0f : x;
+  float t = x * 1.44269504088896341f;
+  float n = std::nearbyint(t);
+  float f = t - n;
+  float p = 1.535336188319500e-4f;
+  p = p * f + 1.339887440266574e-3f;
+  p = p * f + 9.618437357674640e-3f;
+  p = p * f + 5.550332471162809e-2f;
+  p = p * f + 2.402264791363012e-1f;
+  p = p * f + 6.931472028550421e-1f;
+  p = p * f + 1.0f;
+  int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &bits, sizeof scale);
+  return p * scale;
+}
+
+// Biases at or below this are masks: exp(score + bias - max) is 0 in fp32 for any score a model computes.
+constexpr float kMasked = -1e30f;
+
+struct Shape {
+  int64_t B, H, Hk, Tk, D;
+  int64_t kB, kH, kT, vB, vH, vT;  // element strides of keys/values (D is contiguous)
+  int64_t bB, bH, bT;              // element strides of the bias (0 where it broadcasts)
+  float scale;
+};
+
+// One (row, key/value head) pair: its `groups` query heads read the head's keys and values once.
+// scores: a buffer of groups * Tk floats.
+// DC: the head size when known at compile time (64, 128: loops fully unrolled), 0 for any other.
+template <typename T, int DC>
+inline __attribute__((always_inline)) void attend_unit(const float* __restrict q, const T* __restrict k,
+                                                      const T* __restrict v, const float* __restrict bias,
+                                                      const Shape& s, int64_t b, int64_t hk, float* __restrict scores,
+                                                      float* __restrict out) {
+  const int64_t G = s.H / s.Hk, D = DC ? DC : s.D, Tk = s.Tk;
+  const float neg_inf = -std::numeric_limits<float>::infinity();
+  const T* kr0 = k + b * s.kB + hk * s.kH;
+  const T* vr0 = v + b * s.vB + hk * s.vH;
+  for (int64_t g = 0; g < G; ++g) {
+    const int64_t h = hk * G + g;
+    const float* qh = q + (b * s.H + h) * D;
+    const float* bh = bias ? bias + b * s.bB + h * s.bH : nullptr;
+    float* sc = scores + g * Tk;
+    float m = neg_inf;
+    // A column whose bias is a mask (-inf, or the dtype's lowest value as the models write masks) gets
+    // probability 0 whatever its key: its key is not read. Only when every column is masked are the
+    // keys read after all, so that the result is SDPA's (an average over the columns; zeros for -inf).
+    for (int pass = 0; pass < 2 && m == neg_inf; ++pass) {
+      for (int64_t t = 0; t < Tk; ++t) {
+        const float add = bh ? bh[t * s.bT] : 0.0f;
+        if (pass == 0 && add <= kMasked) {
+          sc[t] = neg_inf;
+          continue;
+        }
+        const T* kr = kr0 + t * s.kT;
+        float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
+        for (int64_t d = 0; d < D; ++d) acc += qh[d] * widen(kr[d]);
+        const float x = acc * s.scale + add;
+        sc[t] = x;
+        m = x > m ? x : m;
+      }
+    }
+    float total = 0.0f;
+    if (m == neg_inf) {  // every score -inf: torch's SDPA gives zeros there, and so does this
+      for (int64_t t = 0; t < Tk; ++t) sc[t] = 0.0f;
+      total = 1.0f;
+    } else {
+#pragma omp simd reduction(+ : total)
+      for (int64_t t = 0; t < Tk; ++t) {
+        const float e = fast_exp(sc[t] - m);
+        sc[t] = e;
+        total += e;
+      }
+    }
+    float* o = out + (b * s.H + h) * D;
+    for (int64_t d = 0; d < D; ++d) o[d] = 0.0f;
+    const float inv = 1.0f / total;
+    for (int64_t t = 0; t < Tk; ++t) sc[t] *= inv;
+  }
+  // Weighted sum of values, all groups at once per position, so each value row is read once.
+  for (int64_t t = 0; t < Tk; ++t) {
+    const T* vr = vr0 + t * s.vT;
+    bool any = false;
+    for (int64_t g = 0; g < G; ++g) any |= scores[g * Tk + t] != 0.0f;
+    if (!any) continue;
+    for (int64_t g = 0; g < G; ++g) {
+      const float w = scores[g * Tk + t];
+      float* o = out + (b * s.H + hk * G + g) * D;
+#pragma omp simd
+      for (int64_t d = 0; d < D; ++d) o[d] += w * widen(vr[d]);
+    }
+  }
+}
+
+template <typename T>
+inline __attribute__((always_inline)) void attend_range(const float* q, const T* k, const T* v, const float* bias,
+                                                       const Shape& s, int64_t begin, int64_t end, float* scores,
+                                                       float* out) {
+  for (int64_t u = begin; u < end; ++u) {
+    if (s.D == 64)
+      attend_unit<T, 64>(q, k, v, bias, s, u / s.Hk, u % s.Hk, scores, out);
+    else if (s.D == 128)
+      attend_unit<T, 128>(q, k, v, bias, s, u / s.Hk, u % s.Hk, scores, out);
+    else
+      attend_unit<T, 0>(q, k, v, bias, s, u / s.Hk, u % s.Hk, scores, out);
+  }
+}
+
+TONGUES_CLONES void attend_range_f32(const float* q, const float* k, const float* v, const float* bias, const Shape& s,
+                                     int64_t begin, int64_t end, float* scores, float* out) {
+  attend_range<float>(q, k, v, bias, s, begin, end, scores, out);
+}
+
+TONGUES_CLONES void attend_range_bf16(const float* q, const uint16_t* k, const uint16_t* v, const float* bias,
+                                      const Shape& s, int64_t begin, int64_t end, float* scores, float* out) {
+  attend_range<uint16_t>(q, k, v, bias, s, begin, end, scores, out);
+}
+
+// q (B, H, D) fp32 contiguous; k, v (B, Hk, Tk, D) fp32 or bf16 with contiguous D; bias fp32 viewed as
+// (B, H, Tk) (any strides, 0 where broadcast) or an empty tensor. Returns (B, H, D) fp32.
+torch::Tensor decode_attention(torch::Tensor q, torch::Tensor k, torch::Tensor v, torch::Tensor bias, double scale) {
+  TORCH_CHECK(q.dim() == 3 && q.scalar_type() == torch::kFloat32 && q.is_contiguous(), "q must be (B, H, D) fp32, contiguous");
+  TORCH_CHECK(k.dim() == 4 && v.dim() == 4 && k.sizes() == v.sizes(), "k and v must be (B, Hk, Tk, D) of one shape");
+  TORCH_CHECK(k.scalar_type() == v.scalar_type(), "k and v must have one dtype");
+  TORCH_CHECK(k.scalar_type() == torch::kFloat32 || k.scalar_type() == torch::kBFloat16, "k and v must be fp32 or bf16");
+  TORCH_CHECK(k.stride(3) == 1 && v.stride(3) == 1, "k and v must be contiguous in their last dimension");
+  Shape s{};
+  s.B = q.size(0);
+  s.H = q.size(1);
+  s.D = q.size(2);
+  s.Hk = k.size(1);
+  s.Tk = k.size(2);
+  TORCH_CHECK(k.size(0) == s.B && k.size(3) == s.D && s.H % s.Hk == 0, "shapes of q and k/v do not match");
+  s.kB = k.stride(0); s.kH = k.stride(1); s.kT = k.stride(2);
+  s.vB = v.stride(0); s.vH = v.stride(1); s.vT = v.stride(2);
+  const float* bias_ptr = nullptr;
+  if (bias.numel() > 0) {
+    TORCH_CHECK(bias.dim() == 3 && bias.scalar_type() == torch::kFloat32 && bias.size(0) == s.B && bias.size(1) == s.H &&
+                    bias.size(2) == s.Tk, "bias must be viewed as (B, H, Tk) fp32");
+    s.bB = bias.stride(0); s.bH = bias.stride(1); s.bT = bias.stride(2);
+    bias_ptr = bias.data_ptr<float>();
+  }
+  s.scale = static_cast<float>(scale);
+  auto out = torch::empty({s.B, s.H, s.D}, q.options());
+  const int64_t G = s.H / s.Hk;
+  const float* qp = q.data_ptr<float>();
+  float* op = out.data_ptr<float>();
+  const bool bf16 = k.scalar_type() == torch::kBFloat16;
+  const void* kp = k.data_ptr();
+  const void* vp = v.data_ptr();
+  at::parallel_for(0, s.B * s.Hk, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> scores(static_cast<size_t>(G * s.Tk));
+    if (bf16)
+      attend_range_bf16(qp, static_cast<const uint16_t*>(kp), static_cast<const uint16_t*>(vp), bias_ptr, s, begin, end,
+                        scores.data(), op);
+    else
+      attend_range_f32(qp, static_cast<const float*>(kp), static_cast<const float*>(vp), bias_ptr, s, begin, end,
+                       scores.data(), op);
+  });
+  return out;
+}
+
+}  // namespace tongues

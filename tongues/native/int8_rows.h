@@ -1,0 +1,172 @@
+// tongues' compiled CPU code: int8 weights (one fp32 scale per output channel) times 1 to 16 fp32 rows.
+//
+// Part of the extension tongues/native builds (see __init__.py there). Each output channel's int8 row is
+// read from memory once for all activation rows: four channels at a time are widened to fp32 in registers
+// and multiplied into up to 4 activation rows at a time (more rows take further passes over the same
+// four weight rows, from the L1 cache). AVX-512 or AVX2+FMA code is chosen at run time. Sums are fp32, vectorised along the input dimension (so they are added in another order
+// than a BLAS's). The work is split over output channels with at::parallel_for (torch's threads).
+
+#pragma once
+
+#include <torch/extension.h>
+#include <ATen/Parallel.h>
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstdint>
+
+namespace tongues {
+namespace int8 {
+
+// out[(m + r) * N + n + c] = (sum_k q[n + c, k] * x[m + r, k]) * scale[n + c] + bias[n + c], for an NB x MB tile:
+// NB weight rows widened once per 16 (8) inputs and multiplied into MB activation rows, NB * MB accumulators.
+
+#if defined(__x86_64__) && defined(__GNUC__)
+template <int NB, int MB>
+__attribute__((target("avx512f"))) inline void tile_avx512(const int8_t* q, const float* x, const float* scale,
+                                                          const float* bias, int64_t K, int64_t N, int64_t n,
+                                                          int64_t m, float* out) {
+  __m512 a[NB][MB];
+  for (int c = 0; c < NB; ++c)
+    for (int r = 0; r < MB; ++r) a[c][r] = _mm512_setzero_ps();
+  int64_t k = 0;
+  for (; k + 16 <= K; k += 16) {
+    __m512 w[NB];
+    for (int c = 0; c < NB; ++c)
+      w[c] = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q + (n + c) * K + k))));
+    for (int r = 0; r < MB; ++r) {
+      const __m512 xv = _mm512_loadu_ps(x + (m + r) * K + k);
+      for (int c = 0; c < NB; ++c) a[c][r] = _mm512_fmadd_ps(w[c], xv, a[c][r]);
+    }
+  }
+  for (int c = 0; c < NB; ++c) {
+    const float s = scale[n + c], b = bias ? bias[n + c] : 0.0f;
+    for (int r = 0; r < MB; ++r) {
+      float sum = _mm512_reduce_add_ps(a[c][r]);
+      for (int64_t t = k; t < K; ++t) sum += static_cast<float>(q[(n + c) * K + t]) * x[(m + r) * K + t];
+      out[(m + r) * N + n + c] = sum * s + b;
+    }
+  }
+}
+
+__attribute__((target("avx2,fma"))) inline float hsum256(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+template <int NB, int MB>
+__attribute__((target("avx2,fma"))) inline void tile_avx2(const int8_t* q, const float* x, const float* scale,
+                                                        const float* bias, int64_t K, int64_t N, int64_t n, int64_t m,
+                                                        float* out) {
+  __m256 a[NB][MB];
+  for (int c = 0; c < NB; ++c)
+    for (int r = 0; r < MB; ++r) a[c][r] = _mm256_setzero_ps();
+  int64_t k = 0;
+  for (; k + 8 <= K; k += 8) {
+    __m256 w[NB];
+    for (int c = 0; c < NB; ++c)
+      w[c] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(q + (n + c) * K + k))));
+    for (int r = 0; r < MB; ++r) {
+      const __m256 xv = _mm256_loadu_ps(x + (m + r) * K + k);
+      for (int c = 0; c < NB; ++c) a[c][r] = _mm256_fmadd_ps(w[c], xv, a[c][r]);
+    }
+  }
+  for (int c = 0; c < NB; ++c) {
+    const float s = scale[n + c], b = bias ? bias[n + c] : 0.0f;
+    for (int r = 0; r < MB; ++r) {
+      float sum = hsum256(a[c][r]);
+      for (int64_t t = k; t < K; ++t) sum += static_cast<float>(q[(n + c) * K + t]) * x[(m + r) * K + t];
+      out[(m + r) * N + n + c] = sum * s + b;
+    }
+  }
+}
+#endif
+
+template <int NB, int MB>
+inline void tile_plain(const int8_t* q, const float* x, const float* scale, const float* bias, int64_t K, int64_t N,
+                       int64_t n, int64_t m, float* out) {
+  for (int c = 0; c < NB; ++c)
+    for (int r = 0; r < MB; ++r) {
+      float sum = 0.0f;
+      for (int64_t t = 0; t < K; ++t) sum += static_cast<float>(q[(n + c) * K + t]) * x[(m + r) * K + t];
+      out[(m + r) * N + n + c] = sum * scale[n + c] + (bias ? bias[n + c] : 0.0f);
+    }
+}
+
+enum class Isa { plain, avx2, avx512 };
+
+inline Isa isa() {
+#if defined(__x86_64__) && defined(__GNUC__)
+  static const Isa chosen = __builtin_cpu_supports("avx512f") ? Isa::avx512
+                            : (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) ? Isa::avx2
+                                                                                                 : Isa::plain;
+  return chosen;
+#else
+  return Isa::plain;
+#endif
+}
+
+template <int NB, int MB>
+inline void tile(Isa which, const int8_t* q, const float* x, const float* scale, const float* bias, int64_t K,
+                 int64_t N, int64_t n, int64_t m, float* out) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (which == Isa::avx512) return tile_avx512<NB, MB>(q, x, scale, bias, K, N, n, m, out);
+  if (which == Isa::avx2) return tile_avx2<NB, MB>(q, x, scale, bias, K, N, n, m, out);
+#endif
+  tile_plain<NB, MB>(q, x, scale, bias, K, N, n, m, out);
+}
+
+// All rows against NB output channels (a tile of NB * K weights, which stays in the L1 cache while the rows
+// go by 4, 2 and 1 at a time).
+template <int NB>
+inline void channels(Isa which, const int8_t* q, const float* x, const float* scale, const float* bias, int64_t M,
+                     int64_t K, int64_t N, int64_t n, float* out) {
+  int64_t m = 0;
+  for (; m + 4 <= M; m += 4) tile<NB, 4>(which, q, x, scale, bias, K, N, n, m, out);
+  if (m + 2 <= M) {
+    tile<NB, 2>(which, q, x, scale, bias, K, N, n, m, out);
+    m += 2;
+  }
+  if (m < M) tile<NB, 1>(which, q, x, scale, bias, K, N, n, m, out);
+}
+
+inline void range(const int8_t* q, const float* x, const float* scale, const float* bias, int64_t M, int64_t K,
+                  int64_t N, int64_t n0, int64_t n1, float* out) {
+  const Isa which = isa();
+  int64_t n = n0;
+  for (; n + 4 <= n1; n += 4) channels<4>(which, q, x, scale, bias, M, K, N, n, out);
+  for (; n < n1; ++n) channels<1>(which, q, x, scale, bias, M, K, N, n, out);
+}
+
+}  // namespace int8
+
+// x (M, K) fp32 contiguous; q (N, K) int8 contiguous; scale (N,) fp32; bias (N,) fp32 or empty.
+// Returns (M, N) fp32: x @ (q * scale[:, None]).T + bias.
+torch::Tensor int8_rows(torch::Tensor x, torch::Tensor q, torch::Tensor scale, torch::Tensor bias) {
+  TORCH_CHECK(x.dim() == 2 && x.scalar_type() == torch::kFloat32 && x.is_contiguous(), "x must be (M, K) fp32, contiguous");
+  TORCH_CHECK(q.dim() == 2 && q.scalar_type() == torch::kInt8 && q.is_contiguous(), "q must be (N, K) int8, contiguous");
+  const int64_t M = x.size(0), K = x.size(1), N = q.size(0);
+  TORCH_CHECK(q.size(1) == K, "x has ", K, " features but q is (", N, ", ", q.size(1), ")");
+  TORCH_CHECK(scale.numel() == N && scale.scalar_type() == torch::kFloat32 && scale.is_contiguous(),
+              "scale must be (N,) fp32, contiguous");
+  const float* bias_ptr = nullptr;
+  if (bias.numel() > 0) {
+    TORCH_CHECK(bias.numel() == N && bias.scalar_type() == torch::kFloat32 && bias.is_contiguous(),
+                "bias must be (N,) fp32, contiguous");
+    bias_ptr = bias.data_ptr<float>();
+  }
+  auto out = torch::empty({M, N}, x.options());
+  const int8_t* qp = q.data_ptr<int8_t>();
+  const float* xp = x.data_ptr<float>();
+  const float* sp = scale.data_ptr<float>();
+  float* op = out.data_ptr<float>();
+  // Chunks of at least 64K weights: below that a thread's wake-up costs more than its share.
+  const int64_t grain = std::max<int64_t>(1, (1 << 16) / std::max<int64_t>(1, K));
+  at::parallel_for(0, N, grain, [&](int64_t n0, int64_t n1) { int8::range(qp, xp, sp, bias_ptr, M, K, N, n0, n1, op); });
+  return out;
+}
+
+}  // namespace tongues
