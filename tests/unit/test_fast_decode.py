@@ -22,6 +22,26 @@ def test_upcast_linear_matches_linear(rows, dtype):
     torch.testing.assert_close(got.float(), expected.to(dtype).float(), atol=tolerance * 10, rtol=tolerance)
 
 
+@pytest.mark.parametrize("rows", [2, 3, 64])
+def test_int8_weights_with_bf16_activations_use_bf16_products_within_bf16_rounding(rows, monkeypatch):
+    from tongues.fast import kernels
+
+    torch.manual_seed(1)
+    x = torch.randn(2, rows, 96).bfloat16()
+    q, scale, b = torch.randint(-127, 128, (300, 96), dtype=torch.int8), torch.rand(300) / 50, torch.randn(300)
+    expected = (x.double() @ (q.double() * scale.double()[:, None]).T + b.double())
+    calls = []
+    real = kernels._int8_bf16_linear
+    monkeypatch.setattr(kernels, "_int8_bf16_linear", lambda *a: calls.append(1) or real(*a))
+    got = upcast_linear(x, q, b, scale, slice_elements=96 * 7)
+    assert got.dtype == torch.bfloat16 and got.shape == (2, rows, 300)
+    assert bool(calls) == kernels.native_bf16()  # the bf16 path only where oneDNN multiplies bf16 natively
+    # the unscaled sums are rounded to bf16 once, then the result once more: within two bf16 steps
+    torch.testing.assert_close(got.double(), expected, rtol=2 ** -7, atol=2 ** -7 * float(expected.abs().max()))
+    plain = real(x.reshape(-1, 96), q, b, scale, 96 * 7).reshape(2, rows, 300)  # the slices, directly
+    torch.testing.assert_close(plain.double(), expected, rtol=2 ** -7, atol=2 ** -7 * float(expected.abs().max()))
+
+
 def test_upcast_linear_names_the_bad_shape():
     with pytest.raises(ValueError, match=r"\(4, 5\)"):
         upcast_linear(torch.randn(1, 3), torch.randn(4, 5))

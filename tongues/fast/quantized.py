@@ -3,8 +3,10 @@
 - ``int8``: symmetric, one scale per output channel: ``w ≈ q * scale``, ``q`` in [-127, 127].
   Decoding (up to 16 rows) runs tongues.kernels' compiled row kernel (fp32 activations; the rows of
   :data:`tongues.fast.kernels.COMPILED_ROWS`), or ``torch.ops.aten._weight_int8pack_mm`` with bf16
-  activations where numba is missing; longer inputs go through :func:`tongues.fast.kernels.upcast_linear` (int8 slices widened to fp32
-  in a cache-sized buffer, fp32 accumulation, the scale applied to the output).
+  activations where numba is missing; with :mod:`tongues.native` loaded (serving, batched ``generate``), 2-16 rows
+  run its C++ int8 kernel (fp32 activations). Longer inputs go through :func:`tongues.fast.kernels.upcast_linear`
+  (int8 slices widened to fp32 in a cache-sized buffer, fp32 accumulation, the scale applied to the output; bf16
+  activations on a CPU that multiplies bf16 natively: slices widened to bf16 for oneDNN's bf16 matmul).
 - ``int4``: asymmetric, one scale and offset per group of ``group_size`` (128) inputs per output
   channel, in torch's packed CPU layout (``_convert_weight_to_int4pack_for_cpu``); products run in
   ``torch.ops.aten._weight_int4pack_mm_for_cpu`` with bf16 activations. Layers the packed layout
