@@ -132,12 +132,14 @@ def test_int8_rows_equal_the_dequantised_product(module, rows, N, K):
     q = torch.randint(-127, 128, (N, K), dtype=torch.int8, generator=generator)
     scale = torch.rand(N, generator=generator) / 64
     bias = torch.randn(N, generator=generator)
-    x = torch.randn(rows + 2, K, generator=generator)[1:-1]  # a slice of a larger batch
-    expected = (x.double() @ (q.double() * scale.double()[:, None]).T + bias.double()).float()
-    for b in (bias, torch.empty(0)):
-        got = module.int8_rows(x.contiguous(), q, scale, b)
-        want = expected if b.numel() else expected - bias
-        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5 * float(want.abs().max()))
+    for dtype in (torch.float32, torch.bfloat16):  # bf16 rows: AVX-512 BF16 products, or widened first
+        x = torch.randn(rows + 2, K, generator=generator)[1:-1].to(dtype)  # a slice of a larger batch
+        expected = (x.double() @ (q.double() * scale.double()[:, None]).T + bias.double()).float()
+        for b in (bias, torch.empty(0)):
+            got = module.int8_rows(x.contiguous(), q, scale, b)
+            want = expected if b.numel() else expected - bias
+            assert got.dtype == torch.float32
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5 * float(want.abs().max()))
 
 
 def test_int8_rows_refuses_wrong_shapes_with_a_clear_message(module):
@@ -159,13 +161,17 @@ def test_int8_layers_take_the_kernel_for_batches_when_it_is_loaded(module, monke
     with torch.no_grad():
         for rows in (1, 2, 8, 16, 17):
             x = torch.randn(rows, 96)
+            if rows == 8:  # bf16 activations go in as they are: the same sums to fp32 rounding
+                got = layer(x.bfloat16())
+                want = (x.bfloat16().double() @ dequantised.T + layer.bias.double())
+                torch.testing.assert_close(got.double(), want, rtol=2 ** -8, atol=2 ** -8 * float(want.abs().max()))
             got = layer(x)
             expected = (x.double() @ dequantised.T + layer.bias.double()).float()
             if 2 <= rows <= 16:  # fp32 activations: the dequantised product to fp32 rounding
                 torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
             else:  # one row (torch's kernel, bf16 activations) and prefill (widened slices) keep their paths
                 torch.testing.assert_close(got, expected, rtol=2e-2, atol=2e-2)
-    assert calls == [2, 8, 16]
+    assert calls == [2, 8, 8, 16]
     assert "tongues.native int8_rows for 2-16 rows" in layer.kernel
 
 

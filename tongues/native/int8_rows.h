@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 
 namespace tongues {
 namespace int8 {
@@ -83,7 +84,79 @@ __attribute__((target("avx2,fma"))) inline void tile_avx2(const int8_t* q, const
     }
   }
 }
+// bf16 activations (AVX-512 BF16): 32 inputs at a time, the int8 weights widened to bf16 (exact: |q| <= 127)
+// and multiplied pairwise into fp32 sums by vdpbf16ps, twice the products per instruction of fp32 FMAs.
+template <int NB, int MB>
+__attribute__((target("avx512f,avx512bf16"))) inline void tile_bf16(const int8_t* q, const uint16_t* x,
+                                                                  const float* scale, const float* bias, int64_t K,
+                                                                  int64_t N, int64_t n, int64_t m, float* out) {
+  __m512 a[NB][MB];
+  for (int c = 0; c < NB; ++c)
+    for (int r = 0; r < MB; ++r) a[c][r] = _mm512_setzero_ps();
+  int64_t k = 0;
+  for (; k + 32 <= K; k += 32) {
+    __m512bh w[NB];
+    for (int c = 0; c < NB; ++c) {
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + (n + c) * K + k));
+      const __m512 lo = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_castsi256_si128(v)));
+      const __m512 hi = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_extracti128_si256(v, 1)));
+      w[c] = _mm512_cvtne2ps_pbh(hi, lo);  // inputs k..k+31 in order, as the activations lie in memory
+    }
+    for (int r = 0; r < MB; ++r) {
+      const __m512bh xv = (__m512bh)_mm512_loadu_si512(x + (m + r) * K + k);
+      for (int c = 0; c < NB; ++c) a[c][r] = _mm512_dpbf16_ps(a[c][r], w[c], xv);
+    }
+  }
+  for (int c = 0; c < NB; ++c) {
+    const float s = scale[n + c], b = bias ? bias[n + c] : 0.0f;
+    for (int r = 0; r < MB; ++r) {
+      float sum = _mm512_reduce_add_ps(a[c][r]);
+      for (int64_t t = k; t < K; ++t) {
+        const uint32_t bits = static_cast<uint32_t>(x[(m + r) * K + t]) << 16;
+        float xf;
+        std::memcpy(&xf, &bits, sizeof xf);
+        sum += static_cast<float>(q[(n + c) * K + t]) * xf;
+      }
+      out[(m + r) * N + n + c] = sum * s + b;
+    }
+  }
+}
+
+inline bool has_avx512_bf16() {
+  static const bool yes = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bf16");
+  return yes;
+}
+
+// All rows (bf16) against 4 output channels: 8 rows with 2 channels at a time, fewer rows with all 4.
+inline void channels_bf16(const int8_t* q, const uint16_t* x, const float* scale, const float* bias, int64_t M,
+                          int64_t K, int64_t N, int64_t n, int64_t nb, float* out) {
+  int64_t m = 0;
+  if (nb == 4) {
+    for (; m + 8 <= M; m += 8) {
+      tile_bf16<2, 8>(q, x, scale, bias, K, N, n, m, out);
+      tile_bf16<2, 8>(q, x, scale, bias, K, N, n + 2, m, out);
+    }
+    for (; m + 4 <= M; m += 4) tile_bf16<4, 4>(q, x, scale, bias, K, N, n, m, out);
+    for (; m + 2 <= M; m += 2) tile_bf16<4, 2>(q, x, scale, bias, K, N, n, m, out);
+    for (; m < M; ++m) tile_bf16<4, 1>(q, x, scale, bias, K, N, n, m, out);
+  } else {
+    for (; m + 8 <= M; m += 8) tile_bf16<1, 8>(q, x, scale, bias, K, N, n, m, out);
+    for (; m < M; ++m) tile_bf16<1, 1>(q, x, scale, bias, K, N, n, m, out);
+  }
+}
+
+inline void range_bf16(const int8_t* q, const uint16_t* x, const float* scale, const float* bias, int64_t M,
+                       int64_t K, int64_t N, int64_t n0, int64_t n1, float* out) {
+  int64_t n = n0;
+  for (; n + 4 <= n1; n += 4) channels_bf16(q, x, scale, bias, M, K, N, n, 4, out);
+  for (; n < n1; ++n) channels_bf16(q, x, scale, bias, M, K, N, n, 1, out);
+}
+#else
+inline bool has_avx512_bf16() { return false; }
+inline void range_bf16(const int8_t*, const uint16_t*, const float*, const float*, int64_t, int64_t, int64_t, int64_t,
+                       int64_t, float*) {}
 #endif
+
 
 template <int NB, int MB>
 inline void tile_plain(const int8_t* q, const float* x, const float* scale, const float* bias, int64_t K, int64_t N,
@@ -143,10 +216,14 @@ inline void range(const int8_t* q, const float* x, const float* scale, const flo
 
 }  // namespace int8
 
-// x (M, K) fp32 contiguous; q (N, K) int8 contiguous; scale (N,) fp32; bias (N,) fp32 or empty.
-// Returns (M, N) fp32: x @ (q * scale[:, None]).T + bias.
+// x (M, K) fp32 or bf16, contiguous; q (N, K) int8 contiguous; scale (N,) fp32; bias (N,) fp32 or empty.
+// Returns (M, N) fp32: x @ (q * scale[:, None]).T + bias. bf16 rows take the AVX-512 BF16 tiles where the
+// CPU has them (pairwise products summed in fp32: the same sums up to rounding), else they are widened.
 torch::Tensor int8_rows(torch::Tensor x, torch::Tensor q, torch::Tensor scale, torch::Tensor bias) {
-  TORCH_CHECK(x.dim() == 2 && x.scalar_type() == torch::kFloat32 && x.is_contiguous(), "x must be (M, K) fp32, contiguous");
+  TORCH_CHECK(x.dim() == 2 && (x.scalar_type() == torch::kFloat32 || x.scalar_type() == torch::kBFloat16) &&
+                  x.is_contiguous(), "x must be (M, K) fp32 or bf16, contiguous");
+  const bool bf16 = x.scalar_type() == torch::kBFloat16 && int8::has_avx512_bf16();
+  if (x.scalar_type() == torch::kBFloat16 && !bf16) x = x.to(torch::kFloat32);  // exact: bf16 values are fp32 values
   TORCH_CHECK(q.dim() == 2 && q.scalar_type() == torch::kInt8 && q.is_contiguous(), "q must be (N, K) int8, contiguous");
   const int64_t M = x.size(0), K = x.size(1), N = q.size(0);
   TORCH_CHECK(q.size(1) == K, "x has ", K, " features but q is (", N, ", ", q.size(1), ")");
@@ -158,14 +235,19 @@ torch::Tensor int8_rows(torch::Tensor x, torch::Tensor q, torch::Tensor scale, t
                 "bias must be (N,) fp32, contiguous");
     bias_ptr = bias.data_ptr<float>();
   }
-  auto out = torch::empty({M, N}, x.options());
+  auto out = torch::empty({M, N}, x.options().dtype(torch::kFloat32));
   const int8_t* qp = q.data_ptr<int8_t>();
-  const float* xp = x.data_ptr<float>();
   const float* sp = scale.data_ptr<float>();
   float* op = out.data_ptr<float>();
   // Chunks of at least 64K weights: below that a thread's wake-up costs more than its share.
   const int64_t grain = std::max<int64_t>(1, (1 << 16) / std::max<int64_t>(1, K));
-  at::parallel_for(0, N, grain, [&](int64_t n0, int64_t n1) { int8::range(qp, xp, sp, bias_ptr, M, K, N, n0, n1, op); });
+  if (bf16) {
+    const uint16_t* xp = reinterpret_cast<const uint16_t*>(x.data_ptr<at::BFloat16>());
+    at::parallel_for(0, N, grain, [&](int64_t n0, int64_t n1) { int8::range_bf16(qp, xp, sp, bias_ptr, M, K, N, n0, n1, op); });
+  } else {
+    const float* xp = x.data_ptr<float>();
+    at::parallel_for(0, N, grain, [&](int64_t n0, int64_t n1) { int8::range(qp, xp, sp, bias_ptr, M, K, N, n0, n1, op); });
+  }
   return out;
 }
 
