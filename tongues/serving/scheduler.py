@@ -14,6 +14,12 @@ forward). The same holds while fewer rows decode than prefill (as text-generatio
 ``waiting_served_ratio``): the many waiting for their first token outweigh the few waiting for their
 next, and one large prefill reads the weights once where many small ones would read them again.
 
+A burst meets a hold too, when the few rows still decoding all reach their ``max_tokens`` within
+``max_prefill_wait`` steps: they finish at their own pace and the burst then prefills into an idle
+batch. Clients that ask again as their answer ends arrive a few steps apart; without this, the
+burst's large prefill step sat between the last tokens of the stragglers (a 630 ms inter-token gap
+against 60-90 ms, in one run of four; docs/serving.md, "Session 7").
+
 While more rows decode than prefill, a prompt that has not started its prefill is held for at most
 ``max_prefill_wait`` steps (text-generation-inference's ``max_waiting_tokens``, there 20): a separate
 prefill forward of even one short prompt costs every decoding row about a decode step (on 2 cores, a
@@ -81,6 +87,9 @@ class Scheduler:
             self.prefilling.append(seq)
         plan, budget = [], self.chunk_size
         if len(self.running) < len(self.prefilling):
+            if self.running and self._burst_waits():
+                self.held_steps += 1  # the few decoding rows end within the hold: let them finish first
+                return plan
             # Fewer sequences wait on this step for their next token than for their first (a burst of
             # arrivals; at an idle engine, nobody decodes at all): a chunk for every prefilling row.
             budget = self.chunk_size * len(self.prefilling)
@@ -98,6 +107,18 @@ class Scheduler:
             if take < remaining:
                 break  # prompts finish their prefill in row order: the rows after this one wait
         return plan
+
+    def _burst_waits(self) -> bool:
+        """Whether a burst that has not started waits this step: every decoding row is due to end (its
+        ``max_tokens`` reached) within the steps the hold has left."""
+        if not self.prefilling or self.prefilling[0].num_prefilled or self.held_steps >= self.max_prefill_wait:
+            return False
+        left = self.max_prefill_wait - self.held_steps
+        for seq in self.running:
+            limit = seq.params.max_tokens
+            if limit is None or limit - len(seq.output_ids) > left:
+                return False
+        return True
 
     def prefilled(self, seq: Sequence) -> None:
         """``seq``'s whole prompt is in the cache: it decodes from now on."""
