@@ -1,0 +1,112 @@
+"""tongues.native's C++ kernels against what they replace, on BLOOM-560m's shapes (outside the test suite).
+
+    python benchmarks/native.py [--threads 2] [--repeats 7]
+
+1. Decode attention: one query per row over 24 layers of distinct caches (capacity 256, so each layer's
+   keys/values are strided views, as a SlotCache hands them), 16 heads of 64, an ALiBi bias with each
+   row's unused columns masked: torch's ``scaled_dot_product_attention`` on the fp32 cache (the PyTorch
+   path) against the kernel on the fp32 cache and on a bf16 cache. GB/s counts the keys and values read.
+2. int8 weights (24 matrices of 4096 x 1024, and 24 of 1024 x 4096) times 1-16 rows: torch's
+   ``_weight_int8pack_mm`` (bf16 activations) against ``int8_rows`` with fp32 and with bf16 activations.
+   GB/s counts the int8 weights read.
+
+Best of ``--repeats`` passes over all 24 layers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from tongues import native  # noqa: E402
+
+
+def best_of(repeats: int, fn) -> float:
+    fn()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def attention(module, repeats: int) -> None:
+    H, D, capacity, layers = 16, 64, 256, 24
+    print("decode attention, 24 layers (ms; GB/s of keys and values)")
+    print(f"{'rows x positions':>17} {'SDPA fp32':>16} {'native fp32':>16} {'native bf16':>16}")
+    for rows, positions in ((1, 160), (8, 48), (8, 129), (16, 48), (16, 140)):
+        keys = [torch.randn(rows, H, capacity, D) for _ in range(layers)]
+        values = [torch.randn(rows, H, capacity, D) for _ in range(layers)]
+        keys16 = [k.bfloat16() for k in keys]
+        values16 = [v.bfloat16() for v in values]
+        q = torch.randn(rows, H, 1, D)
+        slopes = torch.rand(H)
+        bias = (slopes[None, :, None, None] * torch.arange(positions)[None, None, None, :]).expand(rows, H, 1, positions)
+        bias = bias.clone()
+        bias[0, :, :, positions - 3:] = torch.finfo(torch.float32).min  # one row is 3 shorter
+        q3, bias3 = q[:, :, 0].contiguous(), bias[:, :, 0]
+        cells = []
+        for name, run, width in (
+            ("sdpa", lambda: [F.scaled_dot_product_attention(q, k[:, :, :positions], v[:, :, :positions],
+                                                             attn_mask=bias, scale=D ** -0.5)
+                              for k, v in zip(keys, values)], 4),
+            ("fp32", lambda: [module.decode_attention(q3, k[:, :, :positions], v[:, :, :positions], bias3, D ** -0.5)
+                              for k, v in zip(keys, values)], 4),
+            ("bf16", lambda: [module.decode_attention(q3, k[:, :, :positions], v[:, :, :positions], bias3, D ** -0.5)
+                              for k, v in zip(keys16, values16)], 2),
+        ):
+            seconds = best_of(repeats, run)
+            gbs = rows * positions * H * D * 2 * width * layers / seconds / 1e9
+            cells.append(f"{seconds * 1e3:6.2f} ({gbs:4.1f})")
+        print(f"{rows:>8} x {positions:<6} " + " ".join(f"{c:>16}" for c in cells), flush=True)
+
+
+def int8(module, repeats: int) -> None:
+    print("\nint8 weights x rows, 24 matrices (ms; GB/s of int8 weights)")
+    print(f"{'shape':>12} {'rows':>4} {'torch int8pack':>16} {'native fp32 x':>16} {'native bf16 x':>16}")
+    for N, K in ((4096, 1024), (1024, 4096)):
+        weights = [torch.randint(-127, 128, (N, K), dtype=torch.int8) for _ in range(24)]
+        scale = torch.rand(N) / 100
+        scale16, empty = scale.bfloat16(), torch.empty(0)
+        nbytes = 24 * N * K
+        for rows in (1, 2, 4, 8, 16):
+            x = torch.randn(rows, K)
+            x16 = x.bfloat16()
+            cells = []
+            for run in (lambda: [torch.ops.aten._weight_int8pack_mm(x16, w, scale16) for w in weights],
+                        lambda: [module.int8_rows(x, w, scale, empty) for w in weights],
+                        lambda: [module.int8_rows(x16, w, scale, empty) for w in weights]):
+                seconds = best_of(repeats, run)
+                cells.append(f"{seconds * 1e3:6.2f} ({nbytes / seconds / 1e9:4.1f})")
+            print(f"{N:>5} x {K:<5} {rows:>4} " + " ".join(f"{c:>16}" for c in cells), flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=7)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    module = native.load()
+    if module is None:
+        sys.exit(f"tongues.native is not available here: {native.status()}")
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    flags = open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else ""
+    isa = "avx512_bf16" if "avx512_bf16" in flags else "avx512f" if "avx512f" in flags else "avx2" if "avx2" in flags else "?"
+    print(f"commit {commit}, {os.cpu_count()} cpus ({isa}), threads {args.threads}, load average {os.getloadavg()[0]:.1f}")
+    attention(module, args.repeats)
+    int8(module, args.repeats)
+
+
+if __name__ == "__main__":
+    main()
