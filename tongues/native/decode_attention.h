@@ -11,6 +11,8 @@
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 
+#include <immintrin.h>
+
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -157,6 +159,89 @@ TONGUES_CLONES void attend_range_bf16(const float* q, const uint16_t* k, const u
   attend_range<uint16_t>(q, k, v, bias, s, begin, end, scores, out);
 }
 
+#if defined(__x86_64__) && defined(__GNUC__)
+// The same computation written with AVX-512 intrinsics, for head sizes that are multiples of 16: bf16 keys
+// and values are widened with a shift in the register (GCC's own vectorisation of the loops above kept
+// the bf16 cache from reading faster than the fp32 one).
+__attribute__((target("avx512f"))) inline __m512 load16(const float* p) { return _mm512_loadu_ps(p); }
+__attribute__((target("avx512f"))) inline __m512 load16(const uint16_t* p) {
+  const __m512i wide = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  return _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));
+}
+
+// NC: the head size in 16-float chunks (4 or 8: D = 64 or 128), so the accumulators stay in registers.
+template <typename T, int NC>
+__attribute__((target("avx512f"))) void attend_range_avx512(const float* q, const T* k, const T* v, const float* bias,
+                                                            const Shape& s, int64_t begin, int64_t end, float* scores,
+                                                            float* out) {
+  const int64_t G = s.H / s.Hk, Tk = s.Tk;
+  constexpr int64_t D = NC * 16;
+  const float neg_inf = -std::numeric_limits<float>::infinity();
+  for (int64_t u = begin; u < end; ++u) {
+    const int64_t b = u / s.Hk, hk = u % s.Hk;
+    const T* kr0 = k + b * s.kB + hk * s.kH;
+    const T* vr0 = v + b * s.vB + hk * s.vH;
+    for (int64_t g = 0; g < G; ++g) {
+      const int64_t h = hk * G + g;
+      const float* qh = q + (b * s.H + h) * D;
+      const float* bh = bias ? bias + b * s.bB + h * s.bH : nullptr;
+      __m512 qv[NC];
+      for (int c = 0; c < NC; ++c) qv[c] = _mm512_loadu_ps(qh + 16 * c);
+      float* sc = scores + g * Tk;
+      float m = neg_inf;
+      for (int pass = 0; pass < 2 && m == neg_inf; ++pass) {  // as attend_unit: masked columns not read
+        for (int64_t t = 0; t < Tk; ++t) {
+          const float add = bh ? bh[t * s.bT] : 0.0f;
+          if (pass == 0 && add <= kMasked) {
+            sc[t] = neg_inf;
+            continue;
+          }
+          const T* kr = kr0 + t * s.kT;
+          __m512 acc = _mm512_mul_ps(qv[0], load16(kr));
+          for (int c = 1; c < NC; ++c) acc = _mm512_fmadd_ps(qv[c], load16(kr + 16 * c), acc);
+          const float x = _mm512_reduce_add_ps(acc) * s.scale + add;
+          sc[t] = x;
+          m = x > m ? x : m;
+        }
+      }
+      float total = 0.0f;
+      if (m == neg_inf) {
+        for (int64_t t = 0; t < Tk; ++t) sc[t] = 0.0f;
+        total = 1.0f;
+      } else {
+        for (int64_t t = 0; t < Tk; ++t) {
+          const float e = fast_exp(sc[t] - m);
+          sc[t] = e;
+          total += e;
+        }
+      }
+      const float inv = 1.0f / total;
+      __m512 o[NC];
+      for (int c = 0; c < NC; ++c) o[c] = _mm512_setzero_ps();
+      for (int64_t t = 0; t < Tk; ++t) {
+        const float w = sc[t];
+        if (w == 0.0f) continue;  // a masked column (or one too far below the maximum to count)
+        const __m512 wv = _mm512_set1_ps(w);
+        const T* vr = vr0 + t * s.vT;
+        for (int c = 0; c < NC; ++c) o[c] = _mm512_fmadd_ps(wv, load16(vr + 16 * c), o[c]);
+      }
+      const __m512 scale = _mm512_set1_ps(inv);
+      float* oh = out + (b * s.H + h) * D;
+      for (int c = 0; c < NC; ++c) _mm512_storeu_ps(oh + 16 * c, _mm512_mul_ps(o[c], scale));
+    }
+  }
+}
+
+inline bool has_avx512f() {
+  static const bool yes = __builtin_cpu_supports("avx512f");
+  return yes;
+}
+#else
+inline bool has_avx512f() { return false; }
+template <typename T, int NC>
+void attend_range_avx512(const float*, const T*, const T*, const float*, const Shape&, int64_t, int64_t, float*, float*) {}
+#endif
+
 // q (B, H, D) fp32 contiguous; k, v (B, Hk, Tk, D) fp32 or bf16 with contiguous D; bias fp32 viewed as
 // (B, H, Tk) (any strides, 0 where broadcast) or an empty tensor. Returns (B, H, D) fp32.
 torch::Tensor decode_attention(torch::Tensor q, torch::Tensor k, torch::Tensor v, torch::Tensor bias, double scale) {
@@ -189,9 +274,22 @@ torch::Tensor decode_attention(torch::Tensor q, torch::Tensor k, torch::Tensor v
   const bool bf16 = k.scalar_type() == torch::kBFloat16;
   const void* kp = k.data_ptr();
   const void* vp = v.data_ptr();
+  const int chunks = has_avx512f() && (s.D == 64 || s.D == 128) ? static_cast<int>(s.D / 16) : 0;
   at::parallel_for(0, s.B * s.Hk, 1, [&](int64_t begin, int64_t end) {
     std::vector<float> scores(static_cast<size_t>(G * s.Tk));
-    if (bf16)
+    const auto* k16 = static_cast<const uint16_t*>(kp);
+    const auto* v16 = static_cast<const uint16_t*>(vp);
+    const auto* k32 = static_cast<const float*>(kp);
+    const auto* v32 = static_cast<const float*>(vp);
+    if (chunks == 4 && bf16)
+      attend_range_avx512<uint16_t, 4>(qp, k16, v16, bias_ptr, s, begin, end, scores.data(), op);
+    else if (chunks == 8 && bf16)
+      attend_range_avx512<uint16_t, 8>(qp, k16, v16, bias_ptr, s, begin, end, scores.data(), op);
+    else if (chunks == 4)
+      attend_range_avx512<float, 4>(qp, k32, v32, bias_ptr, s, begin, end, scores.data(), op);
+    else if (chunks == 8)
+      attend_range_avx512<float, 8>(qp, k32, v32, bias_ptr, s, begin, end, scores.data(), op);
+    else if (bf16)
       attend_range_bf16(qp, static_cast<const uint16_t*>(kp), static_cast<const uint16_t*>(vp), bias_ptr, s, begin, end,
                         scores.data(), op);
     else
