@@ -339,6 +339,37 @@ def test_mixed_batch_seeds_and_penalties_equal_each_request_alone():
     assert results[2] == generate_alone(model, many[2], 10, eos_token_id=None, repetition_penalty=1.5)
 
 
+def test_an_idle_engine_gathers_requests_that_arrive_together_into_one_prefill():
+    model = tiny("bloom")
+    prompt = prompts()[0]
+    for window, expected in ((0.3, [3]), (0.0, None)):
+        engine = Engine(model, LetterTokenizer(), max_running=4, arrival_window=window)
+        rows = []
+        together, alone = engine.runner.prefill_rows, engine.runner.prefill
+        engine.runner.prefill_rows = lambda seqs, start, stop: rows.append(len(seqs)) or together(seqs, start, stop)
+        engine.runner.prefill = lambda seq, start, stop, logits: rows.append(1) or alone(seq, start, stop, logits)
+        engine.start()
+        try:
+            params = SamplingParams(max_tokens=2, temperature=0, ignore_eos=True)
+            results = []
+            threads = []
+            for i in range(3):  # three requests 30 ms apart into an idle engine
+                threads.append(threading.Thread(target=lambda: results.append(engine.generate(prompt, params))))
+                threads[-1].start()
+                time.sleep(0.03)
+            for thread in threads:
+                thread.join(60)
+            assert len(results) == 3 and all(r[0].token_ids == results[0][0].token_ids for r in results)
+            if expected:
+                assert rows[:1] == expected  # one prefill forward for all three
+            else:
+                assert rows[0] == 1  # without the window the first one starts alone
+        finally:
+            engine.shutdown()
+    with pytest.raises(ValueError, match="arrival_window"):
+        Engine(model, LetterTokenizer(), arrival_window=-1)
+
+
 def test_schedule_gives_every_row_a_chunk_only_while_fewer_rows_decode_than_prefill():
     from tongues.serving.scheduler import Scheduler
     from tongues.serving.sequence import Sequence

@@ -62,6 +62,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--max-prefill-wait", type=non_negative_int, default=4,
                         help="engine steps a new prompt may wait, while more sequences decode than wait, to be "
                              "prefilled together with later ones (4; 0: at once)")
+    parser.add_argument("--arrival-window-ms", type=window_ms, default=20,
+                        help="milliseconds an idle engine waits, once a request wakes it, for others arriving "
+                             "with it, so they prefill together (20; 0: none)")
     parser.add_argument("--threads", type=positive_int, default=None,
                         help="torch CPU threads (default: torch's choice; fewer on a machine shared with other jobs)")
     parser.add_argument("--chat-template", default=None, metavar="FILE",
@@ -118,6 +121,13 @@ def all_ranks_loaded(loaded: bool) -> bool:
     return bool(flag.item())
 
 
+def window_ms(text: str) -> int:
+    value = non_negative_int(text)
+    if value > 10_000:
+        raise argparse.ArgumentTypeError(f"must be at most 10000 (10 s); got {text}")
+    return value
+
+
 def load_engine(args, model_dir: str, template: str | None = None):
     """Load the model and tokenizer of ``model_dir`` and start an engine over them (on rank 0 under torchrun).
     ``template``: the text of ``--chat-template``, read and compiled by :func:`serve`."""
@@ -130,7 +140,8 @@ def load_engine(args, model_dir: str, template: str | None = None):
             check_chat_template(tokenizer, args.model, args.chat_template)
         return Engine(model, tokenizer, max_running=args.max_running, max_queue=args.max_queue,
                       chunk_size=args.chunk_size, max_model_len=args.max_model_len, channel=channel,
-                      max_prefill_wait=args.max_prefill_wait).start()
+                      max_prefill_wait=args.max_prefill_wait,
+                      arrival_window=args.arrival_window_ms / 1000).start()
 
     if world_size() == 1:
         return start(load_model(args, model_dir), AutoTokenizer.from_pretrained(model_dir))

@@ -115,6 +115,12 @@ class Engine:
         chunk_size: prompt tokens prefilled per step, so a long prompt delays others by one chunk.
         max_prefill_wait: steps a new prompt may wait to be prefilled together with others while more
             sequences decode than wait (see :mod:`~tongues.serving.scheduler`; 0: prefill at once).
+        arrival_window: seconds an idle engine waits, after a request wakes it, for others to arrive
+            before its first step (0: none). Clients that ask again as their answers end arrive a few
+            milliseconds apart; gathered, they prefill as one burst instead of the first one decoding
+            alone and then stalling through the others' prefill (vLLM's ``--scheduler-delay-factor``
+            serves the same end). It adds at most this much to the time to first token of a request
+            that finds the server idle.
         max_model_len: prompt + output limit (default: the model's context length).
         stats: optional observer with ``request(prompt_tokens)``, ``first_token(seconds)``,
             ``inter_token(seconds)`` and ``finished(generated_tokens)`` (the server's Prometheus metrics).
@@ -123,12 +129,16 @@ class Engine:
     """
 
     def __init__(self, model, tokenizer, max_running: int = 16, max_queue: int = 64, chunk_size: int = 64,
-                 max_model_len: int | None = None, stats=None, channel=None, max_prefill_wait: int = 4) -> None:
+                 max_model_len: int | None = None, stats=None, channel=None, max_prefill_wait: int = 4,
+                 arrival_window: float = 0.02) -> None:
         for name, value in (("max_running", max_running), ("max_queue", max_queue), ("chunk_size", chunk_size)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"Engine needs a positive integer {name}; got {value!r}")
         if not isinstance(max_prefill_wait, int) or isinstance(max_prefill_wait, bool) or max_prefill_wait < 0:
             raise ValueError(f"Engine needs a non-negative integer max_prefill_wait; got {max_prefill_wait!r}")
+        if isinstance(arrival_window, bool) or not isinstance(arrival_window, (int, float)) or not 0 <= arrival_window <= 10:
+            raise ValueError(f"Engine needs an arrival_window of 0 to 10 seconds; got {arrival_window!r}")
+        self.arrival_window = float(arrival_window)
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.max_model_len = max_model_len or context_length(model.config)
@@ -268,6 +278,11 @@ class Engine:
                                 self.runner.idle()  # under torchrun: a heartbeat to the other ranks
                         if self._stopping:
                             break
+                        if not len(self.scheduler) and self.arrival_window:
+                            # idle until now: let near-simultaneous arrivals join before the first step
+                            deadline = time.monotonic() + self.arrival_window
+                            while not self._stopping and (left := deadline - time.monotonic()) > 0:
+                                self._lock.wait(left)
                         inbox, self._inbox = self._inbox, []
                         self._drain(inbox)
                     if len(self.scheduler):
