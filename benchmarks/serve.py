@@ -100,6 +100,7 @@ def server_command(backend: str, dtype: str, checkpoint: str, port: int, args) -
                    "--port", str(port), "--threads", str(args.threads), "--max-running", str(args.max_running),
                    "--max-queue", "256", "--chunk-size", str(args.chunk_size), "--served-model-name", "bench"]
         command += ["--kernels", "none"] if backend == "tongues-torch" else []
+        command += args.server_args.split()
         return command + (["--quantization", "int8"] if dtype == "int8" else [])
     command = [shutil.which("transformers") or os.path.join(os.path.dirname(sys.executable), "transformers"),
                "serve", checkpoint, "--device", "cpu", "--dtype", "bfloat16", "--port", str(port)]
@@ -278,6 +279,8 @@ def main() -> None:
                         help="the benchmark checkpoint folder (made once if missing)")
     parser.add_argument("--tongues-path", default=ROOT,
                         help="the tongues tree the tongues server imports (another checkout, for A/B runs)")
+    parser.add_argument("--server-args", default="",
+                        help="more flags for tongues serve, as one string (e.g. \"--arrival-window-ms 0\")")
     parser.add_argument("--json", default=None, help="also write the results here")
     parser.add_argument("--soak", type=float, default=None, metavar="SECONDS",
                         help="run the soak test (32 clients, random disconnects) instead of the table")

@@ -62,9 +62,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--max-prefill-wait", type=non_negative_int, default=4,
                         help="engine steps a new prompt may wait, while more sequences decode than wait, to be "
                              "prefilled together with later ones (4; 0: at once)")
-    parser.add_argument("--arrival-window-ms", type=window_ms, default=20,
+    parser.add_argument("--arrival-window-ms", type=window_ms, default=0,
                         help="milliseconds an idle engine waits, once a request wakes it, for others arriving "
-                             "with it, so they prefill together (20; 0: none)")
+                             "with it, so they prefill together (default 0: none; see docs/serving.md)")
     parser.add_argument("--threads", type=positive_int, default=None,
                         help="torch CPU threads (default: torch's choice; fewer on a machine shared with other jobs)")
     parser.add_argument("--chat-template", default=None, metavar="FILE",
