@@ -19,7 +19,6 @@ import argparse
 import os
 import subprocess
 import sys
-import time
 
 import torch
 import torch.nn.functional as F
@@ -27,17 +26,8 @@ import torch.nn.functional as F
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from benchmarks.kernels import best_time  # noqa: E402
 from tongues import native  # noqa: E402
-
-
-def best_of(repeats: int, fn) -> float:
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def attention(module, repeats: int) -> None:
@@ -65,7 +55,7 @@ def attention(module, repeats: int) -> None:
             ("bf16", lambda: [module.decode_attention(q3, k[:, :, :positions], v[:, :, :positions], bias3, D ** -0.5)
                               for k, v in zip(keys16, values16)], 2),
         ):
-            seconds = best_of(repeats, run)
+            seconds = best_time(run, repeats)
             gbs = rows * positions * H * D * 2 * width * layers / seconds / 1e9
             cells.append(f"{seconds * 1e3:6.2f} ({gbs:4.1f})")
         print(f"{rows:>8} x {positions:<6} " + " ".join(f"{c:>16}" for c in cells), flush=True)
@@ -86,7 +76,7 @@ def int8(module, repeats: int) -> None:
             for run in (lambda: [torch.ops.aten._weight_int8pack_mm(x16, w, scale16) for w in weights],
                         lambda: [module.int8_rows(x, w, scale, empty) for w in weights],
                         lambda: [module.int8_rows(x16, w, scale, empty) for w in weights]):
-                seconds = best_of(repeats, run)
+                seconds = best_time(run, repeats)
                 cells.append(f"{seconds * 1e3:6.2f} ({nbytes / seconds / 1e9:4.1f})")
             print(f"{N:>5} x {K:<5} {rows:>4} " + " ".join(f"{c:>16}" for c in cells), flush=True)
 

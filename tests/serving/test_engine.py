@@ -421,14 +421,19 @@ def test_schedule_gives_every_row_a_chunk_only_while_fewer_rows_decode_than_pref
     held.add(seqs(3, 3, 3))  # four prefilling against two decoding: a burst, nobody waits
     assert spans(held.schedule()) == [("r0", 0, 4), ("r0", 0, 3), ("r1", 0, 3), ("r2", 0, 3)]
 
+    def one_decoding(max_tokens):
+        """A scheduler (hold of 3 steps) with one sequence decoding, of ``max_tokens``, and two new prompts."""
+        scheduler = Scheduler(max_running=8, max_waiting=8, chunk_size=8, rows=Rows(), max_prefill_wait=3)
+        seq = seqs(2)[0]
+        seq.params = SamplingParams(max_tokens=max_tokens)
+        scheduler.add([seq])
+        scheduler.schedule()
+        seq.num_prefilled = 2
+        scheduler.prefilled(seq)
+        return scheduler, seq
+
     # A burst waits while every decoding row is due to end within the hold (max_tokens nearly reached).
-    tail = Scheduler(max_running=8, max_waiting=8, chunk_size=8, rows=Rows(), max_prefill_wait=3)
-    ending = seqs(2)[0]
-    ending.params = SamplingParams(max_tokens=3)
-    tail.add([ending])
-    tail.schedule()
-    ending.num_prefilled = 2
-    tail.prefilled(ending)
+    tail, ending = one_decoding(3)
     ending.output_ids = [7]  # two tokens left
     tail.add(seqs(3, 3))
     assert spans(tail.schedule()) == []  # held: the straggler finishes first
@@ -438,12 +443,6 @@ def test_schedule_gives_every_row_a_chunk_only_while_fewer_rows_decode_than_pref
     tail.remove(ending)
     assert spans(tail.schedule()) == [("r0", 0, 3), ("r1", 0, 3)]  # then the burst, into an idle batch
     # ... but not when a decoding row goes on past the hold
-    long = Scheduler(max_running=8, max_waiting=8, chunk_size=8, rows=Rows(), max_prefill_wait=3)
-    going = seqs(2)[0]
-    going.params = SamplingParams(max_tokens=30)
-    long.add([going])
-    long.schedule()
-    going.num_prefilled = 2
-    long.prefilled(going)
+    long, _ = one_decoding(30)
     long.add(seqs(3, 3))
     assert spans(long.schedule()) == [("r0", 0, 3), ("r1", 0, 3)]

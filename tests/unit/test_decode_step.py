@@ -152,12 +152,29 @@ def tiny_models():
     }
 
 
+def mixed_length_steps(model, cache, prompts) -> list:
+    """Each prompt prefilled alone into its row of ``cache``, then three decode steps over all rows at their
+    own lengths: every step's logits."""
+    from tongues.slot_cache import forward_step
+
+    steps = []
+    with torch.no_grad():
+        for row, prompt in enumerate(prompts):
+            steps.append(forward_step(model, prompt, cache.view(row, row + 1)))
+        ids = torch.tensor([[int(s[0].argmax())] for s in steps])
+        for _ in range(3):
+            out = forward_step(model, ids, cache.view(0, len(prompts)))
+            steps.append(out)
+            ids = out.argmax(-1, keepdim=True)
+    return steps
+
+
 @pytest.mark.parametrize("family", ["bloom", "xglm", "glm"])
 def test_bf16_slot_cache_widened_or_not_gives_the_same_logits(family, monkeypatch):
     """Keys stored widened to fp32 are the same numbers: prefill and mixed-length decode steps are bit-identical.
     (The PyTorch decode path; with tongues.native loaded, bf16 keys are not widened: tests/unit/test_native.py.)"""
     from tongues import native
-    from tongues.slot_cache import SlotCache, forward_step
+    from tongues.slot_cache import SlotCache
 
     monkeypatch.setattr(native, "loaded", lambda: None)
     monkeypatch.setattr(native, "available", lambda: False)
@@ -167,15 +184,7 @@ def test_bf16_slot_cache_widened_or_not_gives_the_same_logits(family, monkeypatc
     logits = {}
     for widen in (True, False):
         cache = SlotCache(slots=3, capacity=16, widen=widen)
-        steps = []
-        with torch.no_grad():
-            for row, prompt in enumerate(prompts):
-                steps.append(forward_step(model, prompt, cache.view(row, row + 1)))
-            ids = torch.tensor([[int(s[0].argmax())] for s in steps])
-            for _ in range(3):
-                out = forward_step(model, ids, cache.view(0, 3))
-                steps.append(out)
-                ids = out.argmax(-1, keepdim=True)
+        steps = mixed_length_steps(model, cache, prompts)
         assert cache.keys[0].dtype == (torch.float32 if widen else torch.bfloat16)
         legacy = cache.view(0, 3).to_legacy_cache()
         assert legacy[0][0].dtype == torch.bfloat16  # the legacy form comes back in the model's dtype

@@ -178,8 +178,7 @@ def test_int8_layers_take_the_kernel_for_batches_when_it_is_loaded(module, monke
 @pytest.mark.parametrize("family", ["bloom", "xglm", "glm"])
 def test_bf16_decode_steps_with_the_kernel_match_the_pytorch_path(module, monkeypatch, family):
     """Mixed-length bf16 decode steps: bf16 cache + C++ attention against the widened cache + SDPA."""
-    from tests.unit.test_decode_step import tiny_models
-    from tongues.slot_cache import SlotCache, forward_step
+    from tests.unit.test_decode_step import mixed_length_steps, tiny_models
 
     torch.manual_seed(6)
     model = tiny_models()[family].to(torch.bfloat16).eval()
@@ -190,16 +189,7 @@ def test_bf16_decode_steps_with_the_kernel_match_the_pytorch_path(module, monkey
             monkeypatch.setattr(native, "loaded", lambda: None)
             monkeypatch.setattr(native, "available", lambda: False)
         cache = SlotCache(slots=3, capacity=16)
-        steps = []
-        with torch.no_grad():
-            for row, prompt in enumerate(prompts):
-                steps.append(forward_step(model, prompt, cache.view(row, row + 1)))
-            ids = torch.tensor([[int(s[0].argmax())] for s in steps])
-            for _ in range(3):
-                out = forward_step(model, ids, cache.view(0, 3))
-                steps.append(out)
-                ids = out.argmax(-1, keepdim=True)
+        runs[compiled] = mixed_length_steps(model, cache, prompts)
         assert cache.keys[0].dtype == (torch.bfloat16 if compiled else torch.float32)
-        runs[compiled] = steps
     for a, b in zip(runs[True], runs[False]):  # the same fp32 sums in another order, then bf16 rounding
         torch.testing.assert_close(a.float(), b.float(), rtol=2e-2, atol=2e-2)
