@@ -193,3 +193,21 @@ def test_bf16_decode_steps_with_the_kernel_match_the_pytorch_path(module, monkey
         assert cache.keys[0].dtype == (torch.bfloat16 if compiled else torch.float32)
     for a, b in zip(runs[True], runs[False]):  # the same fp32 sums in another order, then bf16 rounding
         torch.testing.assert_close(a.float(), b.float(), rtol=2e-2, atol=2e-2)
+
+
+def test_the_build_compiles_copies_beside_it_so_other_installs_find_it_current(tmp_path, monkeypatch):
+    from torch.utils import cpp_extension
+
+    calls = []
+    monkeypatch.setenv("TONGUES_KERNEL_CACHE", str(tmp_path))
+    monkeypatch.setattr(cpp_extension, "load", lambda **kwargs: calls.append(kwargs) or "module")
+    assert native._build() == "module"
+    folder = tmp_path / native.build_name()
+    sources = [os.path.basename(p) for p in calls[0]["sources"]]
+    assert sources == ["module.cpp"] and calls[0]["build_directory"] == str(folder)
+    assert all(p.startswith(str(folder / "src")) for p in calls[0]["sources"])  # not the installed files
+    for file in native.SOURCES + native.HEADERS:
+        assert (folder / "src" / file).read_bytes() == (native.source_dir() / file).read_bytes()
+    (folder / "src" / "module.cpp").write_text("stale")  # a copy that differs is rewritten
+    native._build()
+    assert (folder / "src" / "module.cpp").read_bytes() == (native.source_dir() / "module.cpp").read_bytes()

@@ -4,13 +4,16 @@ The sources are built with torch's own extension builder (``torch.utils.cpp_exte
 C++ compiler found as ``$CXX`` or ``c++``, and ninja, a dependency of tongues) the first time a
 process asks for them, into ``$TONGUES_KERNEL_CACHE``, else ``$XDG_CACHE_HOME/tongues/kernels``, else
 ``~/.cache/tongues/kernels``. The folder's name carries a hash of the sources and of the torch
-version, so an upgrade rebuilds instead of loading a stale build. A build takes about 30 s and says
-so on stderr first; later processes load it in well under a second.
+version, so an upgrade rebuilds instead of loading a stale build; it compiles copies of the sources
+kept in that folder, so another installation of the same version (a second virtualenv, a clone) finds
+the build current. A build takes about 30 s and says so on stderr first; later processes load it in
+under two seconds.
 
 The code splits its work with ``at::parallel_for``, so it runs on torch's own OpenMP threads (the
 library is linked against the ``libgomp`` torch already loaded: one thread pool, not two). Its hot
-loops are compiled for AVX-512, AVX2+FMA and baseline x86-64 (GCC's ``target_clones``), and the CPU
-it runs on picks one when the library loads, so a build made on one machine class runs on the other.
+loops are hand-written for AVX-512 (with BF16 where the CPU has it) and AVX2+FMA, with plain C++
+(vectorised by GCC, ``target_clones``) for other shapes and CPUs; the CPU it runs on picks among them
+at run time, so a build made on one machine class runs on the other.
 
 Who loads them: the serving engine when it starts, ``generate`` before it decodes two or more rows,
 the benchmarks, or you (``tongues.native.load()``). Batched decoding is where they pay (the attention
@@ -110,11 +113,22 @@ def _build():
 
     name = build_name()
     folder = cache_root() / name
-    folder.mkdir(parents=True, exist_ok=True)
+    copies = folder / "src"
+    copies.mkdir(parents=True, exist_ok=True)
+    # The build compiles copies kept beside it, so that every installation of the same sources (another
+    # virtualenv, a clone elsewhere) finds the build up to date instead of rebuilding: ninja compares the
+    # source paths it was given.
+    for file in SOURCES + HEADERS:
+        text = (source_dir() / file).read_bytes()
+        target = copies / file
+        if not target.exists() or target.read_bytes() != text:
+            temporary = copies / f".{file}.{os.getpid()}"
+            temporary.write_bytes(text)
+            os.replace(temporary, target)
     if not (folder / f"{name}.so").exists():
         print(f"tongues: compiling the C++ CPU kernels once for this machine (about 30 s) into {folder}",
               file=sys.stderr, flush=True)
-    return cpp_extension.load(name=name, sources=[str(source_dir() / s) for s in SOURCES],
+    return cpp_extension.load(name=name, sources=[str(copies / s) for s in SOURCES],
                               extra_cflags=list(CFLAGS), extra_ldflags=list(LDFLAGS), build_directory=str(folder),
                               verbose=False)
 
