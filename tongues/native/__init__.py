@@ -1,13 +1,13 @@
-"""tongues' C++ CPU kernels (the ``.cpp``/``.h`` files beside this one): compiled once per machine, loaded on demand.
+"""tongues' C++ CPU kernels (the ``.cpp``/``.h`` files beside this one): compiled once per machine and torch installation, loaded on demand.
 
 The sources are built with torch's own extension builder (``torch.utils.cpp_extension.load``: the
 C++ compiler found as ``$CXX`` or ``c++``, and ninja, a dependency of tongues) the first time a
 process asks for them, into ``$TONGUES_KERNEL_CACHE``, else ``$XDG_CACHE_HOME/tongues/kernels``, else
 ``~/.cache/tongues/kernels``. The folder's name carries a hash of the sources and of the torch
-version, so an upgrade rebuilds instead of loading a stale build; it compiles copies of the sources
-kept in that folder, so another installation of the same version (a second virtualenv, a clone) finds
-the build current. A build takes about 30 s and says so on stderr first; later processes load it in
-under two seconds.
+installation (version and path), so an upgrade or another virtualenv builds its own instead of
+loading a stale one; it compiles copies of the sources kept in that folder, so another checkout of
+the same sources in the same virtualenv finds the build current. A build takes about 30 s and says so
+on stderr first; later processes load it in under two seconds.
 
 The code splits its work with ``at::parallel_for``, so it runs on torch's own OpenMP threads (the
 library is linked against the ``libgomp`` torch already loaded: one thread pool, not two). Its hot
@@ -59,14 +59,17 @@ def cache_root() -> Path:
 
 
 def build_name() -> str:
-    """The extension's name: a hash of the sources, the flags and the torch version."""
+    """The extension's name: a hash of the sources, the flags and the torch installation (version and path)."""
     import torch
 
     digest = hashlib.sha256()
     for name in SOURCES + HEADERS:
         digest.update((source_dir() / name).read_bytes())
     digest.update(" ".join(CFLAGS + LDFLAGS).encode())
+    # The torch it builds against, by version and place: each virtualenv compiles against its own torch's
+    # headers, and a build command naming other include paths would make ninja rebuild.
     digest.update(torch.__version__.encode())
+    digest.update(os.path.dirname(os.path.abspath(torch.__file__)).encode())
     return f"tongues_cpu_{digest.hexdigest()[:12]}"
 
 
@@ -126,7 +129,7 @@ def _build():
             temporary.write_bytes(text)
             os.replace(temporary, target)
     if not (folder / f"{name}.so").exists():
-        print(f"tongues: compiling the C++ CPU kernels once for this machine (about 30 s) into {folder}",
+        print(f"tongues: compiling the C++ CPU kernels once for this machine and torch installation (about 30 s) into {folder}",
               file=sys.stderr, flush=True)
     return cpp_extension.load(name=name, sources=[str(copies / s) for s in SOURCES],
                               extra_cflags=list(CFLAGS), extra_ldflags=list(LDFLAGS), build_directory=str(folder),
