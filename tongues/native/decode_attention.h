@@ -66,6 +66,23 @@ struct Shape {
   float scale;
 };
 
+// Turns one head's scores (their maximum m) into exp(score - m) in place; returns 1 / their sum. Every
+// score -inf (m too): the weights are zeros, as torch's SDPA gives there.
+inline __attribute__((always_inline)) float exp_weights(float* __restrict sc, int64_t Tk, float m) {
+  if (m == -std::numeric_limits<float>::infinity()) {
+    for (int64_t t = 0; t < Tk; ++t) sc[t] = 0.0f;
+    return 1.0f;
+  }
+  float total = 0.0f;
+#pragma omp simd reduction(+ : total)
+  for (int64_t t = 0; t < Tk; ++t) {
+    const float e = fast_exp(sc[t] - m);
+    sc[t] = e;
+    total += e;
+  }
+  return 1.0f / total;
+}
+
 // One (row, key/value head) pair: its `groups` query heads read the head's keys and values once.
 // scores: a buffer of groups * Tk floats.
 // DC: the head size when known at compile time (64, 128: loops fully unrolled), 0 for any other.
@@ -103,21 +120,9 @@ inline __attribute__((always_inline)) void attend_unit(const float* __restrict q
         m = x > m ? x : m;
       }
     }
-    float total = 0.0f;
-    if (m == neg_inf) {  // every score -inf: torch's SDPA gives zeros there, and so does this
-      for (int64_t t = 0; t < Tk; ++t) sc[t] = 0.0f;
-      total = 1.0f;
-    } else {
-#pragma omp simd reduction(+ : total)
-      for (int64_t t = 0; t < Tk; ++t) {
-        const float e = fast_exp(sc[t] - m);
-        sc[t] = e;
-        total += e;
-      }
-    }
+    const float inv = exp_weights(sc, Tk, m);
     float* o = out + (b * s.H + h) * D;
     for (int64_t d = 0; d < D; ++d) o[d] = 0.0f;
-    const float inv = 1.0f / total;
     for (int64_t t = 0; t < Tk; ++t) sc[t] *= inv;
   }
   // Weighted sum of values, all groups at once per position, so each value row is read once.
@@ -204,18 +209,7 @@ __attribute__((target("avx512f"))) void attend_range_avx512(const float* q, cons
           m = x > m ? x : m;
         }
       }
-      float total = 0.0f;
-      if (m == neg_inf) {
-        for (int64_t t = 0; t < Tk; ++t) sc[t] = 0.0f;
-        total = 1.0f;
-      } else {
-        for (int64_t t = 0; t < Tk; ++t) {
-          const float e = fast_exp(sc[t] - m);
-          sc[t] = e;
-          total += e;
-        }
-      }
-      const float inv = 1.0f / total;
+      const float inv = exp_weights(sc, Tk, m);
       __m512 o[NC];
       for (int c = 0; c < NC; ++c) o[c] = _mm512_setzero_ps();
       for (int64_t t = 0; t < Tk; ++t) {
