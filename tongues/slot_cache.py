@@ -90,7 +90,7 @@ class SlotCache:
     def storage_dtype(self, dtype: torch.dtype, device: torch.device) -> torch.dtype:
         """The dtype keys/values of ``dtype`` on ``device`` are stored in."""
         if self.widen and device.type == "cpu" and dtype in (torch.bfloat16, torch.float16):
-            if dtype == torch.bfloat16 and native.available():
+            if dtype == torch.bfloat16 and native.loaded() is not None:
                 return dtype  # the compiled decode attention widens bf16 as it reads it
             return torch.float32
         return dtype

@@ -177,7 +177,6 @@ def test_bf16_slot_cache_widened_or_not_gives_the_same_logits(family, monkeypatc
     from tongues.slot_cache import SlotCache
 
     monkeypatch.setattr(native, "loaded", lambda: None)
-    monkeypatch.setattr(native, "available", lambda: False)
     torch.manual_seed(6)
     model = tiny_models()[family].to(torch.bfloat16).eval()
     prompts = [torch.randint(3, 100, (1, n)) for n in (5, 2, 7)]

@@ -30,15 +30,19 @@ def test_int8_weights_with_bf16_activations_use_bf16_products_within_bf16_roundi
     x = torch.randn(2, rows, 96).bfloat16()
     q, scale, b = torch.randint(-127, 128, (300, 96), dtype=torch.int8), torch.rand(300) / 50, torch.randn(300)
     expected = (x.double() @ (q.double() * scale.double()[:, None]).T + b.double())
-    calls = []
-    real = kernels._int8_bf16_linear
-    monkeypatch.setattr(kernels, "_int8_bf16_linear", lambda *a: calls.append(1) or real(*a))
+    slices = []  # the dtype the weight slices are widened to
+    real = kernels._scratch
+    monkeypatch.setattr(kernels, "_scratch", lambda numel, device, dtype=torch.float32: slices.append(dtype)
+                        or real(numel, device, dtype))
     got = upcast_linear(x, q, b, scale, slice_elements=96 * 7)
     assert got.dtype == torch.bfloat16 and got.shape == (2, rows, 300)
-    assert bool(calls) == kernels.native_bf16()  # the bf16 path only where oneDNN multiplies bf16 natively
+    # bf16 slices only where oneDNN multiplies bf16 natively
+    assert slices == [torch.bfloat16 if kernels.native_bf16() else torch.float32]
     # the unscaled sums are rounded to bf16 once, then the result once more: within two bf16 steps
     torch.testing.assert_close(got.double(), expected, rtol=2 ** -7, atol=2 ** -7 * float(expected.abs().max()))
-    plain = real(x.reshape(-1, 96), q, b, scale, 96 * 7).reshape(2, rows, 300)  # the slices, directly
+    monkeypatch.setattr(kernels, "native_bf16", lambda: True)  # the bf16 slices, on any CPU
+    plain = upcast_linear(x, q, b, scale, slice_elements=96 * 7)
+    assert slices[-1] == torch.bfloat16
     torch.testing.assert_close(plain.double(), expected, rtol=2 ** -7, atol=2 ** -7 * float(expected.abs().max()))
 
 

@@ -106,7 +106,6 @@ def test_the_slot_cache_keeps_bf16_keys_when_the_kernel_is_loaded(module, monkey
     stored, _ = cache.view(0, 2).update(key, key, 0)
     assert stored.dtype == torch.bfloat16 and torch.equal(stored[:, :, :3], key)
     monkeypatch.setattr(native, "loaded", lambda: None)
-    monkeypatch.setattr(native, "available", lambda: False)
     wide, _ = SlotCache(slots=2, capacity=8).view(0, 2).update(key, key, 0)
     assert wide.dtype == torch.float32 and torch.equal(wide[:, :, :3], key.float())
     # fp16 is always widened (the kernel reads fp32 and bf16 only)
@@ -187,7 +186,6 @@ def test_bf16_decode_steps_with_the_kernel_match_the_pytorch_path(module, monkey
     for compiled in (True, False):
         if not compiled:
             monkeypatch.setattr(native, "loaded", lambda: None)
-            monkeypatch.setattr(native, "available", lambda: False)
         cache = SlotCache(slots=3, capacity=16)
         runs[compiled] = mixed_length_steps(model, cache, prompts)
         assert cache.keys[0].dtype == (torch.bfloat16 if compiled else torch.float32)

@@ -39,13 +39,13 @@ _local = threading.local()
 
 
 def _scratch(numel: int, device: torch.device, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """A per-thread buffer of at least ``numel`` elements, reused across calls (no per-step allocation)."""
-    name = "buf" if dtype == torch.float32 else f"buf_{dtype}".replace("torch.", "")
-    buf = getattr(_local, name, None)
+    """A per-thread buffer of at least ``numel`` elements, one per dtype, reused across calls (no per-step
+    allocation)."""
+    buffers = _local.__dict__.setdefault("buffers", {})
+    buf = buffers.get(dtype)
     if buf is None or buf.numel() < numel or buf.device != device:
         with torch.inference_mode(False):  # a normal tensor: usable in place both inside and outside inference mode
-            buf = torch.empty(numel, dtype=dtype, device=device)
-        setattr(_local, name, buf)
+            buf = buffers[dtype] = torch.empty(numel, dtype=dtype, device=device)
     return buf[:numel]
 
 
@@ -57,6 +57,11 @@ def upcast_linear(
     slice_elements: int = SLICE_ELEMENTS,
 ) -> torch.Tensor:
     """``x @ (weight * scale[:, None]).T + bias`` with fp32 accumulation, weight widened slice by slice.
+
+    The slices are widened to fp32 for BLAS, except for int8 weights under bf16 activations (more than one
+    row) on a CPU that multiplies bf16 natively: there they are widened to bf16 (exact: |q| <= 127) for
+    oneDNN's bf16 matmul, which accumulates in fp32 like the bf16 model's own products (2-3x the fp32 path
+    on prompts); its sums are rounded to bf16 once before the scale and bias, which are applied in fp32.
 
     Args:
         x: (..., K) activations, any float dtype; the result has the same dtype.
@@ -72,17 +77,14 @@ def upcast_linear(
     if weight.shape[1] != K:
         raise ValueError(f"upcast_linear: x has {K} features but weight is {tuple(weight.shape)} (expected (N, {K}))")
     lead = x.shape[:-1]
-    if (x.dtype == torch.bfloat16 and weight.dtype == torch.int8 and x.device.type == "cpu" and native_bf16()
-            and x.numel() > K):
-        # bf16 activations and int8 weights (exact in bf16) on a CPU that multiplies bf16 natively: widen the
-        # slices to bf16 and let oneDNN's bf16 matmul take them (fp32 accumulation, like the bf16 model's own
-        # products; 2-3x the fp32 path on prompts)
-        return _int8_bf16_linear(x.reshape(-1, K), weight, bias, scale, slice_elements).reshape(*lead, N)
-    x2 = x.reshape(-1, K).float()  # (M, K)
+    bf16_products = (x.dtype == torch.bfloat16 and weight.dtype == torch.int8 and x.device.type == "cpu"
+                     and x.numel() > K and native_bf16())
+    compute = torch.bfloat16 if bf16_products else torch.float32
+    x2 = x.reshape(-1, K).to(compute)  # (M, K)
     M = x2.shape[0]
     rows = max(1, min(N, slice_elements // K))
-    buf = _scratch(rows * K, x.device)
-    if M == 1:
+    buf = _scratch(rows * K, x.device, compute)
+    if M == 1:  # (fp32 only: the bf16 products take more than one row)
         out = torch.empty(1, N, dtype=torch.float32, device=x.device)  # (1, N): column slices stay contiguous
         for lo in range(0, N, rows):
             hi = min(N, lo + rows)
@@ -90,41 +92,20 @@ def upcast_linear(
             w.copy_(weight[lo:hi])
             torch.mm(x2, w.t(), out=out[:, lo:hi])
     else:
-        out_t = torch.empty(N, M, dtype=torch.float32, device=x.device)  # (N, M): row slices are contiguous
+        out_t = torch.empty(N, M, dtype=compute, device=x.device)  # (N, M): row slices are contiguous
         for lo in range(0, N, rows):
             hi = min(N, lo + rows)
             w = buf[: (hi - lo) * K].view(hi - lo, K)
             w.copy_(weight[lo:hi])
             torch.mm(w, x2.t(), out=out_t[lo:hi])
         out = out_t.t()
+    if scale is not None or bias is not None:
+        out = out.float()  # the scale and bias in fp32 (bf16 products: one more rounding to bf16, not two)
     if scale is not None:
         out = out * scale.float()
     if bias is not None:
         out = out + bias.float()
     return out.to(x.dtype).reshape(*lead, N)
-
-
-def _int8_bf16_linear(x2: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, scale: torch.Tensor | None,
-                      slice_elements: int) -> torch.Tensor:
-    """(M, K) bf16 times an (N, K) int8 weight widened to bf16 slice by slice, then ``* scale + bias``; (M, N) bf16."""
-    N, K = weight.shape
-    rows = max(1, min(N, slice_elements // K))
-    buf = _scratch(rows * K, x2.device, torch.bfloat16)
-    out = torch.empty(N, x2.shape[0], dtype=torch.bfloat16, device=x2.device)  # (N, M): row slices are contiguous
-    x2 = x2.contiguous()
-    for lo in range(0, N, rows):
-        hi = min(N, lo + rows)
-        w = buf[: (hi - lo) * K].view(hi - lo, K)
-        w.copy_(weight[lo:hi])
-        torch.mm(w, x2.t(), out=out[lo:hi])
-    if scale is None and bias is None:
-        return out.t()
-    out = out.t().float()  # the scale and bias in fp32: one more rounding to bf16, not two
-    if scale is not None:
-        out = out * scale.float()
-    if bias is not None:
-        out = out + bias.float()
-    return out.to(torch.bfloat16)
 
 
 @functools.cache

@@ -135,7 +135,6 @@ class QuantLinear(nn.Module):
             self.register_buffer("qweight", qweight)
             self.register_buffer("scale", scale)
         self.scale_bf16: torch.Tensor | None = None
-        self.bias_fp32: torch.Tensor | None = None  # the bias as tongues.native's int8 kernel takes it
         self.bias = None if linear.bias is None else nn.Parameter(linear.bias.detach().clone(), requires_grad=False)
 
     @classmethod
@@ -167,16 +166,16 @@ class QuantLinear(nn.Module):
             x2 = x.reshape(rows, self.in_features).float().contiguous()  # (rows, K)
             out = fast_kernels._compiled_rows()(x2, self.qweight, self.scale, self.bias, self)  # (rows, N) fp32
             return out.to(x.dtype).reshape(*x.shape[:-1], self.out_features)
+        module = native.loaded()
         if self.method == "int8" and 2 <= rows <= PACKED_INT8_MAX_ROWS and x.device.type == "cpu" and \
-                native.loaded() is not None and not (torch.is_grad_enabled() and x.requires_grad):
+                module is not None and not (torch.is_grad_enabled() and x.requires_grad):
             # batched decoding, where tongues' C++ kernel is loaded (tongues.native): each int8 row is read once
             # and widened in registers for all rows; fp32 activations as they are, bf16 ones as they are too
             # (AVX-512 BF16 products where the CPU has them); 1.2-1.6x torch's kernel at 4-16 rows
             x2 = x.reshape(rows, self.in_features)
             x2 = (x2 if x2.dtype == torch.bfloat16 else x2.float()).contiguous()
-            if self.bias_fp32 is None:
-                self.bias_fp32 = torch.empty(0) if self.bias is None else self.bias.float().contiguous()
-            out = native.loaded().int8_rows(x2, self.qweight, self.scale, self.bias_fp32)
+            bias = torch.empty(0) if self.bias is None else self.bias.float()
+            out = module.int8_rows(x2, self.qweight, self.scale, bias)
             return out.to(x.dtype).reshape(*x.shape[:-1], self.out_features)
         # torch's packed int8 kernel returns wrong sums unless the input width is a multiple of 16
         # (torch 2.13: errors of 1e34 at K = 40, measured); those widths take the widened slices too

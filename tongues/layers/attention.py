@@ -97,8 +97,9 @@ def decode_attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch
     H_kv = k.shape[1]
     groups = H // H_kv
     dtype = q.dtype
-    if _compiled_decode_ok(q, k, v):
-        return _compiled_decode(q, k, v, bias, scale).to(dtype)
+    module = _compiled_decode_module(q, k, v)
+    if module is not None:
+        return _compiled_decode(module, q, k, v, bias, scale).to(dtype)
     if (dtype != torch.float32 and q.device.type == "cpu") or k.dtype != dtype:
         q, k, v = q.float(), k.float(), v.float()
     if bias is not None:
@@ -111,18 +112,19 @@ def decode_attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch
     return out.reshape(B, H, 1, v.shape[-1]).to(dtype)
 
 
-def _compiled_decode_ok(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> bool:
-    """Whether :func:`decode_attend` can run the compiled kernel (CPU, no gradient, fp32/bf16 keys)."""
+def _compiled_decode_module(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor):
+    """tongues.native's module when :func:`decode_attend` can run its kernel here (loaded, CPU, no gradient,
+    fp32/bf16 keys), else ``None``."""
     if q.device.type != "cpu" or k.dtype not in (torch.float32, torch.bfloat16) or v.dtype != k.dtype:
-        return False
+        return None
     if torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad):
-        return False
+        return None
     if k.shape[-1] != q.shape[-1] or v.shape[-1] != q.shape[-1] or k.stride(-1) != 1 or v.stride(-1) != 1:
-        return False
-    return compiled_kernels.loaded() is not None
+        return None
+    return compiled_kernels.loaded()
 
 
-def _compiled_decode(q, k, v, bias, scale) -> torch.Tensor:
+def _compiled_decode(module, q, k, v, bias, scale) -> torch.Tensor:
     """:func:`decode_attend` in tongues' C++ kernel: (B, H, 1, D) fp32, keys/values read in their own dtype."""
     B, H, _, D = q.shape
     Tk = k.shape[2]
@@ -132,7 +134,7 @@ def _compiled_decode(q, k, v, bias, scale) -> torch.Tensor:
     else:
         bias3 = bias.float() if bias.dtype != torch.float32 else bias
         bias3 = bias3.expand(B, H, 1, Tk)[:, :, 0]  # (B, H, Tk) view: broadcast dimensions get stride 0
-    out = compiled_kernels.loaded().decode_attention(q3, k, v, bias3, float(scale))
+    out = module.decode_attention(q3, k, v, bias3, float(scale))
     return out.view(B, H, 1, D)
 
 

@@ -101,7 +101,6 @@ def load():
         if reason is None:
             try:
                 module = _build()
-                reason = None
             except Exception as err:  # noqa: BLE001 - any build failure leaves the PyTorch path in place
                 first = str(err).strip().splitlines()
                 reason = f"the build failed ({type(err).__name__}: {first[-1] if first else ''})"
@@ -118,9 +117,8 @@ def _build():
     folder = cache_root() / name
     copies = folder / "src"
     copies.mkdir(parents=True, exist_ok=True)
-    # The build compiles copies kept beside it, so that every installation of the same sources (another
-    # virtualenv, a clone elsewhere) finds the build up to date instead of rebuilding: ninja compares the
-    # source paths it was given.
+    # The build compiles copies kept beside it, so that another checkout of the same sources in this
+    # virtualenv finds the build up to date instead of rebuilding: ninja compares the source paths it was given.
     for file in SOURCES + HEADERS:
         text = (source_dir() / file).read_bytes()
         target = copies / file
@@ -129,8 +127,8 @@ def _build():
             temporary.write_bytes(text)
             os.replace(temporary, target)
     if not (folder / f"{name}.so").exists():
-        print(f"tongues: compiling the C++ CPU kernels once for this machine and torch installation (about 30 s) into {folder}",
-              file=sys.stderr, flush=True)
+        print(f"tongues: compiling the C++ CPU kernels once for this machine and torch installation (about 30 s) "
+              f"into {folder}", file=sys.stderr, flush=True)
     return cpp_extension.load(name=name, sources=[str(copies / s) for s in SOURCES],
                               extra_cflags=list(CFLAGS), extra_ldflags=list(LDFLAGS), build_directory=str(folder),
                               verbose=False)
@@ -144,8 +142,3 @@ def status() -> str:
 def loaded():
     """The module if this process has loaded it, else ``None``; never builds (the decode path asks this)."""
     return _state["module"]
-
-
-def available() -> bool:
-    """Whether this process has the compiled kernels loaded (see :func:`load`)."""
-    return _state["module"] is not None

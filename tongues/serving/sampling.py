@@ -148,16 +148,13 @@ def adjust_logits(logits: torch.Tensor, params: SamplingParams, prompt_ids: list
         ids = torch.tensor(output_ids, device=logits.device).clamp(max=V)
         counts = torch.bincount(ids, minlength=V + 1)[:V].to(logits.dtype)
         logits = logits - params.frequency_penalty * counts - params.presence_penalty * (counts > 0).to(logits.dtype)
-    if params.logit_bias:
-        V = logits.shape[-1]
-        ids = [t for t in params.logit_bias if t < V]
-        logits = logits.clone()
-        logits[ids] += torch.tensor([float(params.logit_bias[t]) for t in ids], dtype=logits.dtype,
-                                    device=logits.device)
-    if len(output_ids) < params.min_tokens and end_ids:
-        V = logits.shape[-1]
-        logits = logits.clone()
-        logits[[t for t in end_ids if t < V]] = float("-inf")
+    if params.logit_bias:  # its ids are inside the vocabulary (Engine.check_prompt)
+        ids = torch.tensor(list(params.logit_bias), device=logits.device)
+        biases = torch.tensor(list(params.logit_bias.values()), dtype=logits.dtype, device=logits.device)
+        logits = logits.index_add(0, ids, biases)
+    if len(output_ids) < params.min_tokens and end_ids:  # stop_token_ids are not checked against the vocabulary
+        ids = torch.tensor([t for t in end_ids if t < logits.shape[-1]], dtype=torch.long, device=logits.device)
+        logits = logits.index_fill(0, ids, float("-inf"))
     return logits
 
 

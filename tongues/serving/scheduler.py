@@ -86,14 +86,17 @@ class Scheduler:
             seq.status = Status.PREFILLING
             self.prefilling.append(seq)
         plan, budget = [], self.chunk_size
+        # The first prompt has not started and may still be held (the holds below).
+        holdable = bool(self.prefilling) and self.prefilling[0].num_prefilled == 0 and \
+            self.held_steps < self.max_prefill_wait
         if len(self.running) < len(self.prefilling):
-            if self.running and self._burst_waits():
+            if holdable and self.running and self._running_end_within(self.max_prefill_wait - self.held_steps):
                 self.held_steps += 1  # the few decoding rows end within the hold: let them finish first
                 return plan
             # Fewer sequences wait on this step for their next token than for their first (a burst of
             # arrivals; at an idle engine, nobody decodes at all): a chunk for every prefilling row.
             budget = self.chunk_size * len(self.prefilling)
-        elif self.prefilling and self.prefilling[0].num_prefilled == 0 and self.held_steps < self.max_prefill_wait:
+        elif holdable:
             self.held_steps += 1  # newcomers into a busy batch wait a few steps for company
             return plan
         self.held_steps = 0
@@ -108,17 +111,10 @@ class Scheduler:
                 break  # prompts finish their prefill in row order: the rows after this one wait
         return plan
 
-    def _burst_waits(self) -> bool:
-        """Whether a burst that has not started waits this step: every decoding row is due to end (its
-        ``max_tokens`` reached) within the steps the hold has left."""
-        if not self.prefilling or self.prefilling[0].num_prefilled or self.held_steps >= self.max_prefill_wait:
-            return False
-        left = self.max_prefill_wait - self.held_steps
-        for seq in self.running:
-            limit = seq.params.max_tokens
-            if limit is None or limit - len(seq.output_ids) > left:
-                return False
-        return True
+    def _running_end_within(self, steps: int) -> bool:
+        """Whether every decoding row reaches its ``max_tokens`` within ``steps`` steps."""
+        return all(seq.params.max_tokens is not None and seq.params.max_tokens - len(seq.output_ids) <= steps
+                   for seq in self.running)
 
     def prefilled(self, seq: Sequence) -> None:
         """``seq``'s whole prompt is in the cache: it decodes from now on."""
