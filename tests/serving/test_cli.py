@@ -82,11 +82,18 @@ def test_serve_without_the_extra_names_the_pip_command(monkeypatch, capsys):
 
 
 def test_serve_bad_model_and_port_are_one_line_errors(tmp_path, capsys):
+    from tongues.cli import build_parser
+
     assert main(["serve", "--model", str(tmp_path / "missing")]) == 1
     assert "--model" in capsys.readouterr().err
     assert main(["serve", "--port", "70000"]) == 1
     assert "--port 70000" in capsys.readouterr().err
     assert main(["serve", "--quantization", "int3"]) == 2
+    assert main(["serve", "--arrival-window-ms", "99999"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "--arrival-window-ms" in err and "at most 10000" in err
+    args = build_parser().parse_args(["serve", "--arrival-window-ms", "60"])
+    assert args.arrival_window_ms == 60 and build_parser().parse_args(["serve"]).arrival_window_ms == 0
 
 
 def test_serve_kernels_flag_reaches_the_loader():
