@@ -166,12 +166,91 @@ def test_int8_layers_take_the_kernel_for_batches_when_it_is_loaded(module, monke
                 torch.testing.assert_close(got.double(), want, rtol=2 ** -8, atol=2 ** -8 * float(want.abs().max()))
             got = layer(x)
             expected = (x.double() @ dequantised.T + layer.bias.double()).float()
-            if 2 <= rows <= 16:  # fp32 activations: the dequantised product to fp32 rounding
+            if rows <= 16:  # fp32 activations: the dequantised product to fp32 rounding
                 torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
-            else:  # one row (torch's kernel, bf16 activations) and prefill (widened slices) keep their paths
+            else:  # prefill keeps its path (widened slices)
                 torch.testing.assert_close(got, expected, rtol=2e-2, atol=2e-2)
-    assert calls == [2, 8, 8, 16]
-    assert "tongues.native int8_rows for 2-16 rows" in layer.kernel
+    assert calls == [1, 2, 8, 8, 16]
+    assert "tongues.native int8_rows for 1-16 rows" in layer.kernel
+
+
+@pytest.mark.parametrize("rows", [1, 2, 3, 4, 5, 7, 8, 9, 16, 17])
+@pytest.mark.parametrize("N,K", [(4, 16), (37, 40), (130, 263), (1027, 1024)])
+@pytest.mark.parametrize("wdtype", [torch.float32, torch.bfloat16])
+def test_dense_rows_equal_the_product(module, rows, N, K, wdtype):
+    generator = torch.Generator().manual_seed(rows * 11 + N)
+    w = torch.randn(N + 1, K, generator=generator).to(wdtype)[1:]  # a view at an offset, contiguous
+    bias = torch.randn(N, generator=generator)
+    xdtypes = (torch.float32, torch.bfloat16) if wdtype == torch.bfloat16 else (torch.float32,)
+    for xdtype in xdtypes:  # bf16 rows meet bf16 weights in AVX-512 BF16 dot products, or are widened first
+        x = torch.randn(rows + 2, K, generator=generator)[1:-1].to(xdtype)
+        expected = (x.double() @ w.double().T + bias.double()).float()
+        for b in (bias, torch.empty(0)):
+            got = module.dense_rows(x.contiguous(), w, b)
+            want = expected if b.numel() else expected - bias
+            assert got.dtype == torch.float32 and got.shape == (rows, N)
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5 * float(want.abs().max()))
+        # each row's sum is added in the same order whatever the rows beside it: a row alone gives the same bits
+        assert torch.equal(module.dense_rows(x[-1:].contiguous(), w, bias), module.dense_rows(x.contiguous(), w, bias)[-1:])
+
+
+def test_dense_rows_refuses_wrong_inputs_with_a_clear_message(module):
+    with pytest.raises(RuntimeError, match="features"):
+        module.dense_rows(torch.randn(2, 8), torch.zeros(4, 9), torch.empty(0))
+    with pytest.raises(RuntimeError, match="fp32 or bf16"):
+        module.dense_rows(torch.randn(2, 8), torch.zeros(4, 8, dtype=torch.float16), torch.empty(0))
+    with pytest.raises(RuntimeError, match="contiguous"):
+        module.dense_rows(torch.randn(8, 2).T, torch.zeros(4, 8), torch.empty(0))
+    with pytest.raises(RuntimeError, match="bias"):
+        module.dense_rows(torch.randn(2, 8), torch.zeros(4, 8), torch.ones(3))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_float_layers_take_dense_rows_for_few_rows_when_it_is_loaded(module, monkeypatch, dtype):
+    from tongues.fast import kernels as fast_kernels
+    from tongues.fast.linear import FastLinear
+
+    torch.manual_seed(1)
+    layer = FastLinear.from_linear(torch.nn.Linear(96, 80).to(dtype))
+    calls = []
+    monkeypatch.setattr(native, "loaded", lambda: type("M", (), {"dense_rows": staticmethod(
+        lambda *a: calls.append(a[0].shape[0]) or module.dense_rows(*a))}))
+    limit = fast_kernels.NATIVE_ROWS[dtype]
+    with torch.no_grad():
+        for rows in (1, 2, 3, 4, 5, 8):
+            x = torch.randn(1, rows, 96).to(dtype)
+            got = layer(x)
+            assert got.dtype == dtype and got.shape == (1, rows, 80)
+            expected = torch.nn.functional.linear(x.double(), layer.weight.double(), layer.bias.double())
+            tol = 1e-5 if dtype == torch.float32 else 2 ** -7
+            torch.testing.assert_close(got.double(), expected, rtol=tol, atol=tol * float(expected.abs().max()))
+        x = torch.randn(2, 96, dtype=dtype, requires_grad=True)
+        layer.weight.requires_grad_(False)
+        with torch.enable_grad():
+            layer(x)  # gradients wanted: torch's own ops
+    assert calls == [r for r in (1, 2, 3, 4, 5, 8) if r <= limit]
+
+
+def test_load_without_building_takes_only_a_finished_build(tmp_path, monkeypatch, module):
+    from torch.utils import cpp_extension
+
+    source = native.cache_root() / native.build_name()  # where the module fixture's build is
+    monkeypatch.setenv("TONGUES_KERNEL_CACHE", str(tmp_path))
+    monkeypatch.setattr(native, "_state", {"module": None, "reason": "not loaded yet", "tried": False})
+    monkeypatch.setattr(cpp_extension, "load", lambda **kwargs: pytest.fail("load(build=False) must not build"))
+    assert native.load(build=False) is None and native.status() == "not loaded yet"  # nothing built here
+    # a finished build of the current sources (the one the module fixture loaded, copied here) is imported
+    built = tmp_path / native.build_name()
+    (built / "src").mkdir(parents=True)
+    for file in native.SOURCES + native.HEADERS:
+        (built / "src" / file).write_bytes((native.source_dir() / file).read_bytes())
+    (built / f"{native.build_name()}.so").write_bytes((source / f"{native.build_name()}.so").read_bytes())
+    (built / "src" / "int8_rows.h").write_text("// older sources")  # stale: not taken
+    assert native.load(build=False) is None
+    (built / "src" / "int8_rows.h").write_bytes((native.source_dir() / "int8_rows.h").read_bytes())
+    loaded = native.load(build=False)
+    assert loaded is not None and native.loaded() is loaded and native.status() == "loaded"
+    assert torch.equal(loaded.dense_rows(torch.ones(1, 4), torch.ones(2, 4), torch.empty(0)), torch.full((1, 2), 4.0))
 
 
 @pytest.mark.parametrize("family", ["bloom", "xglm", "glm"])

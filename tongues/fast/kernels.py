@@ -32,6 +32,8 @@ import threading
 import torch
 import torch.nn.functional as F
 
+from .. import native
+
 # fp32 elements widened per slice: 4 MiB, which stays in the L2/L3 cache while the BLAS call reads it.
 SLICE_ELEMENTS = 1 << 20
 
@@ -199,12 +201,41 @@ def compiled_rows(dtype: torch.dtype, rows: int, numel: int = 0) -> bool:
     return (lo <= rows <= hi or large) and _compiled_rows() is not None
 
 
+# Products of at most this many rows run on tongues.native's dense_rows where it is loaded: it reads each
+# weight row once, in one sequential stream per thread, which beat oneDNN at these row counts and lost above
+# them (fp32: 1.16 / 1.32 / 1.12x at 1 / 2 / 4 rows, 0.81x at 8; bf16 against oneDNN's packed copy: 1.35 /
+# 1.39x at 1 / 2 rows, 0.87x at 4; docs/performance.md, "Session 8").
+NATIVE_ROWS = {torch.float32: 4, torch.bfloat16: 2}
+
+
+def native_rows(x: torch.Tensor, weight: torch.Tensor) -> int:
+    """How many rows ``x`` holds if tongues.native's ``dense_rows`` takes ``F.linear(x, weight)``, else 0."""
+    rows = x.numel() // max(1, x.shape[-1])
+    if (rows > NATIVE_ROWS.get(weight.dtype, 0) or rows == 0 or native.loaded() is None
+            or weight.device.type != "cpu" or x.device.type != "cpu" or not weight.is_contiguous()
+            or (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad))):
+        return 0
+    return rows
+
+
+def native_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, rows: int) -> torch.Tensor:
+    """``F.linear(x, weight, bias)`` on tongues.native's ``dense_rows`` (``rows`` from :func:`native_rows`):
+    fp32 sums, the inputs rounded to the weight's dtype first as ``F.linear`` in that dtype would."""
+    x2 = x.reshape(rows, x.shape[-1]).to(weight.dtype).contiguous()
+    b = torch.empty(0) if bias is None else bias.float()
+    out = native.loaded().dense_rows(x2, weight, b)
+    return out.to(x.dtype).reshape(*x.shape[:-1], weight.shape[0])
+
+
 def decode_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
                   owner: object | None = None) -> torch.Tensor:
     """``F.linear`` routed to the fastest kernel measured for the weight's dtype and the number of rows.
 
     ``owner``: the layer holding ``weight``, where the compiled kernel keeps its views between calls.
     """
+    rows = native_rows(x, weight)
+    if rows:
+        return native_linear(x, weight, bias, rows)
     rows = x.numel() // max(1, x.shape[-1])
     if compiled_rows(weight.dtype, rows, weight.numel()) and weight.is_contiguous() and x.device.type == "cpu":
         x2 = x.reshape(rows, x.shape[-1]).float().contiguous()  # (rows, K) dense fp32

@@ -53,8 +53,8 @@ class FastLinear(nn.Linear):
             # the kernels are for CPU inference (no autograd through the slices); a model moved to
             # another device after loading runs torch's own kernels there
             return super().forward(x)
-        if self.copy_packed and not fast_kernels.compiled_rows(self.weight.dtype, x.numel() // x.shape[-1],
-                                                               self.weight.numel()):
+        if self.copy_packed and not fast_kernels.native_rows(x, self.weight) and \
+                not fast_kernels.compiled_rows(self.weight.dtype, x.numel() // x.shape[-1], self.weight.numel()):
             return fast_packed.packed_linear(x, self.packed_copy(), self.bias)
         return decode_linear(x, self.weight, self.bias, self)
 

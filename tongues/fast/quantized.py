@@ -3,7 +3,7 @@
 - ``int8``: symmetric, one scale per output channel: ``w ≈ q * scale``, ``q`` in [-127, 127].
   Decoding (up to 16 rows) runs tongues.kernels' compiled row kernel (fp32 activations; the rows of
   :data:`tongues.fast.kernels.COMPILED_ROWS`), or ``torch.ops.aten._weight_int8pack_mm`` with bf16
-  activations where numba is missing; with :mod:`tongues.native` loaded (serving, batched ``generate``), 2-16 rows
+  activations where numba is missing; with :mod:`tongues.native` loaded (serving, ``generate``, see there), 1-16 rows
   run its C++ int8 kernel (fp32 or bf16 activations as they come, fp32 sums). Longer inputs go through :func:`tongues.fast.kernels.upcast_linear`
   (int8 slices widened to fp32 in a cache-sized buffer, fp32 accumulation, the scale applied to the output; bf16
   activations on a CPU that multiplies bf16 natively: slices widened to bf16 for oneDNN's bf16 matmul).
@@ -153,29 +153,30 @@ class QuantLinear(nn.Module):
         """Which kernel runs this layer (``model.decode_kernels`` lists it)."""
         if self.method == "int8":
             compiled = fast_kernels.compiled_description(torch.int8)
-            native_rows = f"tongues.native int8_rows for 2-{PACKED_INT8_MAX_ROWS} rows, " if native.loaded() else ""
+            native_rows = f"tongues.native int8_rows for 1-{PACKED_INT8_MAX_ROWS} rows, " if native.loaded() else ""
             return (f"int8 per-channel: {compiled}{native_rows}torch _weight_int8pack_mm otherwise up to {PACKED_INT8_MAX_ROWS} "
                     "rows (bf16 activations), widened int8 slices + fp32 BLAS above")
         return f"int4 group {self.group_size}: torch _weight_int4pack_mm_for_cpu (bf16 activations)"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = x.numel() // self.in_features
+        module = native.loaded()
+        if self.method == "int8" and 1 <= rows <= PACKED_INT8_MAX_ROWS and x.device.type == "cpu" and \
+                module is not None and not (torch.is_grad_enabled() and x.requires_grad):
+            # decoding, where tongues' C++ kernels are loaded (tongues.native): each int8 row is read once and
+            # widened in registers for all rows, the scale applied once per output. One row reads the weight
+            # rows in one sequential stream (2x torch's kernel on BLOOM's blocks); 2-16 rows take fp32
+            # activations as they are, bf16 ones as they are too (AVX-512 BF16 products where the CPU has them)
+            x2 = x.reshape(rows, self.in_features)
+            x2 = (x2 if x2.dtype == torch.bfloat16 else x2.float()).contiguous()
+            bias = torch.empty(0) if self.bias is None else self.bias.float()
+            out = module.int8_rows(x2, self.qweight, self.scale, bias)
+            return out.to(x.dtype).reshape(*x.shape[:-1], self.out_features)
         if self.method == "int8" and x.device.type == "cpu" and compiled_rows(torch.int8, rows, self.qweight.numel()):
             # tongues.kernels' row kernel reads the int8 weight once, widens it in the register and applies
             # the scale once per output; activations stay fp32
             x2 = x.reshape(rows, self.in_features).float().contiguous()  # (rows, K)
             out = fast_kernels._compiled_rows()(x2, self.qweight, self.scale, self.bias, self)  # (rows, N) fp32
-            return out.to(x.dtype).reshape(*x.shape[:-1], self.out_features)
-        module = native.loaded()
-        if self.method == "int8" and 2 <= rows <= PACKED_INT8_MAX_ROWS and x.device.type == "cpu" and \
-                module is not None and not (torch.is_grad_enabled() and x.requires_grad):
-            # batched decoding, where tongues' C++ kernel is loaded (tongues.native): each int8 row is read once
-            # and widened in registers for all rows; fp32 activations as they are, bf16 ones as they are too
-            # (AVX-512 BF16 products where the CPU has them); 1.2-1.6x torch's kernel at 4-16 rows
-            x2 = x.reshape(rows, self.in_features)
-            x2 = (x2 if x2.dtype == torch.bfloat16 else x2.float()).contiguous()
-            bias = torch.empty(0) if self.bias is None else self.bias.float()
-            out = module.int8_rows(x2, self.qweight, self.scale, bias)
             return out.to(x.dtype).reshape(*x.shape[:-1], self.out_features)
         # torch's packed int8 kernel returns wrong sums unless the input width is a multiple of 16
         # (torch 2.13: errors of 1e34 at K = 40, measured); those widths take the widened slices too

@@ -469,8 +469,10 @@ class GenerationMixin:
         # a DynamicCache. Capped: a huge max_length must not reserve memory up front (rows grow if needed).
         if config.num_beams == 1 and self._can_decode_into_slot_cache():
             capacity = max(1, min(config.max_length or 1, MAX_PREALLOCATED_POSITIONS))
-            if rows > 1 and self.device.type == "cpu":
-                native.load()  # batched decoding: the compiled decode attention (built once per machine)
+            if self.device.type == "cpu":
+                # tongues' C++ kernels (decode attention, decoding's products): batched decoding builds them
+                # once per machine; one row uses a finished build if there is one, and never waits for a build
+                native.load(build=rows > 1)
             model_kwargs["past_key_values"] = SlotCache(slots=rows, capacity=capacity).view(0, rows)
             return
         model_kwargs["past_key_values"] = DynamicCache()

@@ -37,7 +37,7 @@ import warnings
 from pathlib import Path
 
 SOURCES = ("module.cpp",)
-HEADERS = ("decode_attention.h", "int8_rows.h")
+HEADERS = ("decode_attention.h", "dense_rows.h", "int8_rows.h")
 CFLAGS = ("-O3", "-fopenmp", "-fno-math-errno", "-fno-trapping-math")
 LDFLAGS = ("-fopenmp",)
 
@@ -89,8 +89,11 @@ def _why_not() -> str | None:
     return None
 
 
-def load():
-    """The compiled module (building it first if this machine has no build yet), or ``None``."""
+def load(build: bool = True):
+    """The compiled module (building it first if this machine has no build yet), or ``None``.
+
+    ``build=False``: load a finished build of the current sources if there is one (a fraction of a second:
+    no compiler or ninja runs), else return ``None`` and leave a later ``load()`` free to build."""
     if _state["tried"]:
         return _state["module"]
     with _lock:
@@ -98,7 +101,11 @@ def load():
             return _state["module"]
         reason = _why_not()
         module = None
-        if reason is None:
+        if not build:
+            module = _finished_build() if reason is None else None
+            if module is None:
+                return None
+        if reason is None and module is None:
             try:
                 module = _build()
             except Exception as err:  # noqa: BLE001 - any build failure leaves the PyTorch path in place
@@ -108,6 +115,25 @@ def load():
                               f"instead (same results, slower decoding): {reason}", RuntimeWarning, stacklevel=2)
         _state.update(module=module, reason=reason or "loaded", tried=True)
         return module
+
+
+def _finished_build():
+    """The module of a finished build whose source copies equal the current sources, imported directly; else ``None``."""
+    name = build_name()
+    folder = cache_root() / name
+    library = folder / f"{name}.so"
+    try:
+        if not library.is_file() or any((folder / "src" / file).read_bytes() != (source_dir() / file).read_bytes()
+                                        for file in SOURCES + HEADERS):
+            return None
+        import importlib.util
+
+        spec = importlib.util.spec_from_file_location(name, library)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    except (OSError, ImportError):  # an unreadable or half-written build: a full load() rebuilds it
+        return None
 
 
 def _build():

@@ -2,9 +2,11 @@
 // tongues/native/__init__.py builds it with torch.utils.cpp_extension and loads it.
 
 #include "decode_attention.h"
+#include "dense_rows.h"
 #include "int8_rows.h"
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("decode_attention", &tongues::decode_attention, "softmax(q k^T * scale + bias) v for one query per row");
+  m.def("dense_rows", &tongues::dense_rows, "x @ w.T + bias for fp32 or bf16 w and 1-16 rows, fp32 sums");
   m.def("int8_rows", &tongues::int8_rows, "x @ (q * scale[:, None]).T + bias for int8 q and 1-16 fp32 rows");
 }
