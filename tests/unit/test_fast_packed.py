@@ -1,7 +1,9 @@
-"""kernels="packed": bf16 weights in oneDNN's blocked layout (tongues/fast/packed.py).
+"""kernels="packed": bf16 weights in oneDNN's blocked layout, or in tongues.native's pairs layout where it is
+loaded (tongues/fast/packed.py).
 
 On a CPU without native bf16 (no AVX-512 BF16 / AMX) nothing is packed; the tests then check that
-"packed" falls back to "auto" exactly, and the packed-layer tests check the error that says why.
+"packed" falls back to "auto" exactly, and the packed-layer tests check the error that says why. The oneDNN
+tests run with tongues.native hidden (as before it is loaded); the pairs tests load it.
 """
 
 import pytest
@@ -9,10 +11,27 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tongues import BloomConfig, BloomForCausalLM
+from tongues import BloomConfig, BloomForCausalLM, native
 from tongues.fast import FastLinear, PackedLinear, prepare_for_decode
 from tongues.fast.kernels import compiled_rows
-from tongues.fast.packed import can_pack
+from tongues.fast.packed import can_pack, pack_pairs, unpack_pairs
+
+
+@pytest.fixture(autouse=True)
+def without_native(request, monkeypatch):
+    """oneDNN's layout unless a test asks for the pairs layout (the ``pairs`` fixture)."""
+    if "pairs" not in request.fixturenames:
+        monkeypatch.setattr(native, "loaded", lambda: None)
+
+
+@pytest.fixture
+def pairs():
+    module = native.load()
+    if module is None or not module.bf16_pairs_supported() or not can_pack():
+        # the pairs kernel is AVX-512 BF16 code: elsewhere bf16 layers are not packed at all (checked above)
+        assert not can_pack() or module is None or not module.bf16_pairs_supported()
+        return None
+    return module
 
 
 def tiny_bloom() -> BloomForCausalLM:
@@ -151,3 +170,95 @@ def test_build_packed_copies_builds_the_heads_copy_at_once():
     x = torch.randn(6, 40).to(torch.bfloat16)
     with torch.inference_mode():
         assert torch.equal(model.lm_head(x), F.linear(x, model.lm_head.weight))
+
+
+@pytest.mark.parametrize("N,K", [(1, 1), (7, 33), (32, 64), (33, 40), (100, 263), (257, 1024)])
+def test_the_pairs_layout_round_trips_exactly(N, K):
+    weight = torch.randn(N, K).to(torch.bfloat16)
+    packed = pack_pairs(weight)
+    assert packed.dtype == torch.bfloat16 and packed.numel() == -(-N // 32) * -(-K // 2) * 64
+    assert torch.equal(unpack_pairs(packed, N, K), weight)
+    # element (n, k) sits in block n // 32, at pair k // 2, channel n % 32, half k % 2
+    n, k = N - 1, K - 1
+    assert packed[((n // 32) * -(-K // 2) + k // 2) * 64 + (n % 32) * 2 + k % 2] == weight[n, k]
+
+
+@pytest.mark.parametrize("rows", [1, 2, 3, 4, 5, 7, 8, 9, 16, 17, 40])
+@pytest.mark.parametrize("N,K", [(7, 33), (32, 64), (33, 40), (100, 263), (1027, 1024)])
+def test_pairs_rows_equal_the_product(pairs, rows, N, K):
+    if pairs is None:
+        return
+    generator = torch.Generator().manual_seed(rows * 13 + N)
+    weight = torch.randn(N, K, generator=generator).to(torch.bfloat16)
+    bias = torch.randn(N, generator=generator)
+    x = torch.randn(rows + 2, K, generator=generator)[1:-1].to(torch.bfloat16)
+    expected = x.double() @ weight.double().T + bias.double()
+    for b in (bias, torch.empty(0)):
+        got = pairs.bf16_pairs_rows(x.contiguous(), pack_pairs(weight), N, b)
+        want = expected if b.numel() else expected - bias.double()
+        assert got.dtype == torch.float32 and got.shape == (rows, N)
+        # exact products, fp32 sums in another order
+        torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=1e-5 * float(want.abs().max()))
+
+
+def test_pairs_rows_refuses_a_weight_of_the_wrong_size_with_a_clear_message(pairs):
+    if pairs is None:
+        return
+    with pytest.raises(RuntimeError, match="pairs layout of an \\(8, 16\\)"):
+        pairs.bf16_pairs_rows(torch.ones(2, 16, dtype=torch.bfloat16), torch.ones(100, dtype=torch.bfloat16), 8,
+                              torch.empty(0))
+    with pytest.raises(RuntimeError, match="bf16, contiguous"):
+        pairs.bf16_pairs_rows(torch.ones(2, 16), pack_pairs(torch.ones(8, 16, dtype=torch.bfloat16)), 8, torch.empty(0))
+
+
+def test_a_packed_model_takes_the_pairs_layout_once_tongues_native_is_loaded(pairs, monkeypatch):
+    if pairs is None:
+        return
+    model, reference = tiny_bloom(), tiny_bloom()
+    expected_state = {k: v.clone() for k, v in reference.state_dict().items()}
+    with monkeypatch.context() as hidden:  # packed before tongues.native is loaded: oneDNN's layout
+        hidden.setattr(native, "loaded", lambda: None)
+        prepare_for_decode(model, "packed")
+    layers = [m for m in model.modules() if isinstance(m, PackedLinear)]
+    assert len(layers) == 8 and all(layer.layout == "onednn" for layer in layers)
+    ids = torch.randint(3, 96, (2, 9))
+    with torch.inference_mode():
+        got = model(ids).logits  # the first product repacks each layer
+        expected = prepare_for_decode(reference, "auto")(ids).logits
+    assert all(layer.layout == "pairs" and not layer.weight.is_mkldnn for layer in layers)
+    assert "pairs" in model.decode_kernels["transformer.h.0.self_attention.query_key_value"]
+    torch.testing.assert_close(got.float(), expected.float(), rtol=2e-2, atol=2e-2)  # bf16 rounding of other sums
+    state = model.state_dict()
+    assert list(state) == list(expected_state)
+    for key, value in expected_state.items():
+        assert torch.equal(state[key], value), key
+    # packed while loaded: the pairs layout at once; a batch of one row and of many give the same sums
+    other = prepare_for_decode(tiny_bloom(), "packed")
+    assert all(m.layout == "pairs" for m in other.modules() if isinstance(m, PackedLinear))
+    with torch.inference_mode():
+        torch.testing.assert_close(other(ids).logits, got, rtol=0, atol=0)
+        alone = other(ids[:1]).logits
+    torch.testing.assert_close(alone.float(), got[:1].float(), rtol=2e-2, atol=2e-2)
+
+
+def test_a_pairs_model_round_trips_through_save_load_and_unpacking(pairs, tmp_path):
+    if pairs is None:
+        return
+    model = prepare_for_decode(tiny_bloom(), "packed")
+    ids = torch.randint(3, 96, (1, 7))
+    with torch.inference_mode():
+        expected = model(ids).logits
+    model.save_pretrained(tmp_path)
+    loaded = BloomForCausalLM.from_pretrained(tmp_path, kernels="packed")
+    assert all(m.layout == "pairs" for m in loaded.modules() if isinstance(m, PackedLinear))
+    with torch.inference_mode():
+        assert torch.equal(loaded(ids).logits, expected)
+    other = prepare_for_decode(tiny_bloom(), "packed")
+    torch.manual_seed(1)
+    other.load_state_dict({k: torch.randn_like(v) if v.is_floating_point() else v for k, v in model.state_dict().items()})
+    other.load_state_dict(model.state_dict())
+    with torch.inference_mode():
+        assert torch.equal(other(ids).logits, expected)
+    plain = prepare_for_decode(model, "none")  # back to plain nn.Linear, weights unpacked exactly
+    assert not any(isinstance(m, (PackedLinear, FastLinear)) for m in plain.modules())
+    assert all(torch.equal(a, b) for a, b in zip(plain.state_dict().values(), loaded.state_dict().values()))

@@ -6,10 +6,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from tongues import BloomConfig, BloomForCausalLM
+from tongues import native as tongues_native
 from tongues.fast import FastLinear, QuantLinear, decode_threads, kernels as fast_kernels
 from tongues.kernels import _jit
 
 from kernels_helpers import SHAPES, close
+
+
+@pytest.fixture(autouse=True)
+def without_native(monkeypatch):
+    """These are the routes without tongues.native's C++ kernels (tests/unit/test_native.py has the others)."""
+    monkeypatch.setattr(tongues_native, "loaded", lambda: None)
 
 ROWS = list(range(1, 18))  # 1-16: the compiled kernel; 17: oneDNN / widened slices
 

@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -234,7 +235,6 @@ def test_float_layers_take_dense_rows_for_few_rows_when_it_is_loaded(module, mon
 def test_load_without_building_takes_only_a_finished_build(tmp_path, monkeypatch, module):
     from torch.utils import cpp_extension
 
-    source = native.cache_root() / native.build_name()  # where the module fixture's build is
     monkeypatch.setenv("TONGUES_KERNEL_CACHE", str(tmp_path))
     monkeypatch.setattr(native, "_state", {"module": None, "reason": "not loaded yet", "tried": False})
     monkeypatch.setattr(cpp_extension, "load", lambda **kwargs: pytest.fail("load(build=False) must not build"))
@@ -244,7 +244,7 @@ def test_load_without_building_takes_only_a_finished_build(tmp_path, monkeypatch
     (built / "src").mkdir(parents=True)
     for file in native.SOURCES + native.HEADERS:
         (built / "src" / file).write_bytes((native.source_dir() / file).read_bytes())
-    (built / f"{native.build_name()}.so").write_bytes((source / f"{native.build_name()}.so").read_bytes())
+    (built / f"{native.build_name()}.so").write_bytes(Path(module.__file__).read_bytes())
     (built / "src" / "int8_rows.h").write_text("// older sources")  # stale: not taken
     assert native.load(build=False) is None
     (built / "src" / "int8_rows.h").write_bytes((native.source_dir() / "int8_rows.h").read_bytes())

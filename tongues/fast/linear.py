@@ -34,6 +34,9 @@ class FastLinear(nn.Linear):
         """Which kernel runs this layer (``model.decode_kernels`` lists it)."""
         dtype = str(self.weight.dtype).replace("torch.", "")
         compiled = fast_kernels.compiled_description(self.weight.dtype)
+        rows = fast_kernels.NATIVE_ROWS.get(self.weight.dtype, 0)
+        if rows and fast_kernels.native.loaded() is not None:
+            compiled = f"tongues.native dense_rows for 1-{rows} rows, {compiled}"
         if self.weight.dtype == torch.float32:
             if _onednn_linear() is None:
                 return f"float32: {compiled}torch F.linear otherwise (this torch has no oneDNN)"

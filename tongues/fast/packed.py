@@ -28,8 +28,38 @@ import functools
 import torch
 from torch import nn
 
+import torch.nn.functional as F
+
+from .. import native
 from ..layers.linear import plain_linear
 from .kernels import LARGE_WEIGHT, native_bf16
+
+# tongues.native's own layout for a packed bf16 weight (see tongues/native/bf16_pairs.h): blocks of this many
+# output channels, each holding, per pair of inputs, the block's channels' two weights side by side.
+PAIRS_BLOCK = 32
+
+
+def pack_pairs(weight: torch.Tensor) -> torch.Tensor:
+    """A bf16 (N, K) weight in tongues.native's "pairs" layout: a flat bf16 tensor of
+    ceil(N / 32) * ceil(K / 2) * 64 values, zeros where N and K are padded."""
+    N, K = weight.shape
+    blocks, pairs = -(-N // PAIRS_BLOCK), -(-K // 2)
+    padded = weight.new_zeros(blocks * PAIRS_BLOCK, pairs * 2)
+    padded[:N, :K] = weight.detach()
+    return padded.view(blocks, PAIRS_BLOCK, pairs, 2).transpose(1, 2).contiguous().view(-1)
+
+
+def unpack_pairs(packed: torch.Tensor, N: int, K: int) -> torch.Tensor:
+    """The (N, K) weight :func:`pack_pairs` packed (exactly)."""
+    blocks, pairs = -(-N // PAIRS_BLOCK), -(-K // 2)
+    grid = packed.view(blocks, pairs, PAIRS_BLOCK, 2).transpose(1, 2).reshape(blocks * PAIRS_BLOCK, pairs * 2)
+    return grid[:N, :K].contiguous()
+
+
+def pairs_module():
+    """tongues.native's module where it is loaded and this CPU runs its bf16 pairs kernel (AVX-512 BF16), else ``None``."""
+    module = native.loaded()
+    return module if module is not None and module.bf16_pairs_supported() else None
 
 
 @functools.cache
@@ -47,11 +77,14 @@ def can_pack() -> bool:
 
 
 class PackedLinear(nn.Module):
-    """A bf16 linear layer whose weight is held in oneDNN's blocked layout (inference only).
+    """A bf16 linear layer whose weight is held packed (inference only).
 
-    ``weight`` is a ``Parameter`` over the packed (mkldnn) tensor, without gradient; ``bias`` is the
-    layer's own bias parameter. Inputs of any float dtype go in (multiplied in bf16, as torch's bf16
-    ``F.linear`` does); the output has the input's dtype.
+    Where tongues.native is loaded (and the CPU has AVX-512 BF16), the weight is in its "pairs" layout
+    (:func:`pack_pairs`) and every product runs on its ``bf16_pairs_rows``; otherwise in oneDNN's blocked
+    layout, multiplied by oneDNN's bf16 matmul. A layer packed for oneDNN repacks itself into pairs the
+    first time it runs after tongues.native was loaded (once). ``weight`` is a ``Parameter`` over the packed
+    tensor, without gradient; ``bias`` is the layer's own bias parameter. Inputs of any float dtype go in
+    (multiplied in bf16, as torch's bf16 ``F.linear`` does); the output has the input's dtype.
     """
 
     def __init__(self, linear: nn.Linear) -> None:
@@ -59,17 +92,33 @@ class PackedLinear(nn.Module):
         if linear.weight.dtype != torch.bfloat16 or linear.weight.device.type != "cpu":
             raise ValueError(f"PackedLinear packs CPU bf16 weights; got {linear.weight.dtype} on {linear.weight.device}")
         self.in_features, self.out_features = linear.in_features, linear.out_features
-        self.weight = nn.Parameter(pack(linear.weight), requires_grad=False)
+        self._set_weight(linear.weight)
         self.bias = linear.bias
         self.train(linear.training)
 
+    def _set_weight(self, weight: torch.Tensor) -> None:
+        """Pack the plain (N, K) bf16 ``weight`` into the layout this process multiplies fastest."""
+        if pairs_module() is not None:
+            self.layout, packed = "pairs", pack_pairs(weight)
+        else:
+            self.layout, packed = "onednn", pack(weight)
+        self.weight = nn.Parameter(packed, requires_grad=False)
+
+    def dense_weight(self) -> torch.Tensor:
+        """The plain (N, K) weight, unpacked (exactly)."""
+        if self.layout == "pairs":
+            return unpack_pairs(self.weight.detach(), self.out_features, self.in_features)
+        return self.weight.to_dense()
+
     def as_linear(self) -> nn.Linear:
         """A plain ``nn.Linear`` with the weight unpacked (exactly) and the same bias parameter."""
-        weight = nn.Parameter(self.weight.to_dense(), requires_grad=False)
+        weight = nn.Parameter(self.dense_weight(), requires_grad=False)
         return plain_linear(self.in_features, self.out_features, weight, self.bias, self.training)
 
     @property
     def kernel(self) -> str:
+        if self.layout == "pairs":
+            return "bfloat16: tongues.native bf16_pairs_rows on the weight packed in its pairs layout (inference only)"
         return "bfloat16: oneDNN's bf16 matmul on the weight packed in its blocked layout (inference only)"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -78,10 +127,20 @@ class PackedLinear(nn.Module):
                 "this layer's weight is packed for inference (kernels='packed') and has no gradient; call "
                 "model.prepare_for_decode('auto') before training"
             )
-        return packed_linear(x, self.weight, self.bias)
+        module = pairs_module()
+        if self.layout == "onednn" and module is not None:
+            self._set_weight(self.weight.to_dense())  # tongues.native was loaded after this layer was packed
+        if self.layout == "onednn":
+            return packed_linear(x, self.weight, self.bias)
+        bias = None if self.bias is None else self.bias.to(torch.bfloat16)
+        if module is None:  # the pairs kernel hidden (tests do it): torch's bf16 product, same values
+            return F.linear(x.to(torch.bfloat16), self.dense_weight(), bias).to(x.dtype)
+        x2 = x.reshape(-1, self.in_features).to(torch.bfloat16).contiguous()
+        out = module.bf16_pairs_rows(x2, self.weight, self.out_features, torch.empty(0) if bias is None else bias.float())
+        return out.to(x.dtype).reshape(*x.shape[:-1], self.out_features)
 
     def _save_to_state_dict(self, destination, prefix, keep_vars) -> None:
-        destination[prefix + "weight"] = self.weight.to_dense()
+        destination[prefix + "weight"] = self.dense_weight()
         if self.bias is not None:
             destination[prefix + "bias"] = self.bias if keep_vars else self.bias.detach()
 
@@ -94,7 +153,7 @@ class PackedLinear(nn.Module):
                 error_msgs.append(f"size mismatch for {key}: copying a param with shape {tuple(weight.shape)}, "
                                   f"the packed layer holds ({self.out_features}, {self.in_features})")
             else:
-                self.weight = nn.Parameter(pack(weight.to(torch.bfloat16)), requires_grad=False)
+                self._set_weight(weight.to(torch.bfloat16))
         elif strict:
             missing_keys.append(key)
         if self.bias is not None:
@@ -105,7 +164,8 @@ class PackedLinear(nn.Module):
                 missing_keys.append(prefix + "bias")
 
     def extra_repr(self) -> str:
-        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}, packed"
+        return (f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}, "
+                f"packed ({self.layout})")
 
 
 def pack(weight: torch.Tensor) -> torch.Tensor:
