@@ -288,3 +288,80 @@ def test_the_build_compiles_copies_beside_it_so_other_installs_find_it_current(t
     (folder / "src" / "module.cpp").write_text("stale")  # a copy that differs is rewritten
     native._build()
     assert (folder / "src" / "module.cpp").read_bytes() == (native.source_dir() / "module.cpp").read_bytes()
+
+
+def dequantised_int4(packed, scales_and_zeros, group):
+    """The fp64 weight of torch's int4 CPU layout (blocks of 64 channels: per input, 32 bytes, byte j's low
+    nibble channel j's q and its high nibble channel 32 + j's): (q - 8) * scale + offset."""
+    N, K = packed.shape[0], packed.shape[1] * 2
+    grid = packed.view(N // 64, K, 32).long()
+    q = torch.cat([grid & 15, grid >> 4], dim=2).permute(0, 2, 1).reshape(N, K)  # (N, K)
+    params = scales_and_zeros.double().repeat_interleave(group, dim=0)  # (K, N, 2)
+    return (q.double() - 8) * params[..., 0].T + params[..., 1].T
+
+
+@pytest.mark.parametrize("rows", [1, 2, 3, 4, 5, 8, 9, 16, 17])
+@pytest.mark.parametrize("N,K,group", [(64, 128, 128), (128, 256, 64), (192, 1024, 128), (1024, 64, 32)])
+def test_int4_rows_equal_the_dequantised_product(module, rows, N, K, group):
+    from tongues.fast.quantized import quantize_int4
+
+    if not module.bf16_pairs_supported():
+        with pytest.raises(RuntimeError, match="AVX-512 BF16"):
+            module.int4_rows(torch.ones(1, K, dtype=torch.bfloat16), *quantize_int4(torch.randn(N, K), group)[:1], group,
+                             quantize_int4(torch.randn(N, K), group)[1], torch.empty(0))
+        return
+    generator = torch.Generator().manual_seed(rows * 5 + N + group)
+    packed, scales = quantize_int4(torch.randn(N, K, generator=generator), group)
+    weight = dequantised_int4(packed, scales, group)
+    bias = torch.randn(N, generator=generator)
+    x = torch.randn(rows + 2, K, generator=generator)[1:-1].to(torch.bfloat16)
+    expected = x.double() @ weight.T + bias.double()
+    # the layout read back as torch reads it: its own kernel gives the same product to its bf16 rounding
+    torch.testing.assert_close(torch.ops.aten._weight_int4pack_mm_for_cpu(x.contiguous(), packed, group, scales).double(),
+                               expected - bias.double(), rtol=2 ** -7, atol=2 ** -7 * float(expected.abs().max()))
+    for b in (bias, torch.empty(0)):
+        got = module.int4_rows(x.contiguous(), packed, group, scales, b)
+        want = expected if b.numel() else expected - bias.double()
+        assert got.dtype == torch.float32 and got.shape == (rows, N)
+        # exact products; fp32 sums of (128 + q) x less 136 times the inputs' sum: a few units of fp32 rounding of 136 |x|
+        torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=2e-5 * float(want.abs().max()))
+
+
+def test_int4_rows_refuses_wrong_inputs_with_a_clear_message(module):
+    from tongues.fast.quantized import quantize_int4
+
+    if not module.bf16_pairs_supported():
+        return
+    packed, scales = quantize_int4(torch.randn(64, 128), 64)
+    x = torch.ones(2, 128, dtype=torch.bfloat16)
+    with pytest.raises(RuntimeError, match="multiple of 64"):
+        module.int4_rows(x, packed[:32].contiguous(), 64, scales, torch.empty(0))
+    with pytest.raises(RuntimeError, match="group size"):
+        module.int4_rows(x, packed, 48, scales, torch.empty(0))
+    with pytest.raises(RuntimeError, match="scales_and_zeros"):
+        module.int4_rows(x, packed, 32, scales, torch.empty(0))
+    with pytest.raises(RuntimeError, match="bf16"):
+        module.int4_rows(x.float(), packed, 64, scales, torch.empty(0))
+
+
+def test_int4_layers_take_the_kernel_for_decoding_when_it_is_loaded(module, monkeypatch):
+    from tongues.fast.quantized import QuantLinear
+
+    if not module.bf16_pairs_supported():
+        return
+    torch.manual_seed(0)
+    layer = QuantLinear(torch.nn.Linear(128, 192), "int4")
+    weight = dequantised_int4(layer.qweight, layer.scales_and_zeros, layer.group_size)
+    calls = []
+    monkeypatch.setattr(native, "loaded", lambda: type("M", (), {
+        "bf16_pairs_supported": staticmethod(lambda: True),
+        "int4_rows": staticmethod(lambda *a: calls.append(a[0].shape[0]) or module.int4_rows(*a))}))
+    with torch.no_grad():
+        for rows in (1, 3, 16, 17):
+            x = torch.randn(1, rows, 128)
+            got = layer(x)
+            expected = x.bfloat16().double() @ weight.T + layer.bias.double()
+            tol = 1e-5 if rows <= 16 else 2 ** -7  # torch's kernel rounds its output to bf16
+            torch.testing.assert_close(got.double(), expected, rtol=tol, atol=tol * float(expected.abs().max()))
+    assert calls == [1, 3, 16]
+    assert "tongues.native int4_rows for 1-16 rows" in layer.kernel

@@ -9,7 +9,8 @@
   activations on a CPU that multiplies bf16 natively: slices widened to bf16 for oneDNN's bf16 matmul).
 - ``int4``: asymmetric, one scale and offset per group of ``group_size`` (128) inputs per output
   channel, in torch's packed CPU layout (``_convert_weight_to_int4pack_for_cpu``); products run in
-  ``torch.ops.aten._weight_int4pack_mm_for_cpu`` with bf16 activations. Layers the packed layout
+  ``torch.ops.aten._weight_int4pack_mm_for_cpu`` with bf16 activations; with :mod:`tongues.native` loaded on a
+  CPU with AVX-512 BF16, 1-16 rows run its ``int4_rows`` on the same bytes (output widths a multiple of 64). Layers the packed layout
   cannot hold (input width not a multiple of the group size, output width not a multiple of 16)
   are quantised to int8 instead (:meth:`QuantLinear.from_linear`).
 
@@ -156,7 +157,10 @@ class QuantLinear(nn.Module):
             native_rows = f"tongues.native int8_rows for 1-{PACKED_INT8_MAX_ROWS} rows, " if native.loaded() else ""
             return (f"int8 per-channel: {compiled}{native_rows}torch _weight_int8pack_mm otherwise up to {PACKED_INT8_MAX_ROWS} "
                     "rows (bf16 activations), widened int8 slices + fp32 BLAS above")
-        return f"int4 group {self.group_size}: torch _weight_int4pack_mm_for_cpu (bf16 activations)"
+        module = native.loaded()
+        native_rows = (f"tongues.native int4_rows for 1-{PACKED_INT8_MAX_ROWS} rows, "
+                       if module is not None and module.bf16_pairs_supported() and self.out_features % 64 == 0 else "")
+        return f"int4 group {self.group_size}: {native_rows}torch _weight_int4pack_mm_for_cpu otherwise (bf16 activations)"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = x.numel() // self.in_features
@@ -171,6 +175,15 @@ class QuantLinear(nn.Module):
             x2 = (x2 if x2.dtype == torch.bfloat16 else x2.float()).contiguous()
             bias = torch.empty(0) if self.bias is None else self.bias.float()
             out = module.int8_rows(x2, self.qweight, self.scale, bias)
+            return out.to(x.dtype).reshape(*x.shape[:-1], self.out_features)
+        if self.method == "int4" and 1 <= rows <= PACKED_INT8_MAX_ROWS and self.out_features % 64 == 0 and \
+                x.device.type == "cpu" and module is not None and module.bf16_pairs_supported() and \
+                not (torch.is_grad_enabled() and x.requires_grad):
+            # decoding, where tongues' C++ kernels are loaded and the CPU has AVX-512 BF16: torch's packed int4
+            # bytes read once, in order, their nibbles made bf16 in registers (1.8-2.3x torch's kernel at 1-8 rows)
+            x2 = x.reshape(rows, self.in_features).to(torch.bfloat16).contiguous()
+            bias = torch.empty(0) if self.bias is None else self.bias.float()
+            out = module.int4_rows(x2, self.qweight, self.group_size, self.scales_and_zeros, bias)
             return out.to(x.dtype).reshape(*x.shape[:-1], self.out_features)
         if self.method == "int8" and x.device.type == "cpu" and compiled_rows(torch.int8, rows, self.qweight.numel()):
             # tongues.kernels' row kernel reads the int8 weight once, widens it in the register and applies
