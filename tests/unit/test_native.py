@@ -365,3 +365,32 @@ def test_int4_layers_take_the_kernel_for_decoding_when_it_is_loaded(module, monk
             torch.testing.assert_close(got.double(), expected, rtol=tol, atol=tol * float(expected.abs().max()))
     assert calls == [1, 3, 16]
     assert "tongues.native int4_rows for 1-16 rows" in layer.kernel
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("B,V", [(1, 1), (1, 15), (1, 16), (3, 17), (2, 250880), (5, 1000)])
+def test_argmax_rows_is_torchs_argmax(module, dtype, B, V):
+    generator = torch.Generator().manual_seed(B * V)
+    x = torch.randn(B, V + 3, generator=generator).to(dtype)[:, 1:-2]  # rows with a stride: a slice of wider rows
+    assert torch.equal(module.argmax_rows(x), torch.argmax(x, dim=-1))
+    if V > 2:
+        x = x.clone()
+        x[0, V // 2] = x[0, V - 1] = x[0].max() + 1  # ties: the first
+        x[-1].fill_(0.5)  # all equal
+        assert torch.equal(module.argmax_rows(x), torch.argmax(x, dim=-1))
+        x[0, V - 2] = float("nan")  # NaN is the maximum; the first NaN
+        x[0, V - 1] = float("nan")
+        x[-1, 1] = float("-inf")
+        assert torch.equal(module.argmax_rows(x), torch.argmax(x, dim=-1))
+        assert int(module.argmax_rows(x)[0]) == V - 2
+
+
+def test_native_argmax_falls_back_to_torch_and_keeps_the_shape(module, monkeypatch):
+    x = torch.randn(2, 3, 50)
+    assert torch.equal(native.argmax(x), torch.argmax(x, dim=-1))  # the kernel, reshaped
+    assert torch.equal(native.argmax(x[..., ::2]), torch.argmax(x[..., ::2], dim=-1))  # strided: copied first
+    assert torch.equal(native.argmax(x.double()), torch.argmax(x.double(), dim=-1))  # fp64: torch
+    ints = torch.randint(0, 9, (4, 7))
+    assert torch.equal(native.argmax(ints), torch.argmax(ints, dim=-1))  # integers: torch
+    monkeypatch.setattr(native, "_state", {"module": None, "reason": "not loaded yet", "tried": False})
+    assert torch.equal(native.argmax(x), torch.argmax(x, dim=-1))

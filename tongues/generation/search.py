@@ -17,6 +17,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from .. import native
 from ..fast.select import decode_threads
 from .outputs import GenerateBeamDecoderOnlyOutput, GenerateDecoderOnlyOutput
 
@@ -93,7 +94,7 @@ def sample(scores: torch.Tensor, do_sample: bool) -> torch.Tensor:
     """Next token per row (B,): a multinomial draw from the scores' softmax, or their argmax."""
     if do_sample:
         return torch.multinomial(logits_to_probs(scores), num_samples=1).squeeze(1)
-    return torch.argmax(scores, dim=-1)
+    return native.argmax(scores)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -37,7 +37,7 @@ import warnings
 from pathlib import Path
 
 SOURCES = ("module.cpp",)
-HEADERS = ("bf16_pairs.h", "decode_attention.h", "dense_rows.h", "int4_rows.h", "int8_rows.h")
+HEADERS = ("argmax.h", "bf16_pairs.h", "decode_attention.h", "dense_rows.h", "int4_rows.h", "int8_rows.h")
 CFLAGS = ("-O3", "-fopenmp", "-fno-math-errno", "-fno-trapping-math")
 LDFLAGS = ("-fopenmp",)
 
@@ -168,3 +168,19 @@ def status() -> str:
 def loaded():
     """The module if this process has loaded it, else ``None``; never builds (the decode path asks this)."""
     return _state["module"]
+
+
+def argmax(scores):
+    """``torch.argmax(scores, dim=-1)`` (the first of equal maxima; NaN counts as the maximum), on the compiled
+    kernel where it is loaded and ``scores`` are CPU fp32 or bf16: torch's own runs a scalar loop over a long
+    row (210 us for 250,880 fp32 logits against about 40)."""
+    import torch
+
+    module = _state["module"]
+    if (module is None or scores.device.type != "cpu" or scores.dtype not in (torch.float32, torch.bfloat16)
+            or scores.dim() == 0 or scores.shape[-1] == 0 or scores.numel() == 0 or scores.requires_grad):
+        return torch.argmax(scores, dim=-1)
+    flat = scores.reshape(-1, scores.shape[-1])
+    if flat.stride(-1) != 1:
+        flat = flat.contiguous()
+    return module.argmax_rows(flat).reshape(scores.shape[:-1])

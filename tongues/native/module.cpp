@@ -1,6 +1,7 @@
 // The Python module of tongues' C++ CPU kernels: one translation unit (torch's headers compile once).
 // tongues/native/__init__.py builds it with torch.utils.cpp_extension and loads it.
 
+#include "argmax.h"
 #include "bf16_pairs.h"
 #include "decode_attention.h"
 #include "dense_rows.h"
@@ -8,6 +9,7 @@
 #include "int8_rows.h"
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("argmax_rows", &tongues::argmax_rows, "torch.argmax(x, dim=-1) for (B, V) fp32 or bf16 x");
   m.def("decode_attention", &tongues::decode_attention, "softmax(q k^T * scale + bias) v for one query per row");
   m.def("bf16_pairs_rows", &tongues::bf16_pairs_rows, "x @ w.T + bias for bf16 x and a bf16 weight in the pairs layout");
   m.def("bf16_pairs_supported", &tongues::bf16_pairs_supported, "whether this CPU runs bf16_pairs_rows (AVX-512 BF16)");

@@ -19,6 +19,7 @@ from typing import Callable
 
 import torch
 
+from .. import native
 from .model_runner import make_runner
 from .sampling import ParameterError, SamplingParams, adjust_logits, sample_token, top_logprobs
 from .scheduler import QueueFull, Scheduler
@@ -391,7 +392,7 @@ class Engine:
         tokens: list[int | None] = [None] * len(seqs)
         if plain:
             index = torch.tensor(plain) if len(plain) < len(seqs) else slice(None)
-            for row, token in zip(plain, logits[index, :self.vocab_size].argmax(-1).tolist()):
+            for row, token in zip(plain, native.argmax(logits[index, :self.vocab_size]).tolist()):
                 tokens[row] = token
         return tokens
 

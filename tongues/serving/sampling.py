@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from .. import native
 from ..generation.processors import repetition_penalty, top_k_filter, top_p_filter
 
 MAX_LOGPROBS = 20  # vLLM's default cap on top-k log-probabilities per token
@@ -161,7 +162,7 @@ def adjust_logits(logits: torch.Tensor, params: SamplingParams, prompt_ids: list
 def sample_token(logits: torch.Tensor, params: SamplingParams, generator: torch.Generator) -> int:
     """Draw one token from (V,) adjusted logits: argmax at temperature 0, else temperature/top-k/top-p."""
     if params.greedy:
-        return int(logits.argmax())
+        return int(native.argmax(logits.reshape(-1)))
     scores = logits[None].float() / params.temperature
     if params.top_k > 0:
         scores = top_k_filter(scores, params.top_k)
