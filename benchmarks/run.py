@@ -182,17 +182,19 @@ def worker(args) -> dict:
     result = dict(impl=args.impl, model=args.model, dtype=args.dtype, import_pkg_s=t_pkg, import_s=t_import,
                   load_s=t_load, peak_rss_load_mib=rss_load, rss_before_load_mib=rss_before,
                   weights_mib=decode_bytes(model) / 2**20, threads=torch.get_num_threads())
+    if args.impl == "tongues":
+        from tongues import native
+
+        # as the serving engine does (a batched generate would too), before the layers are packed: "packed" then
+        # uses tongues.native's layouts, and batch 1 gets its kernels as well
+        native.load()
+        result["native"] = native.status()
     if args.impl == "tongues" and hasattr(model, "_prepare_fast_decode"):
         model._prepare_fast_decode()
     elif args.impl == "tongues":
         from tongues.fast import prepare_for_decode
 
         prepare_for_decode(model, args.kernels)  # the CLI's choice, "packed", unless --kernels says otherwise
-    if args.impl == "tongues":
-        from tongues import native
-
-        native.load()  # as the serving engine does (a batched generate would too): batch 1 gets it as well
-        result["native"] = native.status()
     prompt512, prompt128 = make_prompts(model.config.vocab_size, args.prefill, args.prompt)
 
     with torch.inference_mode():

@@ -14,14 +14,20 @@ from torch import nn
 from tongues import BloomConfig, BloomForCausalLM, native
 from tongues.fast import FastLinear, PackedLinear, prepare_for_decode
 from tongues.fast.kernels import compiled_rows
-from tongues.fast.packed import can_pack, pack_pairs, unpack_pairs
+from tongues.fast.packed import can_pack, pack_blocks, pack_pairs, unpack_blocks, unpack_pairs
 
 
 @pytest.fixture(autouse=True)
 def without_native(request, monkeypatch):
     """oneDNN's layout unless a test asks for the pairs layout (the ``pairs`` fixture)."""
-    if "pairs" not in request.fixturenames:
+    if "pairs" not in request.fixturenames and "blocks" not in request.fixturenames:
         monkeypatch.setattr(native, "loaded", lambda: None)
+
+
+@pytest.fixture
+def blocks():
+    module = native.load()
+    return module if module is not None and module.fp32_blocks_supported() else None
 
 
 @pytest.fixture
@@ -262,3 +268,52 @@ def test_a_pairs_model_round_trips_through_save_load_and_unpacking(pairs, tmp_pa
     plain = prepare_for_decode(model, "none")  # back to plain nn.Linear, weights unpacked exactly
     assert not any(isinstance(m, (PackedLinear, FastLinear)) for m in plain.modules())
     assert all(torch.equal(a, b) for a, b in zip(plain.state_dict().values(), loaded.state_dict().values()))
+
+
+@pytest.mark.parametrize("rows", [1, 2, 3, 5, 8, 9, 17, 40])
+@pytest.mark.parametrize("N,K", [(7, 33), (32, 64), (33, 40), (100, 263), (1027, 1024)])
+def test_fp32_blocks_rows_equal_the_product(blocks, rows, N, K):
+    generator = torch.Generator().manual_seed(rows * 17 + N)
+    weight = torch.randn(N, K, generator=generator)
+    packed = pack_blocks(weight)
+    assert packed.numel() == -(-N // 32) * K * 32 and torch.equal(unpack_blocks(packed, N, K), weight)
+    if blocks is None:
+        return
+    bias = torch.randn(N, generator=generator)
+    x = torch.randn(rows + 2, K, generator=generator)[1:-1]
+    expected = x.double() @ weight.double().T + bias.double()
+    for b in (bias, torch.empty(0)):
+        got = blocks.fp32_blocks_rows(x.contiguous(), packed, N, b)
+        want = expected if b.numel() else expected - bias.double()
+        assert got.dtype == torch.float32 and got.shape == (rows, N)
+        torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=1e-5 * float(want.abs().max()))
+    with pytest.raises(RuntimeError, match="blocks layout of an"):
+        blocks.fp32_blocks_rows(x.contiguous(), packed[:-1].contiguous(), N, torch.empty(0))
+
+
+def test_fp32_layers_are_packed_in_blocks_where_tongues_native_is_loaded(blocks, tmp_path):
+    torch.manual_seed(0)
+    config = BloomConfig(vocab_size=96, hidden_size=40, n_layer=2, n_head=4)
+    model, reference = BloomForCausalLM(config).eval(), None
+    expected_state = {k: v.clone() for k, v in model.state_dict().items()}
+    reference = prepare_for_decode(BloomForCausalLM(config).eval(), "auto")
+    reference.load_state_dict(expected_state)
+    prepare_for_decode(model, "packed")
+    layers = [m for m in model.modules() if isinstance(m, PackedLinear)]
+    if blocks is None:
+        assert layers == []  # no kernel for an fp32 packed layout here: the layers stay as "auto" makes them
+        return
+    assert len(layers) == 8 and all(layer.layout == "blocks" for layer in layers)
+    assert "blocks" in model.decode_kernels["transformer.h.0.mlp.dense_h_to_4h"]
+    ids = torch.randint(3, 96, (3, 9))
+    with torch.inference_mode():
+        torch.testing.assert_close(model(ids).logits, reference(ids).logits, rtol=1e-5, atol=1e-5)
+        greedy = model.generate(ids, max_new_tokens=6, do_sample=False, eos_token_id=None)
+        assert torch.equal(greedy, reference.generate(ids, max_new_tokens=6, do_sample=False, eos_token_id=None))
+    state = model.state_dict()
+    for key, value in expected_state.items():
+        assert torch.equal(state[key], value), key
+    model.save_pretrained(tmp_path)
+    loaded = BloomForCausalLM.from_pretrained(tmp_path, kernels="packed")
+    with torch.inference_mode():
+        assert torch.equal(loaded(ids).logits, model(ids).logits)

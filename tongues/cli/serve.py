@@ -99,6 +99,10 @@ def load_model(args, model_dir: str):
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     kernels = inference_kernels(args.kernels)
+    if args.device in (None, "cpu"):
+        from .. import native
+
+        native.load()  # tongues' C++ kernels (built once per machine) before the layers are packed for them
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=args.dtype, device=args.device,
                                                  quantization=args.quantization, kernels=kernels,
                                                  tp_plan="auto" if world_size() > 1 else None)

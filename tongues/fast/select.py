@@ -34,6 +34,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from .. import native
 from .kernels import compiled_rows
 from .linear import FastLinear
 from .packed import PackedLinear, packable, packs_bf16, shared_weights
@@ -98,6 +99,9 @@ def prepare_for_decode(model: nn.Module, kernels: str = "auto") -> nn.Module:
     """
     select = selector(kernels)
     if kernels == "packed":
+        # tongues.native's packed layouts (fp32 blocks, bf16 pairs) where a finished build is there to load; this
+        # never compiles (the serving engine and batched generate build it; see tongues.native)
+        native.load(build=False)
         shared = shared_weights(model)  # before any layer changes: tied weights stay plain
 
         def select(linear: nn.Linear, weight_format: str, plain=select) -> nn.Module:

@@ -24,7 +24,7 @@
 #include <cstring>
 #include <vector>
 
-#include "bf16_pairs.h"
+#include "packed_rows.h"
 #include "dense_rows.h"
 
 namespace tongues {
@@ -135,7 +135,7 @@ inline void blocks(const uint8_t*, const uint16_t*, const uint16_t*, const float
 // (K / group, N, 2) bf16; bias (N,) fp32 or empty. Returns (M, N) fp32: x @ dequantised(w).T + bias.
 torch::Tensor int4_rows(torch::Tensor x, torch::Tensor w, int64_t group, torch::Tensor scales_and_zeros,
                         torch::Tensor bias) {
-  TORCH_CHECK(pairs::supported(), "int4_rows needs a CPU with AVX-512 BF16");
+  TORCH_CHECK(packed::has_avx512_bf16(), "int4_rows needs a CPU with AVX-512 BF16");
   TORCH_CHECK(x.dim() == 2 && x.scalar_type() == torch::kBFloat16 && x.is_contiguous(),
               "x must be (M, K) bf16, contiguous");
   const int64_t M = x.size(0), K = x.size(1);
