@@ -9,8 +9,13 @@
 2. int8 weights (24 matrices of 4096 x 1024, and 24 of 1024 x 4096) times 1-16 rows: torch's
    ``_weight_int8pack_mm`` (bf16 activations) against ``int8_rows`` with fp32 and with bf16 activations.
    GB/s counts the int8 weights read.
+3. Products of fp32, bf16 and int4 weights (12 layers of BLOOM-560m's four block matrices) times 1-128 rows:
+   oneDNN (fp32 as stored, bf16 packed in its blocked layout) and torch's int4 kernel against tongues.native's
+   packed layouts (fp32 blocks, bf16 pairs), ``dense_rows`` (plain weights, up to 4 rows) and ``int4_rows``.
+   GB/s counts the weights read.
+4. The argmax of 250,880 logits: ``torch.argmax`` against ``argmax_rows``.
 
-Best of ``--repeats`` passes over all 24 layers.
+Best of ``--repeats`` passes over all the layers.
 """
 
 from __future__ import annotations
@@ -81,6 +86,76 @@ def int8(module, repeats: int) -> None:
             print(f"{N:>5} x {K:<5} {rows:>4} " + " ".join(f"{c:>16}" for c in cells), flush=True)
 
 
+def block_weights(dtype) -> list:
+    """BLOOM-560m's four block matrices, 12 layers of them (151 M weights), in ``dtype``."""
+    return [torch.randn(n, k).to(dtype) for _ in range(12) for n, k in ((3072, 1024), (1024, 1024), (4096, 1024),
+                                                                        (1024, 4096))]
+
+
+def products(module, repeats: int) -> None:
+    from tongues.fast.packed import pack_blocks, pack_pairs
+    from tongues.fast.quantized import quantize_int4
+
+    print("\nproducts over 12 layers of BLOOM-560m's block matrices (ms; GB/s of weights read)")
+    empty = torch.empty(0)
+    for name in ("fp32", "bf16", "int4"):
+        if name == "int4":
+            if not module.bf16_pairs_supported():
+                continue
+            weights = [quantize_int4(w, 128) for w in block_weights(torch.float32)]
+            nbytes = sum(q.numel() for q, _ in weights)
+            width = [q.shape[1] * 2 for q, _ in weights]
+            runs = {"torch int4pack": lambda xs: [torch.ops.aten._weight_int4pack_mm_for_cpu(xs[k], q, 128, sz)
+                                                  for k, (q, sz) in zip(width, weights)],
+                    "native int4_rows": lambda xs: [module.int4_rows(xs[k], q, 128, sz, empty)
+                                                    for k, (q, sz) in zip(width, weights)]}
+            xtype, most = torch.bfloat16, 16
+        else:
+            xtype = torch.float32 if name == "fp32" else torch.bfloat16
+            weights = block_weights(xtype)
+            nbytes = sum(w.numel() * w.element_size() for w in weights)
+            width = [w.shape[1] for w in weights]
+            most = 128
+            if name == "fp32":
+                runs = {"oneDNN": lambda xs: [torch.ops.mkldnn._linear_pointwise(xs[k], w, None, "none", [], "")
+                                              for k, w in zip(width, weights)]}
+                if module.fp32_blocks_supported():
+                    blocks = [pack_blocks(w) for w in weights]
+                    runs["native blocks"] = lambda xs: [module.fp32_blocks_rows(xs[k], p, w.shape[0], empty)
+                                                        for k, w, p in zip(width, weights, blocks)]
+            else:
+                onednn = [torch.ops.mkldnn._reorder_linear_weight(w, 16) for w in weights]
+                runs = {"oneDNN packed": lambda xs: [torch.ops.mkldnn._linear_pointwise(xs[k], p, None, "none", [], "")
+                                                     for k, p in zip(width, onednn)]}
+                if module.bf16_pairs_supported():
+                    pairs = [pack_pairs(w) for w in weights]
+                    runs["native pairs"] = lambda xs: [module.bf16_pairs_rows(xs[k], p, w.shape[0], empty)
+                                                       for k, w, p in zip(width, weights, pairs)]
+            runs["native dense_rows"] = lambda xs: [module.dense_rows(xs[k], w, empty) for k, w in zip(width, weights)]
+        print(f"{name:>5} {'rows':>4} " + " ".join(f"{label:>20}" for label in runs))
+        for rows in (1, 2, 4, 8, 16, 128):
+            if rows > most:
+                continue
+            xs = {k: torch.randn(rows, k).to(xtype) for k in (1024, 4096)}
+            cells = []
+            for label, run in runs.items():
+                if label == "native dense_rows" and rows > 4:  # its tiles are for decoding's few rows
+                    cells.append(f"{'-':>20}")
+                    continue
+                seconds = best_time(lambda: run(xs), repeats if rows < 128 else 2)
+                cells.append(f"{seconds * 1e3:7.2f} ({nbytes / seconds / 1e9:5.1f})")
+            print(f"{'':>5} {rows:>4} " + " ".join(f"{c:>20}" for c in cells), flush=True)
+
+
+def argmax(module, repeats: int) -> None:
+    print("\nargmax over 250,880 logits (BLOOM's vocabulary), one row (us)")
+    for dtype in (torch.float32, torch.bfloat16):
+        x = torch.randn(1, 250880).to(dtype)
+        ours = best_time(lambda: [module.argmax_rows(x) for _ in range(100)], repeats) * 1e4
+        theirs = best_time(lambda: [torch.argmax(x, dim=-1) for _ in range(100)], repeats) * 1e4
+        print(f"{str(dtype).replace('torch.', ''):>9}: torch.argmax {theirs:7.1f}   native argmax_rows {ours:7.1f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
@@ -96,6 +171,8 @@ def main() -> None:
     print(f"commit {commit}, {os.cpu_count()} cpus ({isa}), threads {args.threads}, load average {os.getloadavg()[0]:.1f}")
     attention(module, args.repeats)
     int8(module, args.repeats)
+    products(module, args.repeats)
+    argmax(module, args.repeats)
 
 
 if __name__ == "__main__":
