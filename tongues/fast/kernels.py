@@ -1,8 +1,10 @@
 """Matrix products for CPU decoding, chosen by measurement (docs/performance.md).
 
-Products of 1 to 16 rows (decoding) run on tongues.kernels' compiled row kernel where numba is
-there (:data:`COMPILED_ROWS`, :func:`decode_linear`); the paths below serve more rows (prefill)
-and machines without numba.
+Where tongues.native is loaded, :func:`decode_linear` gives products of few rows (:data:`NATIVE_ROWS`: fp32
+1-4, bf16 1-2) to its ``dense_rows``, which reads each weight row once for all rows, one sequential stream per
+thread (docs/performance.md, "Session 8"). Otherwise products of 1 to 16 rows (decoding) run on
+tongues.kernels' compiled row kernel where numba is there (:data:`COMPILED_ROWS`); the paths below serve
+more rows (prefill) and machines without either.
 
 fp32: :func:`fp32_linear` calls oneDNN's matmul (``torch.ops.mkldnn._linear_pointwise``) on the
 weight as it is stored, no packed copy. On the 2-core AVX2 machine we measured it read BLOOM-560m's

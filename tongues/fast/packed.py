@@ -1,13 +1,21 @@
-"""bf16 weights kept in oneDNN's blocked layout, for inference (``kernels="packed"``).
+"""Weights packed for inference (``kernels="packed"``): tongues.native's own layouts where it is loaded, else
+bf16 weights in oneDNN's blocked layout.
 
-On CPUs where oneDNN multiplies bf16 natively (:func:`~tongues.fast.kernels.native_bf16`), torch's bf16
-``F.linear`` hands oneDNN the weight in its plain (N, K) layout, and oneDNN reads it in that order.
-``torch.ops.mkldnn._reorder_linear_weight`` copies it once into the blocked layout oneDNN's bf16 kernel
+**tongues.native's layouts** (tongues/native/packed_rows.h): output channels in blocks of 32, each block one
+stretch of memory ordered by input: fp32 "blocks" (per input, the block's 32 weights; AVX-512 CPUs) and bf16
+"pairs" (per pair of inputs, each channel's two weights side by side, for AVX-512 BF16's vdpbf16ps). One kernel
+serves every row count, prefill included: each thread reads whole blocks in order (one sequential stream) and
+reuses each row's input for 32 channels. On the 2-core Zen 4 VM, against oneDNN on BLOOM-560m's block matrices:
+bf16 1.3-1.8x at one row, 1.2-1.5x at 8, even at 128; fp32 1.07x at one row, 1.8x at 8, 1.06x at 128
+(docs/performance.md, "Session 8"). :func:`pack_blocks` / :func:`pack_pairs` make them in PyTorch.
+
+**oneDNN's layout** (where tongues.native is not loaded, for bf16 on CPUs where oneDNN multiplies bf16 natively,
+:func:`~tongues.fast.kernels.native_bf16`): torch's bf16 ``F.linear`` hands oneDNN the weight in its plain (N, K)
+layout; ``torch.ops.mkldnn._reorder_linear_weight`` copies it once into the blocked layout oneDNN's bf16 kernel
 walks, and ``_linear_pointwise`` multiplies by that copy: the same kernel, so the same sums bit for bit
-(tests/unit/test_fast_packed.py), only faster. On the idle 2-core Zen 4 VM, 48 matrices of 4096 x 1024
-(400 MB of bf16, read from memory every call) took 23.6 / 38.1 / 49.1 / 68.6 ms at 1 / 16 / 32 / 48 rows
-with ``F.linear`` and 19.6 / 24.1 / 38.4 / 52.2 ms packed; a whole BLOOM-560m step went from 89 to 71 ms
-at one row and from 160 to 105 ms at 16 rows (docs/performance.md, "Session 5").
+(tests/unit/test_fast_packed.py), only faster (a whole BLOOM-560m step: 89 -> 71 ms at one row, 160 -> 105 ms at
+16 rows; docs/performance.md, "Session 5"). A layer packed so repacks itself into pairs on its first product
+after tongues.native is loaded.
 
 The packed copy replaces the plain weight (the memory stays that of the model): :class:`PackedLinear`
 is for inference only. Its ``state_dict`` still gives the plain weight (unpacked on the fly, exactly),

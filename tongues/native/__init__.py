@@ -15,10 +15,15 @@ loops are hand-written for AVX-512 (with BF16 where the CPU has it) and AVX2+FMA
 (vectorised by GCC, ``target_clones``) for other shapes and CPUs; the CPU it runs on picks among them
 at run time, so a build made on one machine class runs on the other.
 
-Who loads them: the serving engine when it starts, ``generate`` before it decodes two or more rows,
-the benchmarks, or you (``tongues.native.load()``). Batched decoding is where they pay (the attention
-over 8-16 rows' caches); a batch-1 ``generate`` alone never waits for a build. The decode path only
-asks whether they are loaded (:func:`loaded`).
+What they hold: decoding's weight products (each thread reading its weights as one sequential stream:
+``dense_rows`` for plain fp32/bf16 weights, the packed layouts' ``fp32_blocks_rows`` / ``bf16_pairs_rows``,
+``int8_rows``, ``int4_rows``), the decode attention over the cache, and ``argmax_rows``.
+
+Who builds them: ``tongues serve`` before it loads the model, ``generate`` before it decodes two or more
+rows, the benchmarks, or you (``tongues.native.load()``). A batch-1 ``generate`` and
+``prepare_for_decode("packed")`` call ``load(build=False)``, which imports a finished build of the current
+sources (a fraction of a second) and never starts one; so the README's first ``tongues generate`` does not
+wait 30 s, and later ones use the build. The decode path only asks whether they are loaded (:func:`loaded`).
 
 Without a compiler, or when the build fails, or with ``TONGUES_CPP_KERNELS=0``, :func:`load` returns
 ``None`` (after one warning, for a failure) and every caller keeps its PyTorch path, which gives the
