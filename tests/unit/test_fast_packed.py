@@ -99,14 +99,11 @@ def test_packed_model_keeps_its_logits_state_dict_and_tied_head():
         assert not state[key].is_mkldnn and torch.equal(state[key], value), key
 
 
-def test_packed_model_round_trips_through_save_load_and_unpacking(tmp_path):
-    model = prepare_for_decode(tiny_bloom(), "packed")
-    ids = torch.randint(3, 96, (1, 7))
-    with torch.inference_mode():
-        expected = model(ids).logits
+def saved_loaded_and_reloaded(model, tmp_path, ids, expected):
+    """Save ``model`` (packed), load it packed, load its state into another packed model over random weights,
+    and unpack it: every step gives ``expected`` logits for ``ids`` exactly. Returns the loaded model."""
     model.save_pretrained(tmp_path)
     loaded = BloomForCausalLM.from_pretrained(tmp_path, kernels="packed")
-    assert loaded.dtype == torch.bfloat16
     with torch.inference_mode():
         assert torch.equal(loaded(ids).logits, expected)
     # load_state_dict into a packed model repacks what it is given
@@ -118,6 +115,16 @@ def test_packed_model_round_trips_through_save_load_and_unpacking(tmp_path):
         assert torch.equal(other(ids).logits, expected)
     prepare_for_decode(model, "none")  # back to plain nn.Linear, weights unpacked exactly
     assert not any(isinstance(m, (PackedLinear, FastLinear)) for m in model.modules())
+    return loaded
+
+
+def test_packed_model_round_trips_through_save_load_and_unpacking(tmp_path):
+    model = prepare_for_decode(tiny_bloom(), "packed")
+    ids = torch.randint(3, 96, (1, 7))
+    with torch.inference_mode():
+        expected = model(ids).logits
+    loaded = saved_loaded_and_reloaded(model, tmp_path, ids, expected)
+    assert loaded.dtype == torch.bfloat16
     with torch.inference_mode():
         assert torch.equal(model(ids).logits, expected)
 
@@ -254,20 +261,9 @@ def test_a_pairs_model_round_trips_through_save_load_and_unpacking(pairs, tmp_pa
     ids = torch.randint(3, 96, (1, 7))
     with torch.inference_mode():
         expected = model(ids).logits
-    model.save_pretrained(tmp_path)
-    loaded = BloomForCausalLM.from_pretrained(tmp_path, kernels="packed")
+    loaded = saved_loaded_and_reloaded(model, tmp_path, ids, expected)
     assert all(m.layout == "pairs" for m in loaded.modules() if isinstance(m, PackedLinear))
-    with torch.inference_mode():
-        assert torch.equal(loaded(ids).logits, expected)
-    other = prepare_for_decode(tiny_bloom(), "packed")
-    torch.manual_seed(1)
-    other.load_state_dict({k: torch.randn_like(v) if v.is_floating_point() else v for k, v in model.state_dict().items()})
-    other.load_state_dict(model.state_dict())
-    with torch.inference_mode():
-        assert torch.equal(other(ids).logits, expected)
-    plain = prepare_for_decode(model, "none")  # back to plain nn.Linear, weights unpacked exactly
-    assert not any(isinstance(m, (PackedLinear, FastLinear)) for m in plain.modules())
-    assert all(torch.equal(a, b) for a, b in zip(plain.state_dict().values(), loaded.state_dict().values()))
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values()))
 
 
 @pytest.mark.parametrize("rows", [1, 2, 3, 5, 8, 9, 17, 40])

@@ -42,7 +42,7 @@ import warnings
 from pathlib import Path
 
 SOURCES = ("module.cpp",)
-HEADERS = ("argmax.h", "decode_attention.h", "dense_rows.h", "int4_rows.h", "int8_rows.h", "packed_rows.h")
+HEADERS = ("argmax.h", "common.h", "decode_attention.h", "dense_rows.h", "int4_rows.h", "int8_rows.h", "packed_rows.h")
 CFLAGS = ("-O3", "-fopenmp", "-fno-math-errno", "-fno-trapping-math")
 LDFLAGS = ("-fopenmp",)
 

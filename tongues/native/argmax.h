@@ -16,24 +16,18 @@
 #include <cstdint>
 #include <cstring>
 
+#include "common.h"
+
 namespace tongues {
 namespace argmax {
-
-inline float value(float v) { return v; }
-inline float value(uint16_t v) {
-  const uint32_t wide = static_cast<uint32_t>(v) << 16;
-  float f;
-  std::memcpy(&f, &wide, sizeof f);
-  return f;
-}
 
 template <typename T>
 inline int64_t plain(const T* x, int64_t V) {
   int64_t best = 0;
-  float top = value(x[0]);
+  float top = as_float(x[0]);
   if (std::isnan(top)) return 0;
   for (int64_t i = 1; i < V; ++i) {
-    const float v = value(x[i]);
+    const float v = as_float(x[i]);
     if (std::isnan(v)) return i;
     if (v > top) top = v, best = i;
   }
@@ -65,7 +59,7 @@ __attribute__((target("avx512f"))) inline int64_t avx512(const T* x, int64_t V) 
   }
   float m = _mm512_reduce_max_ps(top);
   for (int64_t i = whole; i < V; ++i) {
-    const float v = value(x[i]);
+    const float v = as_float(x[i]);
     if (std::isnan(v)) nan = 1;
     if (v > m) m = v;
   }
@@ -77,7 +71,7 @@ __attribute__((target("avx512f"))) inline int64_t avx512(const T* x, int64_t V) 
     if (hit) return i + __builtin_ctz(hit);
   }
   for (int64_t i = whole; i < V; ++i)
-    if (value(x[i]) == m) return i;
+    if (as_float(x[i]) == m) return i;
   return 0;
 }
 #endif

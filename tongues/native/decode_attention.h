@@ -19,6 +19,8 @@
 #include <limits>
 #include <vector>
 
+#include "common.h"
+
 namespace tongues {
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
@@ -26,14 +28,6 @@ namespace tongues {
 #else
 #define TONGUES_CLONES
 #endif
-
-inline float widen(float x) { return x; }
-inline float widen(uint16_t bits) {  // bfloat16: the top half of a float32
-  uint32_t u = static_cast<uint32_t>(bits) << 16;
-  float f;
-  std::memcpy(&f, &u, sizeof f);
-  return f;
-}
 
 // exp for the softmax, vectorisable (no libm call): 2^(x log2 e) split into 2^n * 2^f, f in [-0.5, 0.5],
 // 2^f by a degree-6 polynomial (relative error below 2e-7 over the range). x <= 0 here (scores minus
@@ -114,7 +108,7 @@ inline __attribute__((always_inline)) void attend_unit(const float* __restrict q
         const T* kr = kr0 + t * s.kT;
         float acc = 0.0f;
 #pragma omp simd reduction(+ : acc)
-        for (int64_t d = 0; d < D; ++d) acc += qh[d] * widen(kr[d]);
+        for (int64_t d = 0; d < D; ++d) acc += qh[d] * as_float(kr[d]);
         const float x = acc * s.scale + add;
         sc[t] = x;
         m = x > m ? x : m;
@@ -135,7 +129,7 @@ inline __attribute__((always_inline)) void attend_unit(const float* __restrict q
       const float w = scores[g * Tk + t];
       float* o = out + (b * s.H + hk * G + g) * D;
 #pragma omp simd
-      for (int64_t d = 0; d < D; ++d) o[d] += w * widen(vr[d]);
+      for (int64_t d = 0; d < D; ++d) o[d] += w * as_float(vr[d]);
     }
   }
 }

@@ -21,24 +21,16 @@
 #include <cstdint>
 #include <cstring>
 
+#include "common.h"
+
 namespace tongues {
 namespace dense {
-
-inline float bf16_to_float(uint16_t bits) {
-  const uint32_t wide = static_cast<uint32_t>(bits) << 16;
-  float value;
-  std::memcpy(&value, &wide, sizeof value);
-  return value;
-}
-
-inline float weight_value(float w) { return w; }
-inline float weight_value(uint16_t w) { return bf16_to_float(w); }
 
 // The plain loop, for the inputs past the last whole vector and for CPUs without AVX2.
 template <typename W, typename X>
 inline float dot_tail(const W* w, const X* x, int64_t k0, int64_t K) {
   float sum = 0.0f;
-  for (int64_t k = k0; k < K; ++k) sum += weight_value(w[k]) * weight_value(x[k]);
+  for (int64_t k = k0; k < K; ++k) sum += as_float(w[k]) * as_float(x[k]);
   return sum;
 }
 
@@ -86,13 +78,6 @@ __attribute__((target("avx512f,avx512bf16"))) inline void dots_bf16(const uint16
   for (int r = 0; r < MB; ++r) out[r] = _mm512_reduce_add_ps(_mm512_add_ps(a[r], b[r])) + dot_tail(w, x + r * K, k, K);
 }
 
-
-__attribute__((target("avx2,fma"))) inline float hsum_avx2(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
 
 template <int MB, typename W>
 __attribute__((target("avx2,fma"))) inline void dots_avx2(const W* w, const float* x, int64_t K, float* out) {
@@ -186,12 +171,7 @@ torch::Tensor dense_rows(torch::Tensor x, torch::Tensor w, torch::Tensor bias) {
   const bool bf16_dots = x.scalar_type() == torch::kBFloat16 && w.scalar_type() == torch::kBFloat16 &&
                          dense::isa() == dense::Isa::avx512_bf16;
   if (x.scalar_type() == torch::kBFloat16 && !bf16_dots) x = x.to(torch::kFloat32);  // exact
-  const float* bias_ptr = nullptr;
-  if (bias.numel() > 0) {
-    TORCH_CHECK(bias.numel() == N && bias.scalar_type() == torch::kFloat32 && bias.is_contiguous(),
-                "bias must be (N,) fp32, contiguous");
-    bias_ptr = bias.data_ptr<float>();
-  }
+  const float* bias_ptr = bias_pointer(bias, N);
   auto y = torch::empty({M, N}, x.options().dtype(torch::kFloat32));
   float* yp = y.data_ptr<float>();
   // Chunks of at least 64K weights: below that a thread's wake-up costs more than its share.

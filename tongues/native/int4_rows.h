@@ -24,8 +24,8 @@
 #include <cstring>
 #include <vector>
 
+#include "common.h"
 #include "packed_rows.h"
-#include "dense_rows.h"
 
 namespace tongues {
 namespace int4 {
@@ -149,12 +149,7 @@ torch::Tensor int4_rows(torch::Tensor x, torch::Tensor w, int64_t group, torch::
   TORCH_CHECK(scales_and_zeros.scalar_type() == torch::kBFloat16 && scales_and_zeros.is_contiguous() &&
                   scales_and_zeros.numel() == (K / group) * N * 2,
               "scales_and_zeros must be (K / group, N, 2) bf16, contiguous");
-  const float* bias_ptr = nullptr;
-  if (bias.numel() > 0) {
-    TORCH_CHECK(bias.numel() == N && bias.scalar_type() == torch::kFloat32 && bias.is_contiguous(),
-                "bias must be (N,) fp32, contiguous");
-    bias_ptr = bias.data_ptr<float>();
-  }
+  const float* bias_ptr = bias_pointer(bias, N);
   // each row's input sums per group (fp32, of the bf16 values)
   const int64_t groups = K / group;
   std::vector<float> sums(M * groups, 0.0f);
@@ -162,7 +157,7 @@ torch::Tensor int4_rows(torch::Tensor x, torch::Tensor w, int64_t group, torch::
   for (int64_t m = 0; m < M; ++m)
     for (int64_t g = 0; g < groups; ++g) {
       float s = 0.0f;
-      for (int64_t k = g * group; k < (g + 1) * group; ++k) s += dense::bf16_to_float(xp[m * K + k]);
+      for (int64_t k = g * group; k < (g + 1) * group; ++k) s += bf16_to_float(xp[m * K + k]);
       sums[m * groups + g] = s;
     }
   auto y = torch::empty({M, N}, x.options().dtype(torch::kFloat32));

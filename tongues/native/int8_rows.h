@@ -17,6 +17,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "common.h"
+
 namespace tongues {
 namespace int8 {
 
@@ -67,13 +69,6 @@ __attribute__((target("avx512f"))) inline float row_avx512(const int8_t* q, cons
   return sum;
 }
 
-__attribute__((target("avx2,fma"))) inline float hsum256(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
 template <int NB, int MB>
 __attribute__((target("avx2,fma"))) inline void tile_avx2(const int8_t* q, const float* x, const float* scale,
                                                         const float* bias, int64_t K, int64_t N, int64_t n, int64_t m,
@@ -94,7 +89,7 @@ __attribute__((target("avx2,fma"))) inline void tile_avx2(const int8_t* q, const
   for (int c = 0; c < NB; ++c) {
     const float s = scale[n + c], b = bias ? bias[n + c] : 0.0f;
     for (int r = 0; r < MB; ++r) {
-      float sum = hsum256(a[c][r]);
+      float sum = hsum_avx2(a[c][r]);
       for (int64_t t = k; t < K; ++t) sum += static_cast<float>(q[(n + c) * K + t]) * x[(m + r) * K + t];
       out[(m + r) * N + n + c] = sum * s + b;
     }
@@ -128,10 +123,7 @@ __attribute__((target("avx512f,avx512bf16"))) inline void tile_bf16(const int8_t
     for (int r = 0; r < MB; ++r) {
       float sum = _mm512_reduce_add_ps(a[c][r]);
       for (int64_t t = k; t < K; ++t) {
-        const uint32_t bits = static_cast<uint32_t>(x[(m + r) * K + t]) << 16;
-        float xf;
-        std::memcpy(&xf, &bits, sizeof xf);
-        sum += static_cast<float>(q[(n + c) * K + t]) * xf;
+        sum += static_cast<float>(q[(n + c) * K + t]) * bf16_to_float(x[(m + r) * K + t]);
       }
       out[(m + r) * N + n + c] = sum * s + b;
     }
@@ -255,12 +247,7 @@ torch::Tensor int8_rows(torch::Tensor x, torch::Tensor q, torch::Tensor scale, t
   TORCH_CHECK(q.size(1) == K, "x has ", K, " features but q is (", N, ", ", q.size(1), ")");
   TORCH_CHECK(scale.numel() == N && scale.scalar_type() == torch::kFloat32 && scale.is_contiguous(),
               "scale must be (N,) fp32, contiguous");
-  const float* bias_ptr = nullptr;
-  if (bias.numel() > 0) {
-    TORCH_CHECK(bias.numel() == N && bias.scalar_type() == torch::kFloat32 && bias.is_contiguous(),
-                "bias must be (N,) fp32, contiguous");
-    bias_ptr = bias.data_ptr<float>();
-  }
+  const float* bias_ptr = bias_pointer(bias, N);
   auto out = torch::empty({M, N}, x.options().dtype(torch::kFloat32));
   const int8_t* qp = q.data_ptr<int8_t>();
   const float* sp = scale.data_ptr<float>();

@@ -24,6 +24,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "common.h"
+
 namespace tongues {
 namespace packed {
 
@@ -186,12 +188,7 @@ torch::Tensor rows(torch::Tensor x, torch::Tensor w, int64_t N, torch::Tensor bi
   TORCH_CHECK(N > 0 && w.scalar_type() == dtype && w.is_contiguous() && w.numel() == count * block_values,
               "w must hold the ", layout, " layout of an (", N, ", ", K, ") ", name, " weight: ",
               count * block_values, " contiguous values; got ", w.numel());
-  const float* bias_ptr = nullptr;
-  if (bias.numel() > 0) {
-    TORCH_CHECK(bias.numel() == N && bias.scalar_type() == torch::kFloat32 && bias.is_contiguous(),
-                "bias must be (N,) fp32, contiguous");
-    bias_ptr = bias.data_ptr<float>();
-  }
+  const float* bias_ptr = bias_pointer(bias, N);
   auto y = torch::empty({M, N}, x.options().dtype(torch::kFloat32));
 #if defined(__x86_64__) && defined(__GNUC__)
   const auto* wp = reinterpret_cast<const typename F::W*>(w.data_ptr());
