@@ -116,21 +116,22 @@ def products(module, repeats: int) -> None:
             nbytes = sum(w.numel() * w.element_size() for w in weights)
             width = [w.shape[1] for w in weights]
             most = 128
+            # oneDNN as tongues would call it without its kernels (fp32 as stored, bf16 packed), then tongues.native's
+            # packed layout for the dtype where this CPU runs it
             if name == "fp32":
-                runs = {"oneDNN": lambda xs: [torch.ops.mkldnn._linear_pointwise(xs[k], w, None, "none", [], "")
-                                              for k, w in zip(width, weights)]}
-                if module.fp32_blocks_supported():
-                    blocks = [pack_blocks(w) for w in weights]
-                    runs["native blocks"] = lambda xs: [module.fp32_blocks_rows(xs[k], p, w.shape[0], empty)
-                                                        for k, w, p in zip(width, weights, blocks)]
+                onednn, label, supported, pack, kernel = weights, "oneDNN", module.fp32_blocks_supported(), \
+                    pack_blocks, "fp32_blocks_rows"
             else:
                 onednn = [torch.ops.mkldnn._reorder_linear_weight(w, 16) for w in weights]
-                runs = {"oneDNN packed": lambda xs: [torch.ops.mkldnn._linear_pointwise(xs[k], p, None, "none", [], "")
-                                                     for k, p in zip(width, onednn)]}
-                if module.bf16_pairs_supported():
-                    pairs = [pack_pairs(w) for w in weights]
-                    runs["native pairs"] = lambda xs: [module.bf16_pairs_rows(xs[k], p, w.shape[0], empty)
-                                                       for k, w, p in zip(width, weights, pairs)]
+                label, supported, pack, kernel = "oneDNN packed", module.bf16_pairs_supported(), pack_pairs, \
+                    "bf16_pairs_rows"
+            runs = {label: lambda xs, onednn=onednn: [torch.ops.mkldnn._linear_pointwise(xs[k], p, None, "none", [], "")
+                                                      for k, p in zip(width, onednn)]}
+            if supported:
+                packed = [pack(w) for w in weights]
+                run_packed = getattr(module, kernel)
+                runs[f"native {'blocks' if name == 'fp32' else 'pairs'}"] = lambda xs, packed=packed, run=run_packed: [
+                    run(xs[k], p, w.shape[0], empty) for k, w, p in zip(width, weights, packed)]
             runs["native dense_rows"] = lambda xs: [module.dense_rows(xs[k], w, empty) for k, w in zip(width, weights)]
         print(f"{name:>5} {'rows':>4} " + " ".join(f"{label:>20}" for label in runs))
         for rows in (1, 2, 4, 8, 16, 128):
