@@ -313,3 +313,27 @@ def test_fp32_layers_are_packed_in_blocks_where_tongues_native_is_loaded(blocks,
     loaded = BloomForCausalLM.from_pretrained(tmp_path, kernels="packed")
     with torch.inference_mode():
         assert torch.equal(loaded(ids).logits, model(ids).logits)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_a_tied_heads_copy_takes_tongues_natives_layout_where_it_is_loaded(blocks, pairs, dtype):
+    module = blocks if dtype == torch.float32 else pairs
+    if module is None:
+        return
+    torch.manual_seed(0)
+    model = BloomForCausalLM(BloomConfig(vocab_size=96, hidden_size=40, n_layer=1, n_head=4)).to(dtype).eval()
+    prepare_for_decode(model, "packed")
+    head = model.lm_head
+    assert head.copy_packed and head.weight is model.transformer.word_embeddings.weight
+    x = torch.randn(9, 40).to(dtype)
+    with torch.inference_mode():
+        head(x[:1])  # one row: tongues.native's dense_rows on the plain weight, no copy
+        assert "_packed_copy" not in head.__dict__
+        got = head(x)  # nine rows: the copy, built now
+    layout, _ = head.__dict__["_packed_copy"]
+    assert layout == ("blocks" if dtype == torch.float32 else "pairs")
+    assert "tongues.native's packed layout" in head.kernel
+    expected = F.linear(x.double(), head.weight.double())
+    tol = 1e-5 if dtype == torch.float32 else 2 ** -7
+    torch.testing.assert_close(got.double(), expected, rtol=tol, atol=tol * float(expected.abs().max()))
+    assert "_packed_copy" not in str(list(model.state_dict()))

@@ -37,12 +37,14 @@ class FastLinear(nn.Linear):
         rows = fast_kernels.NATIVE_ROWS.get(self.weight.dtype, 0)
         if rows and fast_kernels.native.loaded() is not None:
             compiled = f"tongues.native dense_rows for 1-{rows} rows, {compiled}"
+        if self.copy_packed:
+            where = ("tongues.native's packed layout" if self.weight.dtype == torch.float32 or fast_packed.pairs_module()
+                     else "oneDNN's bf16 matmul")
+            return f"{dtype}: {compiled}{where} on a packed copy of the weight otherwise"
         if self.weight.dtype == torch.float32:
             if _onednn_linear() is None:
                 return f"float32: {compiled}torch F.linear otherwise (this torch has no oneDNN)"
             return f"float32: {compiled}oneDNN matmul otherwise below 192 rows, MKL F.linear above"
-        if self.weight.dtype == torch.bfloat16 and self.copy_packed:
-            return f"bfloat16: {compiled}oneDNN's bf16 matmul on a packed copy of the weight otherwise"
         if self.weight.dtype == torch.bfloat16 and fast_kernels.native_bf16():
             return f"bfloat16: {compiled}torch's native bf16 F.linear (oneDNN) otherwise"
         return f"{dtype}: {compiled}widened fp32 slices + BLAS otherwise"
@@ -58,12 +60,14 @@ class FastLinear(nn.Linear):
             return super().forward(x)
         if self.copy_packed and not fast_kernels.native_rows(x, self.weight) and \
                 not fast_kernels.compiled_rows(self.weight.dtype, x.numel() // x.shape[-1], self.weight.numel()):
-            return fast_packed.packed_linear(x, self.packed_copy(), self.bias)
+            layout, packed = self.packed_copy()
+            return fast_packed.multiply(x, layout, packed, self.out_features, self.in_features, self.bias)
         return decode_linear(x, self.weight, self.bias, self)
 
-    def packed_copy(self) -> torch.Tensor:
-        """The weight's packed copy (``copy_packed`` layers), built on the first call."""
-        packed = self.__dict__.get("_packed_copy")
-        if packed is None:
-            packed = self.__dict__["_packed_copy"] = fast_packed.pack(self.weight)
-        return packed
+    def packed_copy(self) -> tuple[str, torch.Tensor]:
+        """``(layout, packed)``: the weight's packed copy (``copy_packed`` layers), built on the first call
+        (tongues.native's layout where it is loaded then, else oneDNN's)."""
+        copy = self.__dict__.get("_packed_copy")
+        if copy is None:
+            copy = self.__dict__["_packed_copy"] = fast_packed.pack_for(self.weight)
+        return copy

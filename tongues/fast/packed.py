@@ -92,6 +92,44 @@ def pairs_module():
     return module if module is not None and module.bf16_pairs_supported() else None
 
 
+def pack_for(weight: torch.Tensor) -> tuple[str, torch.Tensor]:
+    """``(layout, packed)``: a CPU fp32 or bf16 (N, K) weight in the layout this process multiplies fastest:
+    tongues.native's "blocks" (fp32) or "pairs" (bf16) where it is loaded, else oneDNN's (bf16)."""
+    if weight.dtype == torch.float32:
+        if blocks_module() is None:
+            raise ValueError("fp32 weights are packed only for tongues.native's blocks kernel, which is not loaded here")
+        return "blocks", pack_blocks(weight)
+    if pairs_module() is not None:
+        return "pairs", pack_pairs(weight)
+    return "onednn", pack(weight)
+
+
+def unpack(layout: str, packed: torch.Tensor, N: int, K: int) -> torch.Tensor:
+    """The plain (N, K) weight of ``packed`` (exactly)."""
+    if layout == "pairs":
+        return unpack_pairs(packed.detach(), N, K)
+    if layout == "blocks":
+        return unpack_blocks(packed.detach(), N, K)
+    return packed.to_dense()
+
+
+def multiply(x: torch.Tensor, layout: str, packed: torch.Tensor, N: int, K: int,
+             bias: torch.Tensor | None) -> torch.Tensor:
+    """``F.linear(x, weight, bias)`` with ``(layout, packed) = pack_for(weight)``, in ``x``'s dtype: blocks in fp32,
+    pairs and oneDNN's layout in bf16 (as torch's bf16 ``F.linear``)."""
+    if layout == "onednn":
+        return packed_linear(x, packed, bias)
+    module = blocks_module() if layout == "blocks" else pairs_module()
+    dtype = torch.float32 if layout == "blocks" else torch.bfloat16
+    if module is None:  # the kernel hidden (tests do it): torch's product, the same up to rounding
+        b = None if bias is None else bias.to(dtype)
+        return F.linear(x.to(dtype), unpack(layout, packed, N, K), b).to(x.dtype)
+    x2 = x.reshape(-1, K).to(dtype).contiguous()
+    b = torch.empty(0) if bias is None else bias.to(dtype).float()  # rounded as F.linear in that dtype would
+    run = module.fp32_blocks_rows if layout == "blocks" else module.bf16_pairs_rows
+    return run(x2, packed, N, b).to(x.dtype).reshape(*x.shape[:-1], N)
+
+
 @functools.cache
 def can_pack() -> bool:
     """Whether this torch and CPU have oneDNN's packed bf16 linear (so ``kernels="packed"`` packs)."""
@@ -130,21 +168,12 @@ class PackedLinear(nn.Module):
 
     def _set_weight(self, weight: torch.Tensor) -> None:
         """Pack the plain (N, K) ``weight`` into the layout this process multiplies fastest."""
-        if weight.dtype == torch.float32:
-            self.layout, packed = "blocks", pack_blocks(weight)
-        elif pairs_module() is not None:
-            self.layout, packed = "pairs", pack_pairs(weight)
-        else:
-            self.layout, packed = "onednn", pack(weight)
+        self.layout, packed = pack_for(weight)
         self.weight = nn.Parameter(packed, requires_grad=False)
 
     def dense_weight(self) -> torch.Tensor:
         """The plain (N, K) weight, unpacked (exactly)."""
-        if self.layout == "pairs":
-            return unpack_pairs(self.weight.detach(), self.out_features, self.in_features)
-        if self.layout == "blocks":
-            return unpack_blocks(self.weight.detach(), self.out_features, self.in_features)
-        return self.weight.to_dense()
+        return unpack(self.layout, self.weight, self.out_features, self.in_features)
 
     def as_linear(self) -> nn.Linear:
         """A plain ``nn.Linear`` with the weight unpacked (exactly) and the same bias parameter."""
@@ -165,25 +194,9 @@ class PackedLinear(nn.Module):
                 "this layer's weight is packed for inference (kernels='packed') and has no gradient; call "
                 "model.prepare_for_decode('auto') before training"
             )
-        if self.layout == "blocks":
-            module = blocks_module()
-            if module is None:  # the kernel hidden (tests do it): torch's product, the same up to rounding
-                return F.linear(x.float(), self.dense_weight(), self.bias).to(x.dtype)
-            x2 = x.reshape(-1, self.in_features).float().contiguous()
-            bias = torch.empty(0) if self.bias is None else self.bias.float()
-            out = module.fp32_blocks_rows(x2, self.weight, self.out_features, bias)
-            return out.to(x.dtype).reshape(*x.shape[:-1], self.out_features)
-        module = pairs_module()
-        if self.layout == "onednn" and module is not None:
+        if self.layout == "onednn" and pairs_module() is not None:
             self._set_weight(self.weight.to_dense())  # tongues.native was loaded after this layer was packed
-        if self.layout == "onednn":
-            return packed_linear(x, self.weight, self.bias)
-        bias = None if self.bias is None else self.bias.to(torch.bfloat16)
-        if module is None:  # the pairs kernel hidden (tests do it): torch's bf16 product, same values
-            return F.linear(x.to(torch.bfloat16), self.dense_weight(), bias).to(x.dtype)
-        x2 = x.reshape(-1, self.in_features).to(torch.bfloat16).contiguous()
-        out = module.bf16_pairs_rows(x2, self.weight, self.out_features, torch.empty(0) if bias is None else bias.float())
-        return out.to(x.dtype).reshape(*x.shape[:-1], self.out_features)
+        return multiply(x, self.layout, self.weight, self.out_features, self.in_features, self.bias)
 
     def _save_to_state_dict(self, destination, prefix, keep_vars) -> None:
         destination[prefix + "weight"] = self.dense_weight()
