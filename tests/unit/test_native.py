@@ -394,3 +394,27 @@ def test_native_argmax_falls_back_to_torch_and_keeps_the_shape(module, monkeypat
     assert torch.equal(native.argmax(ints), torch.argmax(ints, dim=-1))  # integers: torch
     monkeypatch.setattr(native, "_state", {"module": None, "reason": "not loaded yet", "tried": False})
     assert torch.equal(native.argmax(x), torch.argmax(x, dim=-1))
+
+
+def test_the_native_routes_take_strided_inputs(module):
+    """Every layer that hands rows to tongues.native (plain, packed, int8, int4) takes a strided input (a
+    column slice of wider rows, a transposed view) and gives the product of its contiguous copy."""
+    from tongues.fast.linear import FastLinear
+    from tongues.fast.packed import PackedLinear, blocks_module, pairs_module
+    from tongues.fast.quantized import QuantLinear
+
+    torch.manual_seed(3)
+    layers = [FastLinear.from_linear(torch.nn.Linear(64, 96)), FastLinear.from_linear(torch.nn.Linear(64, 96).bfloat16()),
+              QuantLinear(torch.nn.Linear(64, 128), "int8")]
+    if blocks_module() is not None:
+        layers.append(PackedLinear(torch.nn.Linear(64, 96)))
+    if pairs_module() is not None:
+        layers += [PackedLinear(torch.nn.Linear(64, 96).bfloat16()), QuantLinear(torch.nn.Linear(128, 128), "int4")]
+    with torch.no_grad():
+        for layer in layers:
+            K = layer.in_features
+            dtype = torch.bfloat16 if getattr(layer, "weight", torch.empty(0)).dtype == torch.bfloat16 else torch.float32
+            # strided rows; a transposed view
+            for x in (torch.randn(3, 2 * K).to(dtype)[:, ::2], torch.randn(K, 2).to(dtype).T):
+                assert not x.is_contiguous()
+                assert torch.equal(layer(x), layer(x.contiguous())), type(layer).__name__
