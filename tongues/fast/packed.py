@@ -5,9 +5,9 @@ bf16 weights in oneDNN's blocked layout.
 stretch of memory ordered by input: fp32 "blocks" (per input, the block's 32 weights; AVX-512 CPUs) and bf16
 "pairs" (per pair of inputs, each channel's two weights side by side, for AVX-512 BF16's vdpbf16ps). One kernel
 serves every row count, prefill included: each thread reads whole blocks in order (one sequential stream) and
-reuses each row's input for 32 channels. On the 2-core Zen 4 VM, against oneDNN on BLOOM-560m's block matrices:
-bf16 1.3-1.8x at one row, 1.2-1.5x at 8, even at 128; fp32 1.07x at one row, 1.8x at 8, 1.06x at 128
-(docs/performance.md, "Session 8"). :func:`pack_blocks` / :func:`pack_pairs` make them in PyTorch.
+reuses each row's input for 32 channels. On the 2-core Zen 4 VM, against oneDNN on BLOOM-560m's block matrices
+(``benchmarks/native.py``): bf16 1.25x at one row, 1.3x at 8, 0.96x at 128; fp32 1.13x at one row, 1.8x at 8,
+1.09x at 128 (docs/performance.md, "Session 8"). :func:`pack_blocks` / :func:`pack_pairs` make them in PyTorch.
 
 **oneDNN's layout** (where tongues.native is not loaded, for bf16 on CPUs where oneDNN multiplies bf16 natively,
 :func:`~tongues.fast.kernels.native_bf16`): torch's bf16 ``F.linear`` hands oneDNN the weight in its plain (N, K)
@@ -34,16 +34,15 @@ from __future__ import annotations
 import functools
 
 import torch
-from torch import nn
-
 import torch.nn.functional as F
+from torch import nn
 
 from .. import native
 from ..layers.linear import plain_linear
 from .kernels import LARGE_WEIGHT, native_bf16
 
-# tongues.native's own layout for a packed bf16 weight (see tongues/native/bf16_pairs.h): blocks of this many
-# output channels, each holding, per pair of inputs, the block's channels' two weights side by side.
+# tongues.native's packed layouts (see tongues/native/packed_rows.h) hold the output channels in blocks of this
+# many: fp32 "blocks" per input, bf16 "pairs" per pair of inputs.
 PAIRS_BLOCK = 32
 
 
@@ -145,14 +144,16 @@ def can_pack() -> bool:
 
 
 class PackedLinear(nn.Module):
-    """A bf16 linear layer whose weight is held packed (inference only).
+    """A bf16 (or fp32) linear layer whose weight is held packed (inference only).
 
-    Where tongues.native is loaded (and the CPU has AVX-512 BF16), the weight is in its "pairs" layout
-    (:func:`pack_pairs`) and every product runs on its ``bf16_pairs_rows``; otherwise in oneDNN's blocked
-    layout, multiplied by oneDNN's bf16 matmul. A layer packed for oneDNN repacks itself into pairs the
-    first time it runs after tongues.native was loaded (once). ``weight`` is a ``Parameter`` over the packed
-    tensor, without gradient; ``bias`` is the layer's own bias parameter. Inputs of any float dtype go in
-    (multiplied in bf16, as torch's bf16 ``F.linear`` does); the output has the input's dtype.
+    Where tongues.native is loaded, a bf16 weight is in its "pairs" layout (:func:`pack_pairs`, AVX-512 BF16
+    CPUs) and every product runs on its ``bf16_pairs_rows``, an fp32 one in its "blocks" layout
+    (:func:`pack_blocks`, AVX-512 CPUs; fp32 layers are packed only there) on ``fp32_blocks_rows``; otherwise a
+    bf16 weight is in oneDNN's blocked layout, multiplied by oneDNN's bf16 matmul. A layer packed for oneDNN
+    repacks itself into pairs the first time it runs after tongues.native was loaded (once). ``weight`` is a
+    ``Parameter`` over the packed tensor, without gradient; ``bias`` is the layer's own bias parameter. Inputs of
+    any float dtype go in (multiplied in the weight's dtype, as ``F.linear`` in that dtype does); the output
+    has the input's dtype.
     """
 
     def __init__(self, linear: nn.Linear) -> None:
