@@ -235,10 +235,17 @@ def test_float_layers_take_dense_rows_for_few_rows_when_it_is_loaded(module, mon
 def test_load_without_building_takes_only_a_finished_build(tmp_path, monkeypatch, module):
     from torch.utils import cpp_extension
 
+    def new_process():
+        monkeypatch.setattr(native, "_state", {"module": None, "reason": "not loaded yet", "tried": False})
+
     monkeypatch.setenv("TONGUES_KERNEL_CACHE", str(tmp_path))
-    monkeypatch.setattr(native, "_state", {"module": None, "reason": "not loaded yet", "tried": False})
     monkeypatch.setattr(cpp_extension, "load", lambda **kwargs: pytest.fail("load(build=False) must not build"))
+    new_process()
     assert native.load(build=False) is None and native.status() == "not loaded yet"  # nothing built here
+    looked = native._finished_build
+    monkeypatch.setattr(native, "_finished_build", lambda: pytest.fail("a process looks for a finished build once"))
+    assert native.load(build=False) is None
+    monkeypatch.setattr(native, "_finished_build", looked)
     # a finished build of the current sources (the one the module fixture loaded, copied here) is imported
     built = tmp_path / native.build_name()
     (built / "src").mkdir(parents=True)
@@ -246,8 +253,10 @@ def test_load_without_building_takes_only_a_finished_build(tmp_path, monkeypatch
         (built / "src" / file).write_bytes((native.source_dir() / file).read_bytes())
     (built / f"{native.build_name()}.so").write_bytes(Path(module.__file__).read_bytes())
     (built / "src" / "int8_rows.h").write_text("// older sources")  # stale: not taken
+    new_process()
     assert native.load(build=False) is None
     (built / "src" / "int8_rows.h").write_bytes((native.source_dir() / "int8_rows.h").read_bytes())
+    new_process()
     loaded = native.load(build=False)
     assert loaded is not None and native.loaded() is loaded and native.status() == "loaded"
     assert torch.equal(loaded.dense_rows(torch.ones(1, 4), torch.ones(2, 4), torch.empty(0)), torch.full((1, 2), 4.0))

@@ -78,12 +78,20 @@ def build_name() -> str:
     return f"tongues_cpu_{digest.hexdigest()[:12]}"
 
 
-def _why_not() -> str | None:
-    """Why no build can be attempted here (``None``: it can)."""
+def _turned_off() -> str | None:
+    """Why no build can be used here at all (``None``: one can)."""
     if os.environ.get("TONGUES_CPP_KERNELS", "1").strip().lower() in ("0", "false", "no", "off"):
         return "turned off by TONGUES_CPP_KERNELS=0"
     if sys.platform != "linux":
         return f"built only on Linux (this is {sys.platform})"
+    return None
+
+
+def _why_not() -> str | None:
+    """Why no build can be attempted here (``None``: it can)."""
+    off = _turned_off()
+    if off is not None:
+        return off
     compiler = os.environ.get("CXX", "c++")
     if shutil.which(compiler) is None:
         return f"no C++ compiler ({compiler!r} is not on PATH; install g++, or set CXX)"
@@ -98,18 +106,24 @@ def load(build: bool = True):
     """The compiled module (building it first if this machine has no build yet), or ``None``.
 
     ``build=False``: load a finished build of the current sources if there is one (a fraction of a second:
-    no compiler or ninja runs), else return ``None`` and leave a later ``load()`` free to build."""
+    no compiler or ninja runs), else return ``None`` and leave a later ``load()`` free to build. A process
+    looks once: later ``build=False`` calls return ``None`` at once until a ``load()`` builds."""
     if _state["tried"]:
         return _state["module"]
     with _lock:
         if _state["tried"]:
             return _state["module"]
-        reason = _why_not()
-        module = None
         if not build:
-            module = _finished_build() if reason is None else None
+            # no compiler or ninja check (importing torch's extension builder alone takes a second): a finished
+            # build is imported or nothing, and only once per process
+            module = None if _state.get("looked") or _turned_off() else _finished_build()
+            _state["looked"] = True
             if module is None:
                 return None
+            reason = None
+        else:
+            reason = _why_not()
+            module = None
         if reason is None and module is None:
             try:
                 module = _build()
