@@ -220,13 +220,20 @@ def native_rows(x: torch.Tensor, weight: torch.Tensor) -> int:
     return rows
 
 
-def native_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, rows: int) -> torch.Tensor:
-    """``F.linear(x, weight, bias)`` on tongues.native's ``dense_rows`` (``rows`` from :func:`native_rows`):
-    fp32 sums, the inputs rounded to the weight's dtype first as ``F.linear`` in that dtype would."""
-    x2 = x.reshape(rows, x.shape[-1]).to(weight.dtype).contiguous()
+def rows_product(run, x: torch.Tensor, outputs: int, dtype: torch.dtype, bias: torch.Tensor | None) -> torch.Tensor:
+    """The calling convention of tongues.native's products: ``run(x2, b)`` with ``x``'s rows as a dense
+    (M, K) ``dtype`` tensor and ``bias`` as fp32 (empty for none), its (M, ``outputs``) fp32 result returned
+    in ``x``'s dtype and leading shape."""
+    x2 = x.reshape(-1, x.shape[-1]).to(dtype).contiguous()
     b = torch.empty(0) if bias is None else bias.float()
-    out = native.loaded().dense_rows(x2, weight, b)
-    return out.to(x.dtype).reshape(*x.shape[:-1], weight.shape[0])
+    return run(x2, b).to(x.dtype).reshape(*x.shape[:-1], outputs)
+
+
+def native_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """``F.linear(x, weight, bias)`` on tongues.native's ``dense_rows`` (where :func:`native_rows` says it takes
+    them): fp32 sums, the inputs rounded to the weight's dtype first as ``F.linear`` in that dtype would."""
+    dense_rows = native.loaded().dense_rows
+    return rows_product(lambda x2, b: dense_rows(x2, weight, b), x, weight.shape[0], weight.dtype, bias)
 
 
 def decode_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
@@ -235,9 +242,8 @@ def decode_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
 
     ``owner``: the layer holding ``weight``, where the compiled kernel keeps its views between calls.
     """
-    rows = native_rows(x, weight)
-    if rows:
-        return native_linear(x, weight, bias, rows)
+    if native_rows(x, weight):
+        return native_linear(x, weight, bias)
     rows = x.numel() // max(1, x.shape[-1])
     if compiled_rows(weight.dtype, rows, weight.numel()) and weight.is_contiguous() and x.device.type == "cpu":
         x2 = x.reshape(rows, x.shape[-1]).float().contiguous()  # (rows, K) dense fp32

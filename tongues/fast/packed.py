@@ -39,7 +39,7 @@ from torch import nn
 
 from .. import native
 from ..layers.linear import plain_linear
-from .kernels import LARGE_WEIGHT, native_bf16
+from .kernels import LARGE_WEIGHT, native_bf16, rows_product
 
 # tongues.native's packed layouts (see tongues/native/packed_rows.h) hold the output channels in blocks of this
 # many: fp32 "blocks" per input, bf16 "pairs" per pair of inputs.
@@ -123,10 +123,9 @@ def multiply(x: torch.Tensor, layout: str, packed: torch.Tensor, N: int, K: int,
     if module is None:  # the kernel hidden (tests do it): torch's product, the same up to rounding
         b = None if bias is None else bias.to(dtype)
         return F.linear(x.to(dtype), unpack(layout, packed, N, K), b).to(x.dtype)
-    x2 = x.reshape(-1, K).to(dtype).contiguous()
-    b = torch.empty(0) if bias is None else bias.to(dtype).float()  # rounded as F.linear in that dtype would
     run = module.fp32_blocks_rows if layout == "blocks" else module.bf16_pairs_rows
-    return run(x2, packed, N, b).to(x.dtype).reshape(*x.shape[:-1], N)
+    b = None if bias is None else bias.to(dtype)  # rounded as F.linear in that dtype would
+    return rows_product(lambda x2, b32: run(x2, packed, N, b32), x, N, dtype, b)
 
 
 @functools.cache

@@ -25,7 +25,7 @@ from torch import nn
 
 from .. import native
 from . import kernels as fast_kernels
-from .kernels import _scratch, compiled_rows, upcast_linear
+from .kernels import _scratch, compiled_rows, rows_product, upcast_linear
 
 METHODS = ("int8", "int4")
 INT4_GROUP_SIZE = 128
@@ -149,42 +149,44 @@ class QuantLinear(nn.Module):
             weight_format = "int8"
         return cls(linear, weight_format, group_size)
 
+    def _native(self):
+        """tongues.native's module where its kernel takes this layer's decoding rows, else ``None``: int8 where it
+        is loaded; int4 also needs AVX-512 BF16 and an output width that is a multiple of 64 (torch's int4 layout
+        differs in a last block of fewer channels)."""
+        module = native.loaded()
+        if module is None or (self.method == "int4" and (self.out_features % 64 or not module.bf16_pairs_supported())):
+            return None
+        return module
+
     @property
     def kernel(self) -> str:
         """Which kernel runs this layer (``model.decode_kernels`` lists it)."""
         if self.method == "int8":
             compiled = fast_kernels.compiled_description(torch.int8)
-            native_rows = f"tongues.native int8_rows for 1-{PACKED_INT8_MAX_ROWS} rows, " if native.loaded() else ""
+            native_rows = f"tongues.native int8_rows for 1-{PACKED_INT8_MAX_ROWS} rows, " if self._native() else ""
             return (f"int8 per-channel: {compiled}{native_rows}torch _weight_int8pack_mm otherwise up to {PACKED_INT8_MAX_ROWS} "
                     "rows (bf16 activations), widened int8 slices + fp32 BLAS above")
-        module = native.loaded()
-        native_rows = (f"tongues.native int4_rows for 1-{PACKED_INT8_MAX_ROWS} rows, "
-                       if module is not None and module.bf16_pairs_supported() and self.out_features % 64 == 0 else "")
+        native_rows = f"tongues.native int4_rows for 1-{PACKED_INT8_MAX_ROWS} rows, " if self._native() else ""
         return f"int4 group {self.group_size}: {native_rows}torch _weight_int4pack_mm_for_cpu otherwise (bf16 activations)"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = x.numel() // self.in_features
-        module = native.loaded()
-        if self.method == "int8" and 1 <= rows <= PACKED_INT8_MAX_ROWS and x.device.type == "cpu" and \
-                module is not None and not (torch.is_grad_enabled() and x.requires_grad):
+        module = self._native() if 1 <= rows <= PACKED_INT8_MAX_ROWS and x.device.type == "cpu" and \
+            not (torch.is_grad_enabled() and x.requires_grad) else None
+        if module is not None and self.method == "int8":
             # decoding, where tongues' C++ kernels are loaded (tongues.native): each int8 row is read once and
             # widened in registers for all rows, the scale applied once per output. One row reads the weight
             # rows in one sequential stream (2x torch's kernel on BLOOM's blocks); 2-16 rows take fp32
             # activations as they are, bf16 ones as they are too (AVX-512 BF16 products where the CPU has them)
-            x2 = x.reshape(rows, self.in_features)
-            x2 = (x2 if x2.dtype == torch.bfloat16 else x2.float()).contiguous()
-            bias = torch.empty(0) if self.bias is None else self.bias.float()
-            out = module.int8_rows(x2, self.qweight, self.scale, bias)
-            return out.to(x.dtype).reshape(*x.shape[:-1], self.out_features)
-        if self.method == "int4" and 1 <= rows <= PACKED_INT8_MAX_ROWS and self.out_features % 64 == 0 and \
-                x.device.type == "cpu" and module is not None and module.bf16_pairs_supported() and \
-                not (torch.is_grad_enabled() and x.requires_grad):
-            # decoding, where tongues' C++ kernels are loaded and the CPU has AVX-512 BF16: torch's packed int4
-            # bytes read once, in order, their nibbles made bf16 in registers (1.8-2.3x torch's kernel at 1-8 rows)
-            x2 = x.reshape(rows, self.in_features).to(torch.bfloat16).contiguous()
-            bias = torch.empty(0) if self.bias is None else self.bias.float()
-            out = module.int4_rows(x2, self.qweight, self.group_size, self.scales_and_zeros, bias)
-            return out.to(x.dtype).reshape(*x.shape[:-1], self.out_features)
+            dtype = torch.bfloat16 if x.dtype == torch.bfloat16 else torch.float32
+            return rows_product(lambda x2, b: module.int8_rows(x2, self.qweight, self.scale, b), x,
+                                self.out_features, dtype, self.bias)
+        if module is not None:
+            # int4 on a CPU with AVX-512 BF16: torch's packed int4 bytes read once, in order, their nibbles made
+            # bf16 in registers (1.8-2.3x torch's kernel at 1-8 rows)
+            return rows_product(lambda x2, b: module.int4_rows(x2, self.qweight, self.group_size,
+                                                               self.scales_and_zeros, b),
+                                x, self.out_features, torch.bfloat16, self.bias)
         if self.method == "int8" and x.device.type == "cpu" and compiled_rows(torch.int8, rows, self.qweight.numel()):
             # tongues.kernels' row kernel reads the int8 weight once, widens it in the register and applies
             # the scale once per output; activations stay fp32
