@@ -258,12 +258,17 @@ def packs_fp32(weight: torch.Tensor) -> bool:
     return weight.dtype == torch.float32 and weight.device.type == "cpu" and blocks_module() is not None
 
 
+def packs(weight: torch.Tensor) -> bool:
+    """Whether this process can multiply a packed copy of ``weight`` (:func:`packs_bf16` or :func:`packs_fp32`)."""
+    return packs_bf16(weight) or packs_fp32(weight)
+
+
 def packable(linear: nn.Linear, shared: set[int]) -> bool:
     """Whether ``kernels="packed"`` replaces ``linear``'s weight by its packed copy: a bf16 weight where oneDNN or
     tongues.native packs it, or an fp32 one where tongues.native is loaded; below
     :data:`~tongues.fast.kernels.LARGE_WEIGHT` elements and held by no other module (``shared``)."""
     weight = linear.weight
-    return (packs_bf16(weight) or packs_fp32(weight)) and weight.numel() < LARGE_WEIGHT and id(weight) not in shared
+    return packs(weight) and weight.numel() < LARGE_WEIGHT and id(weight) not in shared
 
 
 def build_packed_copies(model: nn.Module) -> int:

@@ -37,7 +37,7 @@ from torch import nn
 from .. import native
 from .kernels import compiled_rows
 from .linear import FastLinear
-from .packed import PackedLinear, packable, packs_bf16, packs_fp32, shared_weights
+from .packed import PackedLinear, packable, packs, shared_weights
 from .quantized import METHODS as QUANTIZED_FORMATS
 from .quantized import QuantLinear
 
@@ -108,7 +108,7 @@ def prepare_for_decode(model: nn.Module, kernels: str = "auto") -> nn.Module:
             if packable(linear, shared):
                 return PackedLinear(linear)
             module = plain(linear, weight_format)
-            if isinstance(module, FastLinear) and (packs_bf16(linear.weight) or packs_fp32(linear.weight)):
+            if isinstance(module, FastLinear) and packs(linear.weight):
                 module.copy_packed = True  # tied or large: a packed copy beside the weight, for batches
             return module
     chosen: dict[int, nn.Module] = {}

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from .. import native
-from ..generation.processors import repetition_penalty, top_k_filter, top_p_filter
+from ..generation.processors import repetition_penalty, suppress_tokens, top_k_filter, top_p_filter
 
 MAX_LOGPROBS = 20  # vLLM's default cap on top-k log-probabilities per token
 
@@ -153,9 +153,8 @@ def adjust_logits(logits: torch.Tensor, params: SamplingParams, prompt_ids: list
         ids = torch.tensor(list(params.logit_bias), device=logits.device)
         biases = torch.tensor(list(params.logit_bias.values()), dtype=logits.dtype, device=logits.device)
         logits = logits.index_add(0, ids, biases)
-    if len(output_ids) < params.min_tokens and end_ids:  # stop_token_ids are not checked against the vocabulary
-        ids = torch.tensor([t for t in end_ids if t < logits.shape[-1]], dtype=torch.long, device=logits.device)
-        logits = logits.index_fill(0, ids, float("-inf"))
+    if len(output_ids) < params.min_tokens and end_ids:  # stop_token_ids past the vocabulary are ignored there
+        logits = suppress_tokens(logits, torch.tensor(list(end_ids), dtype=torch.long))
     return logits
 
 
